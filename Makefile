@@ -1,0 +1,34 @@
+# The README's two commands: `make demo` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test deps system-deps lab-up lab-down lab-status unit
+
+demo: deps            ## lab up, converge a box, relay a mail, audit
+	$(BIN)/python -m lab demo
+
+test: deps            ## every test: unit, then the real boxes of the lab
+	$(BIN)/pytest
+
+unit: deps
+	$(BIN)/pytest tests/unit
+
+deps: system-deps $(VENV)/.installed
+
+system-deps:
+	@bash lab/install-system-deps.sh
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	touch $@
+
+lab-up: deps
+	$(BIN)/python -m lab up 1
+
+lab-down:
+	$(BIN)/python -m lab down
+
+lab-status:
+	$(BIN)/python -m lab status
