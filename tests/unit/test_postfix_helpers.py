@@ -1,0 +1,68 @@
+"""Postfix checks beyond the fixtures: the SASL secret travels only as stdin, fact commands
+compose into the combined state read, and the restart decision helper."""
+
+import pytest
+from pyinfra.api import HiddenValue, StringCommand
+from pyinfra.context import ctx_host, ctx_state
+from pyinfra_testing.util import FakeState, create_host
+
+from facts import postfix as postfix_facts
+from operations import postfix
+
+SECRET = "FAKE-s3cret-never-printed"
+CONTENT = f"[smtp.mailgun.org]:587 postmaster@mg.example.org:{SECRET}"
+MISSING = {
+    "exists": False,
+    "type": "missing",
+    "compiled": {"db": {"exists": False}, "lmdb": {"exists": False}, "cdb": {"exists": False}},
+}
+
+
+def _run(op, **kwargs):
+    state = FakeState()
+    host = create_host(state, facts={})
+    with ctx_state.use(state), ctx_host.use(host):
+        return list(op._inner(**kwargs))
+
+
+@pytest.mark.parametrize("content", [HiddenValue(CONTENT), CONTENT])
+@pytest.mark.parametrize("op", [postfix.secret_file, postfix.sasl_password_map])
+def test_postfix_secret_only_in_stdin(op, content):
+    kwargs = {"path": "/etc/postfix/sasl_passwd", "content": content, "current": MISSING}
+    if op is postfix.sasl_password_map:
+        kwargs["db_type"] = "hash"
+    commands = _run(op, **kwargs)
+
+    for command in commands:
+        assert isinstance(command, StringCommand)
+        assert SECRET not in command.get_raw_value()
+        assert SECRET not in command.get_masked_value()
+    assert commands[0].connector_arguments["_stdin"] == CONTENT + "\n"
+    assert all("_stdin" not in command.connector_arguments for command in commands[1:])
+
+
+@pytest.mark.parametrize(
+    "fact_cls",
+    [
+        postfix_facts.PostfixMainCf,
+        postfix_facts.PostfixMasterServices,
+        postfix_facts.PostfixMapTypes,
+        postfix_facts.SecretFileState,
+        postfix_facts.PostfixStatus,
+        postfix_facts.SmtpListeners,
+    ],
+)
+def test_postfix_fact_commands_are_plain_strings(fact_cls):
+    """facts/host_state.py concatenates these with marker lines."""
+    command = fact_cls().command()
+    assert isinstance(command, str) and "\n" not in command
+
+
+def test_postfix_settings_requiring_restart():
+    current = {"installed": True, "main_cf": True, "settings": {"inet_interfaces": "all"}}
+    wanted = {"inet_interfaces": "loopback-only", "inet_protocols": "all", "relayhost": "x"}
+    assert postfix.settings_requiring_restart(wanted, current) == [
+        "inet_interfaces",
+        "inet_protocols",
+    ]
+    assert postfix.settings_requiring_restart({"inet_interfaces": "all"}, current) == []
