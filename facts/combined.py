@@ -27,7 +27,9 @@ class CombinedFact(FactBase):
     def command(self, **kwargs):
         parts = []
         for key, (fact_cls, fact_kwargs) in self.sections(**kwargs).items():
-            fact_command = fact_cls().command(**fact_kwargs)
+            fact_command = fact_cls().command
+            if callable(fact_command):
+                fact_command = fact_command(**fact_kwargs)
             text = getattr(fact_command, "get_raw_value", lambda: fact_command)()
             parts.append(f"echo {shlex.quote(MARKER + key)}; ( {text} )")
         # A section that fails leaves its lines empty (-> that fact's default), never the read.

@@ -458,3 +458,23 @@ class SmtpListeners(FactBase):
                     }
                 )
         return listeners
+
+
+class PostfixHostname(FactBase):
+    """
+    Returns Postfix's effective ``myhostname`` (what unqualified local addresses get as
+    domain), or ``None`` when Postfix is not installed.
+    """
+
+    @override
+    def command(self) -> str:
+        return _postfix_installed_guard(
+            f"if [ -f {MAIN_CF} ]; then {POSTCONF} -h myhostname; "
+            f"else {POSTCONF} -d -h myhostname; fi"
+        )
+
+    @override
+    def process(self, output):
+        if output[0] == NOT_INSTALLED:
+            return None
+        return output[0].strip()

@@ -33,6 +33,7 @@ from facts.postfix import (
     MAIN_CF,
     SERVICE_TYPES,
     PostfixMainCf,
+    PostfixMapTypes,
     PostfixMasterServices,
     PostfixStatus,
     SecretFileState,
@@ -396,13 +397,14 @@ def compile_map(path: str, db_type: str, source_changed: bool = False, current=N
 
 
 @operation()
-def sasl_password_map(path: str, content: HiddenValue | str, db_type: str, current=None):
+def sasl_password_map(path: str, content: HiddenValue | str, db_type: str | None, current=None):
     """
     Write the SASL password map source (root 0600, content via stdin only) and compile it.
 
     + path: the source file, e.g. ``/etc/postfix/sasl_passwd``
     + content: ``"[smtp.mailgun.org]:587 login:password"``, preferably a ``HiddenValue``
-    + db_type: map type for ``postmap`` (``PostfixMapTypes``' ``default``)
+    + db_type: map type for ``postmap`` (``PostfixMapTypes``' ``default``); ``None`` asks
+      Postfix when the operation runs (Postfix is installed earlier in the same deploy)
     + current: a ``facts.postfix.SecretFileState`` value for ``path``; read when ``None``
 
     Does what ``secret_file`` and then ``compile_map`` do, ``postmap`` forced when the
@@ -420,6 +422,10 @@ def sasl_password_map(path: str, content: HiddenValue | str, db_type: str, curre
         )
     """
     _check_path(path)
+    if db_type is None:
+        db_type = host.get_fact(PostfixMapTypes)["default"]
+        if db_type is None:
+            raise OperationError("postfix is not installed: cannot tell its map type")
     _compiled_map_suffix(db_type)
     raw = _secret_text(content)
     if current is None:
