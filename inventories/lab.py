@@ -1,0 +1,59 @@
+"""pyinfra inventory of the lab's running boxes (read from the lab state file).
+
+Run pyinfra INSIDE the lab network namespace, from the repo root:
+
+    python -m lab exec -- pyinfra inventories/lab.py exec -- hostname
+    LAB_HOSTS=box1,box3 python -m lab exec -- pyinfra inventories/lab.py ...
+
+Host names are the box names; they are reached by IPv4 as the `deploy` user with the
+lab-only key. Host keys are neither checked nor recorded: these boxes are throwaway and
+share one image's host keys (never copy these settings to a real inventory).
+"""
+import os
+
+from lab.addresses import GATEWAY_V4
+from lab.config import LabConfig
+from lab.processes import is_alive
+from lab.state import StateStore
+
+_config = LabConfig.from_env()
+
+# ---------------------------------------------------------------------------------------
+# Relay host data for every lab box: the relay is the lab's Mailgun stand-in; boxes have no
+# internet, so nothing is fetched from a mirror. Credentials come from the environment, as in
+# production (`python -m lab demo` exports the stand-in's).
+_relay_data = {
+    "relay_host": GATEWAY_V4,
+    "mail_root_forward": "admin@lab.test",
+    "apt_update": False,
+}
+# ---------------------------------------------------------------------------------------
+
+
+def _selected(boxes):
+    wanted = [name.strip() for name in os.environ.get("LAB_HOSTS", "").split(",") if name.strip()]
+    if not wanted:
+        return boxes
+    known = {box.name for box in boxes}
+    unknown = sorted(set(wanted) - known)
+    if unknown:
+        raise SystemExit(f"LAB_HOSTS names boxes that are not running: {', '.join(unknown)} "
+                         f"(running: {', '.join(sorted(known)) or 'none'}; see `python -m lab status`)")
+    return [box for box in boxes if box.name in wanted]
+
+
+def _host(box):
+    return (box.name, {
+        "ssh_hostname": box.ipv4,
+        "ssh_user": "deploy",
+        "ssh_key": str(_config.ssh_key),
+        "ssh_known_hosts_file": "/dev/null",
+        "ssh_strict_host_key_checking": "off",
+        "_sudo": True,
+        **_relay_data,
+    })
+
+
+_running = [box for box in StateStore(_config.state_file, _config.lock_file).load().running_boxes()
+            if is_alive(box.process)]
+mail_servers = [_host(box) for box in _selected(_running)]

@@ -1,0 +1,100 @@
+"""python -m lab up [N] | down | status | ssh NAME [CMD...] | exec -- ARGV | build"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from . import image
+from .api import Lab
+from .errors import LabError
+from .network import in_netns, require
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab", description="Disposable Debian boxes for lockdown tests.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="network, image, stand-in, and N fresh boxes (default 1)")
+    up.add_argument("count", nargs="?", type=int, default=1)
+    commands.add_parser("down", help="stop and remove everything the lab created")
+    commands.add_parser("status", help="boxes, addresses, PIDs, alive or not")
+    ssh = commands.add_parser("ssh", help="SSH into a box as deploy (from the lab namespace)")
+    ssh.add_argument("name")
+    ssh.add_argument("cmd", nargs=argparse.REMAINDER)
+    execute = commands.add_parser("exec", help="run ARGV inside the lab namespace, e.g. pyinfra")
+    execute.add_argument("argv", nargs=argparse.REMAINDER)
+    build = commands.add_parser("build", help="build the box image (cached by recipe hash)")
+    build.add_argument("--force", action="store_true", help="rebuild even if cached")
+    args = parser.parse_args(argv)
+
+    lab = Lab()
+    try:
+        return COMMANDS[args.command](lab, args)
+    except LabError as error:
+        print(f"lab: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lab: interrupted; `python -m lab down` cleans up whatever was started", file=sys.stderr)
+        return 130
+
+
+def cmd_up(lab: Lab, args) -> int:
+    started = time.monotonic()
+    lab.ensure_network()
+    lab.ensure_image()
+    lab.standin_start()
+    boxes = lab.up(args.count)
+    print(f"{len(boxes)} box(es) ready in {time.monotonic() - started:.1f}s:")
+    for box in boxes:
+        print(f"  {box.name:8} {box.ipv4:12} {box.ipv6}")
+    print("next: python -m lab ssh box1 | python -m lab exec -- pyinfra inventories/lab.py ... | python -m lab down")
+    return 0
+
+
+def cmd_down(lab: Lab, args) -> int:
+    lab.down()
+    print("lab is down")
+    return 0
+
+
+def cmd_status(lab: Lab, args) -> int:
+    status = lab.status()
+    standin = status["standin"]
+    print(f"lab netns {status['netns']}: {'present' if status['netns_present'] else 'absent'}")
+    print(f"image: {status['image'] or '(not built yet)'}")
+    print(f"stand-in: {'alive' if standin['alive'] else 'stopped'} (pid {standin['pid']})")
+    if not status["boxes"]:
+        print("no boxes")
+    for box in status["boxes"]:
+        alive = "alive" if box["alive"] else "DEAD"
+        print(f"  {box['name']:8} {box['ipv4']:12} {box['ipv6']:10} {box['status']:9} pid {box['pid']} {alive}  netns {box['netns']}")
+    return 0
+
+
+def cmd_ssh(lab: Lab, args) -> int:
+    box = lab.box(args.name)
+    require(lab.config.netns)
+    argv = in_netns(lab.config.netns, box.ssh_argv() + (["-t"] if not args.cmd else []) + args.cmd)
+    os.execvp(argv[0], argv)
+
+
+def cmd_exec(lab: Lab, args) -> int:
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not argv:
+        print("usage: python -m lab exec -- ARGV...", file=sys.stderr)
+        return 2
+    require(lab.config.netns)
+    full = in_netns(lab.config.netns, argv)
+    os.execvp(full[0], full)
+
+
+def cmd_build(lab: Lab, args) -> int:
+    if args.force and image.is_built(lab.config.cache_dir):
+        import shutil
+        shutil.rmtree(image.image_dir(lab.config.cache_dir))
+    print(lab.ensure_image())
+    return 0
+
+
+COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "ssh": cmd_ssh, "exec": cmd_exec, "build": cmd_build}

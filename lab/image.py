@@ -1,0 +1,121 @@
+"""The box image: a Debian 12 rootfs built by mmdebstrap, cached by a hash of its recipe."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from .errors import LabError
+from .progress import say, step
+
+SUITE = "bookworm"
+PACKAGES = [
+    "systemd", "systemd-sysv", "dbus", "openssh-server", "sudo",
+    "postfix", "libsasl2-modules", "bsd-mailx",
+    "ufw", "iptables", "ca-certificates",
+    "iproute2", "procps", "netbase", "kmod", "netcat-openbsd",
+]
+# "No configuration" leaves no /etc/postfix/main.cf, like a fresh real install.
+DEBCONF_PRESEED = (
+    "postfix postfix/main_mailer_type select No configuration\n"
+    "postfix postfix/mailname string lab.test\n"
+)
+DPKG_OPTIONS = [
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+]
+PREP_SCRIPT = Path(__file__).with_name("image_prep.sh")
+
+
+def recipe_hash() -> str:
+    recipe = {
+        "suite": SUITE,
+        "variant": "apt",
+        "packages": sorted(PACKAGES),
+        "preseed": DEBCONF_PRESEED,
+        "dpkg": DPKG_OPTIONS,
+        "prep": PREP_SCRIPT.read_text(),
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def image_dir(cache_dir: Path) -> Path:
+    return Path(cache_dir) / "images" / recipe_hash()
+
+
+def rootfs(cache_dir: Path) -> Path:
+    return image_dir(cache_dir) / "rootfs"
+
+
+def is_built(cache_dir: Path) -> bool:
+    return (image_dir(cache_dir) / "complete").exists()
+
+
+def mmdebstrap_argv(target: Path) -> list[str]:
+    preseed = DEBCONF_PRESEED.replace("'", "")
+    argv = [
+        "mmdebstrap", "--variant=apt", "--mode=root", "--verbose",
+        f"--include={','.join(PACKAGES)}",
+        f"--essential-hook=printf '{preseed}' | chroot \"$1\" debconf-set-selections",
+        f"--customize-hook=sh {PREP_SCRIPT} \"$1\"",
+    ]
+    argv += [f"--dpkgopt={option}" for option in DPKG_OPTIONS]
+    # No mirror argument: mmdebstrap's default is the Debian mirror this host reaches.
+    return argv + [SUITE, str(target)]
+
+
+def ensure_image(cache_dir: Path) -> Path:
+    """Return the cached rootfs, building it first if the recipe changed."""
+    if is_built(cache_dir):
+        return rootfs(cache_dir)
+    if shutil.which("mmdebstrap") is None:
+        raise LabError("mmdebstrap is not installed", "apt-get install -y mmdebstrap systemd-container netcat-openbsd")
+    final = image_dir(cache_dir)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    building = final.with_name(f"{final.name}.building-{os.getpid()}")
+    log = final.with_name(f"{final.name}.log")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir()
+    with step(f"building box image {final.name} (log: {log})"):
+        _run_with_ticker(mmdebstrap_argv(building / "rootfs"), log)
+        (building / "complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+        if final.exists():  # a stale, incomplete image from an interrupted build
+            shutil.rmtree(final)
+        os.rename(building, final)
+    return rootfs(cache_dir)
+
+
+def _run_with_ticker(argv: list[str], log: Path) -> None:
+    started = time.monotonic()
+    with open(log, "w") as out:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        next_tick = started + 10
+        while process.poll() is None:
+            time.sleep(0.5)
+            if time.monotonic() >= next_tick:
+                next_tick += 10
+                say(f"  still building ({time.monotonic() - started:.0f}s): {_last_line(log)}")
+    if process.returncode != 0:
+        raise LabError(
+            f"mmdebstrap failed (exit {process.returncode})",
+            f"read {log}; check that apt can reach the Debian mirror (apt-get update), then `python -m lab build`",
+            detail=_tail(log, 15),
+        )
+
+
+def _last_line(log: Path) -> str:
+    lines = _tail(log, 1).strip()
+    return lines[:120]
+
+
+def _tail(log: Path, count: int) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-count:])
+    except OSError:
+        return ""

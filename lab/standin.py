@@ -1,0 +1,106 @@
+"""Starting, stopping and steering the Mailgun stand-in from the lab side."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import cgroups, network, processes
+from .config import REPO_ROOT, LabConfig
+from .errors import LabError
+from .standin_server import DEFAULT_CONTROL, MODES
+from .state import StateStore
+
+LOG_NAME = "standin.log"
+
+
+class Standin:
+    """Control files of the running stand-in (it re-reads control.json at each connection)."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    def set(self, login: str | None = None, password: str | None = None, mode: str = "normal") -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        control = self.control()
+        control.update({k: v for k, v in (("login", login), ("password", password)) if v is not None})
+        control["mode"] = mode
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.directory / ".control.json.tmp"
+        tmp.write_text(json.dumps(control, indent=2) + "\n")
+        os.replace(tmp, self.directory / "control.json")
+
+    def control(self) -> dict:
+        try:
+            return {**DEFAULT_CONTROL, **json.loads((self.directory / "control.json").read_text())}
+        except (OSError, ValueError):
+            return dict(DEFAULT_CONTROL)
+
+    def messages(self) -> list[dict]:
+        return _read_jsonl(self.directory / "messages.jsonl")
+
+    def events(self) -> list[dict]:
+        return _read_jsonl(self.directory / "events.jsonl")
+
+    def clear(self) -> None:
+        for name in ("messages.jsonl", "events.jsonl"):
+            (self.directory / name).unlink(missing_ok=True)
+
+    def wait_for_messages(self, count: int = 1, timeout: float = 30) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            messages = self.messages()
+            if len(messages) >= count:
+                return messages
+            time.sleep(0.2)
+        return self.messages()
+
+
+def start(config: LabConfig, store: StateStore, timeout: float = 15) -> None:
+    with store.update() as state:
+        if processes.is_alive(state.standin):
+            return
+        directory = config.standin_dir
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "ready").unlink(missing_ok=True)
+        paths = cgroups.create(config.cgroup_name("standin"))
+        argv = network.in_netns(config.netns, [sys.executable, "-m", "lab.standin_server", str(directory)])
+        script = cgroups.enter_command(paths) + 'exec "$@"'
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        with open(directory / LOG_NAME, "ab") as log:
+            child = subprocess.Popen(["/bin/sh", "-c", script, "sh", *argv], cwd=REPO_ROOT, env=env,
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        try:
+            state.standin = processes.record(child.pid)
+        except ProcessLookupError:
+            state.standin = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (directory / "ready").exists():
+            return
+        if not processes.is_alive(state.standin):
+            break
+        time.sleep(0.05)
+    log_tail = (directory / LOG_NAME).read_text(errors="replace")[-2000:]
+    raise LabError("the Mailgun stand-in did not start", f"read {directory / LOG_NAME}", detail=log_tail)
+
+
+def stop(config: LabConfig, store: StateStore) -> None:
+    with store.update() as state:
+        processes.stop(state.standin, timeout=5)
+        state.standin = None
+    for path in cgroups.discover(config.netns):
+        if path.name == config.cgroup_name("standin"):
+            cgroups.remove(path)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+        return []

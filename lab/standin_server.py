@@ -1,0 +1,226 @@
+"""Mailgun stand-in: an aiosmtpd server run by the lab inside the lab namespace.
+
+    python -m lab.standin_server DIR
+
+Listens on 10.77.0.1 and fd77::1, port 587 (STARTTLS) and 465 (implicit TLS). Reads
+DIR/control.json at every new connection: {"login", "password", "mode"} with mode
+"normal" | "no_starttls" (STARTTLS not offered, AUTH still refused without TLS) |
+"reject_auth" (every AUTH fails with 535). Appends each accepted message to
+DIR/messages.jsonl and each notable SMTP event (connect, STARTTLS, every AUTH attempt) to
+DIR/events.jsonl, one JSON object a line.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import json
+import signal
+import ssl
+import sys
+import threading
+from pathlib import Path
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+from . import addresses as A
+
+SUBMISSION_PORT = 587
+SMTPS_PORT = 465
+DEFAULT_CONTROL = {"login": "postmaster@lab.test", "password": "lab-password", "mode": "normal"}
+MODES = ("normal", "no_starttls", "reject_auth")
+
+_write_lock = threading.Lock()
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    with _write_lock, open(path, "a") as out:
+        out.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def read_control(directory: Path) -> dict:
+    try:
+        control = {**DEFAULT_CONTROL, **json.loads((directory / "control.json").read_text())}
+    except (OSError, ValueError):
+        control = dict(DEFAULT_CONTROL)
+    if control["mode"] not in MODES:
+        control["mode"] = "normal"
+    return control
+
+
+def ensure_certificate(directory: Path) -> tuple[Path, Path]:
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    if cert.exists() and key.exists():
+        return cert, key
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, A.STANDIN_HOSTNAME)])
+    start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name)
+        .public_key(private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName([
+            x509.DNSName(A.STANDIN_HOSTNAME),
+            x509.IPAddress(ipaddress.ip_address(A.GATEWAY_V4)),
+            x509.IPAddress(ipaddress.ip_address(A.GATEWAY_V6)),
+        ]), critical=False)
+        .sign(private_key, hashes.SHA256())
+    )
+    key.write_bytes(private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key.chmod(0o600)
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return cert, key
+
+
+class RecordingSMTP(SMTP):
+    """aiosmtpd's SMTP plus an event log, and TLS detection for implicit-TLS connections."""
+
+    def __init__(self, *args, directory: Path, port: int, implicit_tls: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.directory, self.port, self.implicit_tls = directory, port, implicit_tls
+
+    @property
+    def tls_active(self) -> bool:
+        return self.implicit_tls or self._tls_protocol is not None
+
+    def event(self, kind: str, **fields) -> None:
+        peer = self.session.peer if self.session else None
+        append_jsonl(self.directory / "events.jsonl", {
+            "event": kind, "port": self.port, "tls": self.tls_active,
+            "peer": peer[0] if peer else None, "at": now(), **fields,
+        })
+
+    def connection_made(self, transport) -> None:
+        first = self.transport is None
+        super().connection_made(transport)
+        if first:
+            self.event("connect")
+            self._watch_commands()
+
+    def _watch_commands(self) -> None:
+        """Record every AUTH command line as it arrives, also those aiosmtpd refuses before
+        dispatching (530 before STARTTLS), so tests can prove a client never sent AUTH.
+        aiosmtpd reads command lines with readuntil() and its default separator; DATA and
+        AUTH challenge responses are read differently, so message bodies are not mistaken."""
+        reader = self._reader
+        read_command_line = reader.readuntil
+
+        async def readuntil(separator=b"\n"):
+            line = await read_command_line(separator)
+            if separator == b"\n" and line[:4].upper() == b"AUTH":
+                words = line.split()
+                mechanism = words[1].decode(errors="replace").upper() if len(words) > 1 else ""
+                self.event("auth", mechanism=mechanism)
+            return line
+
+        reader.readuntil = readuntil
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        self.event("starttls", offered=self.tls_context is not None)
+        await super().smtp_STARTTLS(arg)
+
+
+class Handler:
+    def __init__(self, directory: Path, port: int):
+        self.directory, self.port = directory, port
+
+    async def handle_DATA(self, server: RecordingSMTP, session, envelope) -> str:
+        auth = session.auth_data
+        login = auth.login.decode(errors="replace") if isinstance(auth, LoginPassword) else None
+        append_jsonl(self.directory / "messages.jsonl", {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": list(envelope.rcpt_tos),
+            "login": login,
+            "tls": server.tls_active,
+            "port": self.port,
+            "received_at": now(),
+            "data": envelope.content.decode("utf-8", errors="replace")
+            if isinstance(envelope.content, bytes) else envelope.content,
+        })
+        return "250 2.0.0 Ok: queued as LAB"
+
+
+def make_authenticator(control: dict, log):
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = (
+            control["mode"] != "reject_auth"
+            and isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode(errors="replace") == control["login"]
+            and auth_data.password.decode(errors="replace") == control["password"]
+        )
+        login = auth_data.login.decode(errors="replace") if isinstance(auth_data, LoginPassword) else None
+        log("auth_result", mechanism=mechanism, login=login, success=ok)
+        # handled=False keeps auth_data in the session (aiosmtpd gotcha).
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
+    return authenticator
+
+
+def protocol_factory(directory: Path, port: int, tls_context: ssl.SSLContext, implicit_tls: bool):
+    def build() -> RecordingSMTP:
+        control = read_control(directory)  # at every new connection: tests switch modes live
+        starttls = not implicit_tls and control["mode"] != "no_starttls"
+        server: RecordingSMTP | None = None
+
+        def log(kind, **fields):
+            server.event(kind, **fields)
+
+        server = RecordingSMTP(
+            Handler(directory, port),
+            directory=directory, port=port, implicit_tls=implicit_tls,
+            hostname=A.STANDIN_HOSTNAME,
+            tls_context=tls_context if starttls else None,
+            require_starttls=starttls,
+            auth_required=True,
+            # On 465 the whole connection is TLS, which aiosmtpd cannot see by itself.
+            auth_require_tls=not implicit_tls,
+            authenticator=make_authenticator(control, log),
+        )
+        return server
+    return build
+
+
+async def serve(directory: Path) -> None:
+    cert, key = ensure_certificate(directory)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    loop = asyncio.get_running_loop()
+    servers = []
+    for host in (A.GATEWAY_V4, A.GATEWAY_V6):
+        servers.append(await loop.create_server(
+            protocol_factory(directory, SUBMISSION_PORT, context, implicit_tls=False), host, SUBMISSION_PORT))
+        servers.append(await loop.create_server(
+            protocol_factory(directory, SMTPS_PORT, context, implicit_tls=True), host, SMTPS_PORT,
+            ssl=context))
+    (directory / "ready").write_text("ok\n")
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    await stop.wait()
+    for server in servers:
+        server.close()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    directory = Path(argv[0])
+    directory.mkdir(parents=True, exist_ok=True)
+    asyncio.run(serve(directory))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
