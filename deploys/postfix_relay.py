@@ -6,6 +6,7 @@ import re
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.hiddenvalue import HiddenValue
+from pyinfra.operations import server
 from pyinfra.operations.util import any_changed
 
 from deploys.settings import RelaySettings
@@ -113,6 +114,10 @@ def mail_relay(relay: RelaySettings, state: dict):
         name="postfix check, then reload",
         restart=bool(settings_requiring_restart(settings, state["main_cf"])),
         current=state["status"], _if=changed,
+    )
+    server.shell(
+        name="Retry deferred mail with the new credentials",
+        commands=["postqueue -f"], _if=sasl.did_change,
     )
     postfix.running(
         name="Postfix running and enabled",

@@ -148,8 +148,13 @@ def _choice(data, key, choices):
     return value
 
 
+_BOOL_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
 def _bool(data, key) -> bool:
     value = _get(data, key)
+    if isinstance(value, str):  # `pyinfra --data key=false` passes strings
+        value = _BOOL_WORDS.get(value.lower(), value)
     if not isinstance(value, bool):
         raise SettingsError(key, f"{value!r} must be True or False")
     return value

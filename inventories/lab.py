@@ -26,6 +26,7 @@ _relay_data = {
     "relay_host": GATEWAY_V4,
     "mail_root_forward": "admin@lab.test",
     "apt_update": False,
+    "audit_probe": "lab",  # the audit's outside view comes from the lab prober
 }
 # ---------------------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ def test_custom_relay_host_ipv4_and_ipv6():
     ({"relay_tls_level": "dane-ish"}, "relay_tls_level"),
     ({"mail_root_forward": None}, "mail_root_forward"),
     ({"mail_root_forward": "not an address"}, "mail_root_forward"),
-    ({"apt_update": "yes"}, "apt_update"),
+    ({"apt_update": "maybe"}, "apt_update"),
     ({"relay_password": "x"}, "relay_password"),
 ])
 def test_bad_relay_values_name_their_key(data, key):

@@ -1,0 +1,40 @@
+"""Running lockdown's deploys on lab boxes the way a user does: the pyinfra CLI over SSH."""
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+
+LOGIN = "postmaster@mg.lab.test"
+
+
+def new_credentials(standin) -> dict:
+    """A random password, set on the stand-in and returned as the deploy's environment."""
+    password = "pw-" + secrets.token_urlsafe(18)
+    standin.set(login=LOGIN, password=password, mode="normal")
+    return {"MAILGUN_SMTP_LOGIN": LOGIN, "MAILGUN_SMTP_PASSWORD": password}
+
+
+def pyinfra(lab, boxes, deploy: str, *options: str, env: dict | None = None,
+            data: dict | None = None) -> subprocess.CompletedProcess:
+    argv = lab.pyinfra_argv(hosts=list(boxes)) + ["-y", *options]
+    for key, value in (data or {}).items():
+        argv += ["--data", f"{key}={value}"]
+    return lab.run(argv + [deploy], env=env, timeout=300)
+
+
+def converge(lab, boxes, env: dict, data: dict | None = None, deploy: str = "deploys/mail.py"):
+    """Run the deploy with --json; returns (CompletedProcess, totals dict). Fails loudly."""
+    result = pyinfra(lab, boxes, deploy, "--json", env=env, data=data)
+    assert result.returncode == 0, f"deploy failed:\n{result.stderr[-4000:]}"
+    return result, json.loads(result.stdout)["results"]["totals"]
+
+
+def send_mail(box, to: str = "root", subject: str = "lockdown test", sender: str = "") -> None:
+    flags = f"-r {sender} " if sender else ""
+    result = box.root(f"echo 'body of {subject}' | mail {flags}-s '{subject}' {to}")
+    assert result.returncode == 0, result.stderr
+
+
+def queue(box) -> str:
+    return box.root("postqueue -p").stdout

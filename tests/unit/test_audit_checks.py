@@ -1,0 +1,130 @@
+"""Audit verdicts from a real converged box's AuditState (tests/unit/facts/audit.converged_state.json,
+read from a lab box converged with inventories/lab.py host data), then drifts applied to it."""
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from deploys.audit_checks import FAIL, NA, PASS, expected_state, host_checks, outside_check, summary
+from deploys.audit_report import build_report, render_table
+from deploys.settings import SettingsError
+
+STATE = json.loads((Path(__file__).parent / "facts" / "audit.converged_state.json").read_text())
+DATA = {"relay_host": "10.77.0.1", "mail_root_forward": "admin@lab.test", "apt_update": False}
+CREDS = {"MAILGUN_SMTP_LOGIN": "postmaster@lab.test", "MAILGUN_SMTP_PASSWORD": "lab-password"}
+
+
+def verdicts(state, data=DATA, environ=None, probe=None):
+    checks = host_checks(expected_state(data, environ or {}), state, probe)
+    return {c.id: c for c in checks}
+
+
+def drifted(**changes):
+    state = copy.deepcopy(STATE)
+    for path, value in changes.items():
+        target = state
+        *keys, last = path.split("__")
+        for key in keys:
+            target = target[key]
+        target[last] = value
+    return state
+
+
+def test_converged_box_passes_without_credentials():
+    result = verdicts(STATE)
+    assert {c.verdict for c in result.values()} == {PASS, NA}
+    assert result["postfix.senders_map"].verdict == NA  # sender domain unknown without creds
+    assert result["outside.smtp"].verdict == NA
+
+
+def test_with_credentials_the_sasl_map_content_and_sender_map_are_compared():
+    result = verdicts(STATE, environ=CREDS)
+    assert result["postfix.sasl_map"].verdict == PASS
+    assert result["postfix.senders_map"].verdict == PASS
+    wrong = verdicts(STATE, environ={**CREDS, "MAILGUN_SMTP_PASSWORD": "Zq9-not-it"})
+    assert wrong["postfix.sasl_map"].verdict == FAIL
+    assert "Zq9-not-it" not in repr(wrong) and "lab-password" not in repr(result)
+
+
+def test_sender_domain_from_host_data_without_credentials():
+    result = verdicts(STATE, data={**DATA, "mail_sender_domain": "lab.test"})
+    assert result["postfix.senders_map"].verdict == PASS
+
+
+def test_bad_host_data_still_raises_naming_the_key():
+    with pytest.raises(SettingsError, match="relay_tls_level"):
+        expected_state({**DATA, "relay_tls_level": "may"}, {})
+    with pytest.raises(SettingsError, match="audit_noise_hours"):
+        expected_state({**DATA, "audit_noise_hours": "x"}, {})
+
+
+@pytest.mark.parametrize("path, value, failing", [
+    ("main_cf__settings__relayhost", "[10.77.0.99]:587", "postfix.relayhost"),
+    ("main_cf__settings__smtp_tls_security_level", "may", "postfix.tls_level"),
+    ("main_cf__settings__smtp_sasl_security_options", "noanonymous", "postfix.sasl_auth_in_tls"),
+    ("main_cf__settings__inet_interfaces", "all", "postfix.loopback_only"),
+    ("sasl_map__mode", 644, "postfix.sasl_map"),
+    ("sasl_map__mtime_ns", 10**19, "postfix.sasl_map"),
+    ("ufw__enabled", False, "ufw.enabled"),
+    ("ufw__ipv6", False, "ufw.ipv6"),
+    ("ufw__defaults__incoming", "allow", "ufw.defaults"),
+    ("ufw__rules", [], "ufw.rules"),
+    ("listeners", [{"address": "::", "port": 25, "interface": None, "loopback": False}],
+     "postfix.no_public_listener"),
+    ("noise__relay_denied_since_converge", 3, "noise.relay_denied"),
+    ("noise__connects_since_converge", 1, "noise.smtpd_connects"),
+])
+def test_each_drift_fails_its_check(path, value, failing):
+    result = verdicts(drifted(**{path: value}))
+    assert [c.id for c in result.values() if c.verdict == FAIL] == [failing] or \
+        failing in [c.id for c in result.values() if c.verdict == FAIL]
+    assert result[failing].verdict == FAIL
+
+
+def test_inline_static_secret_is_named_never_shown():
+    state = drifted(main_cf__settings__smtp_sasl_password_maps="static:u:s3cret")
+    result = verdicts(state)
+    assert result["postfix.no_inline_secret"].verdict == FAIL
+    assert "s3cret" not in repr(result) and "s3cret" not in render_table(
+        build_report({"h": {"checks": list(result.values())}}, {}))
+
+
+def test_smtp_inet_reenabled_and_unexpected_rule_are_listed():
+    state = copy.deepcopy(STATE)
+    state["master"]["services"]["smtp/inet"]["enabled"] = True
+    extra = dict(state["ufw"]["rules"][0], port="8080", comment="")
+    state["ufw"]["rules"].append(extra)
+    result = verdicts(state)
+    assert "smtp/inet ON" in result["postfix.loopback_only"].found
+    assert "unexpected: allow" in result["ufw.rules"].found and "8080" in result["ufw.rules"].found
+
+
+def test_deferred_queue_fails_only_when_old():
+    queue = {"source": "postqueue", "now": 10_000, "total": 1, "deferred": 1,
+             "oldest_arrival": 10_000 - 600, "reason": "connect to x: No route to host"}
+    assert verdicts(drifted(queue=queue))["postfix.queue"].verdict == PASS
+    old = verdicts(drifted(queue={**queue, "oldest_arrival": 10_000 - 7200}))["postfix.queue"]
+    assert old.verdict == FAIL and "No route to host" in old.found
+
+
+def test_outside_view():
+    closed = {"via": "lab prober", "error": None, "results": [
+        {"address": "10.77.0.11", "port": p, "open": False, "relay": None} for p in (25, 465, 587)]}
+    assert outside_check(closed).verdict == PASS
+    opened = copy.deepcopy(closed)
+    opened["results"][0].update(open=True, relay={"accepted": True})
+    check = outside_check(opened)
+    assert check.verdict == FAIL and "RELAY ACCEPTED" in check.found
+    assert outside_check({"via": "x", "error": "boom"}).verdict == FAIL
+
+
+def test_report_json_and_table_agree():
+    checks = list(verdicts(drifted(ufw__enabled=False)).values())
+    report = build_report({"box1": {"checks": checks, "address": "10.77.0.11"}},
+                          {"box2": "10.77.0.12"})
+    assert report["ok"] is False and report["failing_hosts"] == ["box1", "box2"]
+    assert report["hosts"][0]["summary"] == summary(checks)
+    table = render_table(report)
+    assert "FAIL  ufw.enabled" in table and "box2: UNREACHABLE" in table
+    json.dumps(report)
