@@ -1,4 +1,4 @@
-"""python -m lab up [N] | down | status | ssh NAME [CMD...] | exec -- ARGV | build"""
+"""python -m lab demo | up [N] | down | status | ssh NAME [CMD...] | exec -- ARGV | build"""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     ssh.add_argument("cmd", nargs=argparse.REMAINDER)
     execute = commands.add_parser("exec", help="run ARGV inside the lab namespace, e.g. pyinfra")
     execute.add_argument("argv", nargs=argparse.REMAINDER)
+    commands.add_parser("demo", help="converge a box, relay a mail to the stand-in, audit")
     build = commands.add_parser("build", help="build the box image (cached by recipe hash)")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
     args = parser.parse_args(argv)
@@ -97,4 +98,10 @@ def cmd_build(lab: Lab, args) -> int:
     return 0
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "ssh": cmd_ssh, "exec": cmd_exec, "build": cmd_build}
+def cmd_demo(lab: Lab, args) -> int:
+    from .demo import run_demo
+
+    return run_demo(lab)
+
+
+COMMANDS = {"demo": cmd_demo, "up": cmd_up, "down": cmd_down, "status": cmd_status, "ssh": cmd_ssh, "exec": cmd_exec, "build": cmd_build}
