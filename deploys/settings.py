@@ -41,6 +41,16 @@ Firewall (ufw)
                                         added), "all" (also hand-made ones) or "off"
     firewall_deadman        True        on the first enable, schedule "ufw disable" and cancel
                                         it only after a new SSH connection succeeds
+
+Audit (deploys/audit.py, facts only)
+    audit_noise_hours            24     journal window for relay noise ("Relay access denied",
+                                        smtpd connects from outside); FAIL only for noise after
+                                        the last converge
+    audit_queue_max_age_minutes  60     FAIL when a deferred message is older than this
+    audit_probe                  None   "lab": probe from the lab prober; otherwise hosts of a
+                                        `probes` inventory group probe every target
+    audit_probe_addresses        None   addresses probed for this host (default: ssh_hostname)
+    audit_json                   None   also write the report as JSON to this path ("-" = stdout)
 """
 
 from __future__ import annotations
@@ -170,15 +180,16 @@ def validate_port(key: str, value) -> int:
 
 
 def _relay_host(data) -> str:
-    host = data.get("relay_host") if hasattr(data, "get") else None
+    provider = _choice(data, "relay_provider", ("mailgun", "custom"))
+    region = _choice(data, "mailgun_region", tuple(MAILGUN_HOSTS))
+    host = (data.get("relay_host") if hasattr(data, "get") else None) or None
     if host is not None:
         if not isinstance(host, str) or not (_is_ip(host) or _HOSTNAME.match(host)):
             raise SettingsError("relay_host", f"{host!r} is not a host name or IP address")
         return host
-    provider = _choice(data, "relay_provider", ("mailgun", "custom"))
     if provider == "custom":
         raise SettingsError("relay_host", "is required when relay_provider is 'custom'")
-    return MAILGUN_HOSTS[_choice(data, "mailgun_region", tuple(MAILGUN_HOSTS))]
+    return MAILGUN_HOSTS[region]
 
 
 def _is_ip(text: str) -> bool:

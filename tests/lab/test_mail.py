@@ -1,0 +1,145 @@
+"""The Postfix null client on real booted boxes: mail relays with AUTH inside TLS, nothing
+listens for SMTP from outside, a second run changes nothing, the secret is never shown."""
+import time
+
+import pytest
+
+from tests.lab.deploy_helpers import LOGIN, converge, new_credentials, pyinfra, queue, send_mail
+
+pytestmark = pytest.mark.lab
+FORWARD = "admin@lab.test"  # mail_root_forward of inventories/lab.py
+SMTP_PORTS = (25, 465, 587)
+SEARCHED = "/etc /var /tmp /root /home /run /srv /opt /usr/local"  # every writable place
+
+
+@pytest.fixture
+def converged(lab, box, standin):
+    env = new_credentials(standin)
+    converge(lab, [box], env)
+    return box, env
+
+
+def test_fresh_box_relays_root_mail_authenticated_over_tls(lab, converged, standin):
+    box, env = converged
+    started = time.monotonic()
+    send_mail(box, to="root", subject="cron says hi")
+    messages = standin.wait_for_messages(1, timeout=15)
+    elapsed = time.monotonic() - started
+    assert len(messages) == 1, f"nothing arrived; queue:\n{queue(box)}"
+    message = messages[0]
+    assert message["login"] == LOGIN and message["tls"] is True and message["port"] == 587
+    assert message["rcpt_tos"] == [FORWARD]
+    assert message["mail_from"] == "root@mg.lab.test"  # rewritten from root@<host>
+    assert "Subject: cron says hi" in message["data"]
+    assert elapsed < 10
+    assert "Mail queue is empty" in queue(box)
+
+
+def test_second_run_reports_no_changes(lab, converged):
+    box, env = converged
+    _, totals = converge(lab, [box], env)
+    assert totals["success"] == 0 and totals["error"] == 0 and totals["no_change"] > 0
+
+
+def test_no_smtp_port_reachable_and_no_relay_from_outside(lab, converged):
+    box, _ = converged
+    for address in (box.ipv4, box.ipv6):
+        for port in SMTP_PORTS:
+            assert not lab.probe.tcp_open(address, port), f"{address}:{port} accepts connections"
+        attempt = lab.probe.smtp_relay_attempt(address, 25)
+        assert not attempt.get("accepted"), attempt
+    listeners = box.root("ss -Hltn").stdout
+    for line in listeners.splitlines():
+        local = line.split()[3]
+        if local.rsplit(":", 1)[1] in ("25", "465", "587"):
+            assert local.startswith(("127.0.0.1:", "[::1]:")), line
+
+
+def test_relay_without_starttls_defers_and_never_sends_auth(lab, converged, standin):
+    box, _ = converged
+    standin.set(mode="no_starttls")
+    standin.clear()
+    send_mail(box, subject="must not leak")
+    assert _wait_for(lambda: "TLS is required" in _mail_log(box)), _mail_log(box)
+    assert standin.messages() == []
+    assert not [e for e in standin.events() if e.get("event") == "auth"], standin.events()
+    assert "Mail queue is empty" not in queue(box)  # deferred, not lost
+
+
+def test_bad_password_defers_then_fixed_credentials_deliver_without_loss(lab, converged, standin):
+    box, env = converged
+    wrong = {**env, "MAILGUN_SMTP_PASSWORD": env["MAILGUN_SMTP_PASSWORD"] + "-old"}
+    converge(lab, [box], wrong)
+    standin.clear()
+    send_mail(box, subject="queued while the password was wrong")
+    assert _wait_for(lambda: "authentication failed" in _mail_log(box)), _mail_log(box)
+    assert standin.messages() == []
+    assert "Mail queue is empty" not in queue(box)
+
+    converge(lab, [box], env)  # the fixed credentials
+    messages = standin.wait_for_messages(1, timeout=30)
+    assert ["Subject: queued while the password was wrong" in m["data"] for m in messages] == [True]
+    assert "Mail queue is empty" in queue(box)
+
+
+def test_port_465_relays_over_implicit_tls(lab, box, standin):
+    env = new_credentials(standin)
+    converge(lab, [box], env, data={"relay_port": 465})
+    assert "smtp_tls_wrappermode = yes" in box.root("postconf smtp_tls_wrappermode").stdout
+    send_mail(box, subject="via smtps")
+    messages = standin.wait_for_messages(1, timeout=15)
+    assert len(messages) == 1 and messages[0]["port"] == 465 and messages[0]["tls"] is True
+
+
+def test_password_never_shown_nor_world_readable(lab, box, standin):
+    env = new_credentials(standin)
+    password = env["MAILGUN_SMTP_PASSWORD"]
+    outputs = [
+        pyinfra(lab, [box], "deploys/mail.py", "--dry", "-vvv", env=env),
+        pyinfra(lab, [box], "deploys/mail.py", "--dry", "--json", env=env),
+        pyinfra(lab, [box], "deploys/mail.py", "-vvv", "--debug-operations", env=env),
+        pyinfra(lab, [box], "deploys/mail.py", "--json", "-vvv", env=env),
+    ]
+    for result in outputs:
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert password not in result.stdout + result.stderr
+    assert password not in box.root("cat /etc/postfix/main.cf /etc/postfix/master.cf").stdout
+    # Every file on the box that holds the password is readable by root only.
+    holders = box.root(f"grep -rlsF -- '{password}' {SEARCHED} || true")
+    for path in holders.stdout.split():
+        mode = box.root(f"stat -c '%U %a' {path}").stdout.split()
+        assert mode[0] == "root" and mode[1] in ("600", "400"), (path, mode)
+    nobody = box.root(f"runuser -u nobody -- grep -rlsF -- '{password}' {SEARCHED} || true")
+    assert nobody.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("env_change, data, key", [
+    ({"MAILGUN_SMTP_PASSWORD": ""}, {}, "MAILGUN_SMTP_LOGIN"),
+    ({}, {"relay_provider": "sendgrid"}, "relay_provider"),
+    ({}, {"mailgun_region": "asia", "relay_host": ""}, "mailgun_region"),
+    ({}, {"relay_port": 0}, "relay_port"),
+    ({}, {"relay_port": 70000}, "relay_port"),
+    ({}, {"relay_tls_level": "may"}, "relay_tls_level"),
+    ({}, {"relay_host": "smtp mailgun.org"}, "relay_host"),
+])
+def test_bad_input_names_the_key_and_leaves_the_box_untouched(lab, box, standin, env_change,
+                                                             data, key):
+    env = {**new_credentials(standin), **env_change}
+    before = box.root("ls -l --full-time /etc/postfix; ufw status").stdout
+    result = pyinfra(lab, [box], "deploys/mail.py", env=env, data=data)
+    assert result.returncode != 0
+    assert f"`{key}`" in result.stderr, result.stderr[-2000:]
+    assert box.root("ls -l --full-time /etc/postfix; ufw status").stdout == before
+
+
+def _mail_log(box) -> str:
+    return box.root("journalctl --no-pager -q -t postfix/smtp -t postfix/qmgr").stdout
+
+
+def _wait_for(predicate, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.3)
+    return False
