@@ -1,0 +1,76 @@
+"""Benchmark: lockdown's no-op re-run and audit against a bare pyinfra run (the floor).
+
+    python -m bench.noop_run [--boxes N] [--repeat R]
+
+Boots N lab boxes in a lab of its own, converges them once, then times R runs each of:
+  floor   pyinfra -y inventories/lab.py exec -- true      (connect + one remote command)
+  noop    pyinfra -y inventories/lab.py deploys/mail.py   (converged: must change nothing)
+  audit   pyinfra -y inventories/lab.py deploys/audit.py
+and counts remote commands per host from -vvv output. Prints medians; the lab is torn down.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import time
+
+from lab.api import Lab
+from lab.config import LabConfig
+
+CREDENTIALS = {"MAILGUN_SMTP_LOGIN": "postmaster@mg.lab.test", "MAILGUN_SMTP_PASSWORD": "bench-pw"}
+RUNS = {
+    "floor": ["exec", "--", "true"],
+    "noop": ["deploys/mail.py"],
+    "audit": ["deploys/audit.py"],
+}
+
+
+def timed(lab: Lab, argv: list[str]) -> float:
+    started = time.monotonic()
+    result = lab.run(argv, env=CREDENTIALS)
+    elapsed = time.monotonic() - started
+    if result.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(argv)} failed:\n{result.stderr[-3000:]}")
+    return elapsed
+
+
+def remote_commands(lab: Lab, argv: list[str], hosts: int) -> float:
+    result = lab.run(argv[:2] + ["-vvv"] + argv[2:], env=CREDENTIALS)
+    return len(re.findall(r"\[\w+\] >>> ", result.stderr)) / hosts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--boxes", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    config = LabConfig.from_env({**os.environ, "LOCKDOWN_LAB_DIR": "/tmp/lockdown-bench",
+                                 "LOCKDOWN_LAB_NETNS": "ldbench"})
+    lab = Lab(config)
+    lab.down()
+    try:
+        lab.ensure_network()
+        lab.ensure_image()
+        lab.standin_start()
+        lab.standin.set(login=CREDENTIALS["MAILGUN_SMTP_LOGIN"],
+                        password=CREDENTIALS["MAILGUN_SMTP_PASSWORD"])
+        lab.up(args.boxes)
+        base = lab.pyinfra_argv() + ["-y"]
+        first = timed(lab, base + ["deploys/mail.py"])
+        print(f"boxes={args.boxes} first converge: {first:.2f}s")
+        floor = None
+        for name, tail in RUNS.items():
+            samples = [timed(lab, base + tail) for _ in range(args.repeat)]
+            median = statistics.median(samples)
+            floor = floor or median
+            commands = remote_commands(lab, base + tail, args.boxes)
+            print(f"boxes={args.boxes} {name:6} median {median:.3f}s  min {min(samples):.3f}s  "
+                  f"x{median / floor:.2f} of floor  remote commands/host {commands:g}")
+    finally:
+        lab.down()
+
+
+if __name__ == "__main__":
+    main()
