@@ -25,6 +25,8 @@ POLICY_DIRECTIONS = {"INPUT": "incoming", "OUTPUT": "outgoing", "FORWARD": "rout
 ANY_NETWORKS = ("0.0.0.0/0", "::/0")
 
 TUPLE_MARKER = "### tuple ###"
+DEADMAN_TIMER = "lockdown-ufw-deadman.timer"  # armed by operations.ufw.deadman_arm
+DEADMAN_ARMED = "ufw: dead-man timer armed"
 SETTING_LINE = re.compile(r"^(?P<path>/[^:]+):(?P<key>[A-Z0-9_]+)=(?P<value>.*)$")
 
 
@@ -49,6 +51,7 @@ class UfwConfig(FactBase):
                  "from_port": "any", "interface_in": "", "interface_out": "",
                  "route": False, "log": "", "app": "", "from_app": ""},
             ],
+            "deadman_armed": False,  # a lockdown dead-man timer is pending (failed check)
         }
 
     ``None`` when ufw is not installed.
@@ -61,6 +64,7 @@ class UfwConfig(FactBase):
         "else grep -H -E '^(ENABLED|LOGLEVEL)=' /etc/ufw/ufw.conf; "
         "grep -H -E '^(IPV6|DEFAULT_(INPUT|OUTPUT|FORWARD)_POLICY)=' /etc/default/ufw; "
         f"grep -H '^{TUPLE_MARKER}' /etc/ufw/user.rules /etc/ufw/user6.rules; "
+        f"systemctl is-active --quiet {DEADMAN_TIMER} 2>/dev/null && echo '{DEADMAN_ARMED}'; "
         "true; fi"
     )
 
@@ -75,9 +79,12 @@ class UfwConfig(FactBase):
         if UFW_UNREADABLE in lines:
             raise FactProcessError(UFW_UNREADABLE)
 
-        config = {"enabled": False, "logging": None, "ipv6": None, "defaults": {}, "rules": []}
+        config = {"enabled": False, "logging": None, "ipv6": None, "defaults": {}, "rules": [],
+                  "deadman_armed": DEADMAN_ARMED in lines}
         for line in lines:
             path, _, content = line.partition(":")
+            if line == DEADMAN_ARMED:
+                continue
             if content.startswith(TUPLE_MARKER):
                 v6 = path.endswith("user6.rules")
                 config["rules"].append(parse_tuple(content[len(TUPLE_MARKER) :], v6))

@@ -13,6 +13,7 @@ None of these operations ever runs ``ufw reset``.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from pyinfra import host
@@ -33,6 +34,9 @@ from operations.ufw_rules import (
 )
 
 UFW_DEFAULTS_FILE = "/etc/default/ufw"
+DEADMAN_UNIT = "lockdown-ufw-deadman"
+UFW_BIN = "/usr/sbin/ufw"
+UNIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
 
 
 @operation()
@@ -119,6 +123,60 @@ def enable(current: dict | None = None):
 
 
 @operation()
+def deadman_arm(seconds: int = 120, unit: str = DEADMAN_UNIT, current: dict | None = None):
+    """
+    Before the FIRST enable, schedule ``ufw --force disable`` ``seconds`` from now with a
+    transient systemd timer: if the enable cuts SSH, the host opens itself again. Cancel it
+    with ``deadman_disarm`` once a new SSH connection has been seen to work.
+
+    Nothing is scheduled when ufw is already enabled (pass the state read BEFORE the run as
+    ``current``, the same value ``deadman_disarm`` gets), unless a timer from an earlier
+    failed check is still pending: it is replaced, so the delay counts from now, and this
+    run's check decides again whether to cancel it.
+
+    + seconds: delay before ufw is disabled again (>= 1)
+    + unit: the transient unit name (``<unit>.timer`` / ``<unit>.service``)
+    + current: the UfwConfig value, read from the host when None
+    """
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
+        raise OperationValueError(f"seconds: {seconds!r} must be a whole number >= 1")
+    check_unit_name(unit)
+    config = read_config(current)
+
+    if not deadman_needed(config):
+        host.noop("ufw is already enabled: no dead-man switch needed")
+        return
+    units = f"{unit}.timer {unit}.service"
+    yield StringCommand("sh", "-c", QuoteString(
+        f"systemctl stop {units} 2>/dev/null; systemctl reset-failed {units} 2>/dev/null; true"))
+    yield StringCommand(
+        "systemd-run", f"--unit={unit}", f"--on-active={seconds}",
+        "--timer-property=AccuracySec=1s", QuoteString("--description=lockdown: ufw dead-man switch"),
+        UFW_BIN, "--force", "disable",
+    )
+
+
+@operation()
+def deadman_disarm(unit: str = DEADMAN_UNIT, current: dict | None = None):
+    """
+    Cancel the dead-man timer armed by ``deadman_arm`` (``systemctl stop <unit>.timer``).
+
+    Yields only when ``deadman_arm`` armed it, i.e. when ufw was not enabled or a timer was
+    pending in ``current`` (pass the same pre-run state to both).
+
+    + unit: the transient unit name given to ``deadman_arm``
+    + current: the UfwConfig value, read from the host when None
+    """
+    check_unit_name(unit)
+    config = read_config(current)
+
+    if not deadman_needed(config):
+        host.noop("ufw was already enabled: no dead-man switch to cancel")
+        return
+    yield StringCommand("systemctl", "stop", f"{unit}.timer")
+
+
+@operation()
 def rules(
     declared: list[dict],
     prune: str = "tagged",
@@ -189,6 +247,16 @@ def rule(spec: dict, present: bool = True, current: dict | None = None):
 def read_config(current):
     """The UfwConfig value: the deploy's ``current`` read when given, else a fresh read."""
     return current if current is not None else host.get_fact(UfwConfig)
+
+
+def deadman_needed(config) -> bool:
+    """ufw not enabled (or not installed), or a dead-man timer still pending."""
+    return not (config and config["enabled"]) or bool(config.get("deadman_armed"))
+
+
+def check_unit_name(unit: str) -> None:
+    if not isinstance(unit, str) or not UNIT_NAME.match(unit):
+        raise OperationValueError(f"unit: {unit!r} is not a plain systemd unit name")
 
 
 def require_choice(field: str, value, choices) -> None:

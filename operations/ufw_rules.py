@@ -319,26 +319,28 @@ def endpoint_arguments(port: str, app: str) -> list[str]:
 # ---------------------------------------------------------------- lockout guard
 
 
-def ssh_allowed(declared_rules, ssh_ports, family: int, client: str | None = None) -> bool:
+def ssh_allowed(declared_rules, ssh_ports, family: int, client: str | None = None,
+                default_incoming: str = "deny") -> bool:
     """
     Would every sshd port stay reachable over IPv``family`` with only these rules?
 
     For each port the first rule that applies to (incoming tcp, that port, that family, source
     "any" - or a network containing ``client`` when given) decides, in ufw's order: allow or
-    limit passes, deny or reject blocks; no rule at all means the default deny.
+    limit passes, deny or reject blocks; no rule at all means ``default_incoming``.
     """
     check_families([family])
     rules = [normalize_rule(rule) for rule in declared_rules]
     return bool(ssh_ports) and all(
-        port_passes(rules, int(port), family, client) for port in ssh_ports
+        port_passes(rules, int(port), family, client, default_incoming) for port in ssh_ports
     )
 
 
-def port_passes(rules: list[dict], port: int, family: int, client: str | None) -> bool:
+def port_passes(rules: list[dict], port: int, family: int, client: str | None,
+                default_incoming: str = "deny") -> bool:
     for rule in rules:
         if rule_applies(rule, port, family, client):
             return rule["action"] in PASSING_ACTIONS
-    return False
+    return default_incoming == "allow"
 
 
 def rule_applies(rule: dict, port: int, family: int, client: str | None) -> bool:
@@ -376,18 +378,21 @@ def source_covers(source: str, client: str | None) -> bool:
     return address.version == network.version and address in network
 
 
-def lockout_reason(declared_rules, ssh_ports, connection: dict | None, ipv6: bool) -> str | None:
+def lockout_reason(declared_rules, ssh_ports, connection: dict | None, ipv6: bool,
+                   default_incoming: str = "deny") -> str | None:
     """
     Why enabling ufw with these rules would cut this SSH session (or any SSH access), or None.
 
     ``connection`` is the ``SshConnection`` fact (None when not over SSH: then every enabled
     family must allow sshd from anywhere); ``ipv6`` is the IPV6 setting ufw will run with
-    (IPV6=no makes ufw DROP all IPv6 except loopback).
+    (IPV6=no makes ufw DROP all IPv6 except loopback); ``default_incoming`` decides a port
+    no rule matches (a deny rule for SSH locks out even with the default ``allow``).
     """
     if connection is None:
         families = [4, 6] if ipv6 else [4]
         for family in families:
-            if not ssh_allowed(declared_rules, ssh_ports, family):
+            if not ssh_allowed(declared_rules, ssh_ports, family,
+                               default_incoming=default_incoming):
                 ports = list(ssh_ports)
                 return f"sshd ports {ports} are not allowed from anywhere over IPv{family}"
         return None
@@ -395,6 +400,7 @@ def lockout_reason(declared_rules, ssh_ports, connection: dict | None, ipv6: boo
     if family == 6 and not ipv6:
         return f"this SSH session is IPv6 ({client}) but ufw would run with IPV6=no (drops IPv6)"
     ports = sorted({int(port) for port in ssh_ports} | {int(connection["server_port"])})
-    if not ssh_allowed(declared_rules, ports, family, client=client):
+    if not ssh_allowed(declared_rules, ports, family, client=client,
+                       default_incoming=default_incoming):
         return f"no rule lets {client} reach sshd ports {ports} over IPv{family}"
     return None

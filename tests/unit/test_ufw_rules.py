@@ -165,6 +165,17 @@ def test_lockout_reason():
     assert "IPv6" in lockout_reason(parse_service("ssh", families=(4,)), [22], None, ipv6=True)
 
 
+def test_lockout_reason_follows_the_incoming_default():
+    session = {"client": "10.77.0.1", "client_port": 40000, "server": "10.77.0.11",
+               "server_port": 22, "family": 4}
+    http = parse_service("http/tcp")
+    assert "10.77.0.1" in lockout_reason(http, [22], session, ipv6=True)
+    assert "10.77.0.1" in lockout_reason(http, [22], session, ipv6=True, default_incoming="reject")
+    assert lockout_reason(http, [22], session, ipv6=True, default_incoming="allow") is None
+    deny_ssh = parse_service({"service": "ssh", "action": "deny"})
+    assert lockout_reason(deny_ssh, [22], session, ipv6=True, default_incoming="allow")
+
+
 # ---------------------------------------------------------------- fact error paths
 
 
