@@ -41,6 +41,9 @@ Firewall (ufw)
                                         added), "all" (also hand-made ones) or "off"
     firewall_deadman        True        on the first enable, schedule "ufw disable" and cancel
                                         it only after a new SSH connection succeeds
+    firewall_deadman_seconds   120      delay before that timer disables ufw (1-3600)
+    firewall_deadman_check_port None    port of the new SSH connection (default: ssh_port);
+                                        tests point it at a closed port to fire the timer
 
 Audit (deploys/audit.py, facts only)
     audit_noise_hours            24     journal window for relay noise ("Relay access denied",
