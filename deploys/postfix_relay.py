@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 
-from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.operations import server

@@ -24,7 +24,6 @@ from pathlib import Path
 from .. import image as lab_image
 from ..errors import LabError
 from ..progress import say
-from ..shell import run
 from .system_deps import vagrant_public_key
 
 EXTRA_PACKAGES = ["linux-image-amd64", "initramfs-tools", "e2fsprogs", "udev"]

@@ -69,9 +69,6 @@ def pyinfra_argv() -> list[str]:
 
 
 def cmd_converge(local: LocalVagrant, args) -> int:
-    if not (REPO_ROOT / DEPLOY).exists():
-        raise LabError(f"{DEPLOY} does not exist yet", "check the path with "
-                       f"`python -m lab.vagrant ssh -c 'systemctl is-system-running'` meanwhile")
     argv = pyinfra_argv() + ["-y", INVENTORY, DEPLOY] + args.extra
     return local.run(argv, capture=False, timeout=None, extra_env=relay_credentials(local)).returncode
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+import time
 
 LOGIN = "postmaster@mg.lab.test"
 
@@ -38,3 +39,13 @@ def send_mail(box, to: str = "root", subject: str = "lockdown test", sender: str
 
 def queue(box) -> str:
     return box.root("postqueue -p").stdout
+
+
+def wait_for(predicate, timeout: float = 20) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.3)
+    return False

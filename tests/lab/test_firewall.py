@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from lab import network
-from tests.lab.deploy_helpers import converge, new_credentials, pyinfra, send_mail
+from tests.lab.deploy_helpers import converge, new_credentials, pyinfra, send_mail, wait_for
 
 pytestmark = pytest.mark.lab
 FIREWALL = "deploys/firewall.py"
@@ -48,15 +48,6 @@ def ufw_status(box) -> str:
 
 def deadman_timer_state(box) -> str:
     return box.root(f"systemctl is-active {DEADMAN_UNIT}.timer").stdout.strip()
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    return False
 
 
 def test_fresh_box_only_declared_ports_reachable_and_mail_still_relays(lab, box, standin):

@@ -4,7 +4,9 @@ import time
 
 import pytest
 
-from tests.lab.deploy_helpers import LOGIN, converge, new_credentials, pyinfra, queue, send_mail
+from tests.lab.deploy_helpers import (
+    LOGIN, converge, new_credentials, pyinfra, queue, send_mail, wait_for,
+)
 
 pytestmark = pytest.mark.lab
 FORWARD = "admin@lab.test"  # mail_root_forward of inventories/lab.py
@@ -60,7 +62,7 @@ def test_relay_without_starttls_defers_and_never_sends_auth(lab, converged, stan
     standin.set(mode="no_starttls")
     standin.clear()
     send_mail(box, subject="must not leak")
-    assert _wait_for(lambda: "TLS is required" in _mail_log(box)), _mail_log(box)
+    assert wait_for(lambda: "TLS is required" in _mail_log(box)), _mail_log(box)
     assert standin.messages() == []
     assert not [e for e in standin.events() if e.get("event") == "auth"], standin.events()
     assert "Mail queue is empty" not in queue(box)  # deferred, not lost
@@ -72,7 +74,7 @@ def test_bad_password_defers_then_fixed_credentials_deliver_without_loss(lab, co
     converge(lab, [box], wrong)
     standin.clear()
     send_mail(box, subject="queued while the password was wrong")
-    assert _wait_for(lambda: "authentication failed" in _mail_log(box)), _mail_log(box)
+    assert wait_for(lambda: "authentication failed" in _mail_log(box)), _mail_log(box)
     assert standin.messages() == []
     assert "Mail queue is empty" not in queue(box)
 
@@ -135,11 +137,3 @@ def test_bad_input_names_the_key_and_leaves_the_box_untouched(lab, box, standin,
 def _mail_log(box) -> str:
     return box.root("journalctl --no-pager -q -t postfix/smtp -t postfix/qmgr").stdout
 
-
-def _wait_for(predicate, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    return False
