@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 
 from deploys.postfix_relay import aliases_map, main_cf_settings, sasl_map_line, senders_map
 from deploys.settings import (
-    LOGIN_ENV,
-    PASSWORD_ENV,
     TLS_LEVELS,
     FirewallSettings,
     RelaySettings,
@@ -33,8 +31,6 @@ from operations.ufw_rules import identity, ssh_allowed
 PASS, FAIL, NA = "PASS", "FAIL", "N/A"
 SMTP_PORTS = (25, 465, 587)
 AUDIT_DEFAULTS = {"audit_noise_hours": 24, "audit_queue_max_age_minutes": 60}
-_CREDENTIAL_KEYS = (LOGIN_ENV, "relay_credentials_file")
-_PLACEHOLDER_LOGIN = "audit@credentials-absent.invalid"
 
 
 @dataclass(frozen=True)
@@ -51,25 +47,12 @@ class Check:
 @dataclass(frozen=True)
 class Expected:
     relay: RelaySettings
-    has_credentials: bool  # False: relay.credentials is a placeholder, never compared
+    has_credentials: bool  # False: relay.credentials is None, the map content is not compared
     sender_domain: str | None  # None: unknown without credentials and mail_sender_domain
     firewall: FirewallSettings
     noise_hours: int = 24
     queue_max_age_minutes: int = 60
     main_cf: dict = field(default_factory=dict)
-
-
-class _WithoutCredentialsFile:
-    """host.data view hiding relay_credentials_file (the audit must work without secrets)."""
-
-    def __init__(self, data):
-        self._data = data
-
-    def get(self, key, default=None):
-        if key == "relay_credentials_file":
-            return None
-        value = self._data.get(key) if hasattr(self._data, "get") else None
-        return default if value is None else value
 
 
 def _int_setting(data, key: str) -> int:
@@ -83,22 +66,13 @@ def _int_setting(data, key: str) -> int:
 def expected_state(data, environ=os.environ) -> Expected:
     """
     What the deploy would converge this host to. Uses relay_settings/firewall_settings and
-    main_cf_settings exactly as deploys/mail.py does; when the relay credentials are absent
-    the relay part is validated with a placeholder login (the password is never needed) and
-    the sender domain is known only from ``mail_sender_domain``.
+    main_cf_settings exactly as deploys/mail.py does; the password is never needed: without
+    credentials the SASL map's content is not compared and the sender domain is known only
+    from ``mail_sender_domain``.
     """
-    has_credentials = True
-    try:
-        relay = relay_settings(data, environ)
-    except SettingsError as error:
-        if error.key not in _CREDENTIAL_KEYS:
-            raise
-        has_credentials = False
-        placeholder = {LOGIN_ENV: _PLACEHOLDER_LOGIN, PASSWORD_ENV: "-"}
-        relay = relay_settings(_WithoutCredentialsFile(data), placeholder)
+    relay = relay_settings(data, environ, require_credentials=False)
+    has_credentials = relay.credentials is not None
     sender_domain = relay.sender_domain
-    if not has_credentials and not (hasattr(data, "get") and data.get("mail_sender_domain")):
-        sender_domain = None
     return Expected(
         relay=relay, has_credentials=has_credentials, sender_domain=sender_domain,
         firewall=firewall_settings(data),

@@ -69,6 +69,7 @@ from pyinfra.api.exceptions import PyinfraError
 MAILGUN_HOSTS = {"us": "smtp.mailgun.org", "eu": "smtp.eu.mailgun.org"}
 TLS_LEVELS = ("encrypt", "verify", "secure")
 LOGIN_ENV, PASSWORD_ENV = "MAILGUN_SMTP_LOGIN", "MAILGUN_SMTP_PASSWORD"
+CREDENTIAL_KEYS = (LOGIN_ENV, "relay_credentials_file")  # keys a credentials error names
 POLICIES = ("allow", "deny", "reject")
 LOG_LEVELS = ("off", "low", "medium", "high", "full")
 PRUNE_MODES = ("tagged", "all", "off")
@@ -121,10 +122,10 @@ class RelaySettings:
     host: str
     port: int
     tls_level: str
-    sender_domain: str
+    sender_domain: str | None  # None only without credentials (audit)
     root_forward: str
     apt_update: bool
-    credentials: Credentials = field(repr=False)
+    credentials: Credentials | None = field(repr=False)  # None only for the audit
 
     @property
     def relayhost(self) -> str:
@@ -264,16 +265,29 @@ def _read_secret_file(path: Path) -> dict:
     return values
 
 
-def relay_settings(data, environ=os.environ) -> RelaySettings:
-    """Validate the relay part of host data; raises SettingsError naming the bad key."""
+def relay_settings(data, environ=os.environ, require_credentials: bool = True) -> RelaySettings:
+    """
+    Validate the relay part of host data; raises SettingsError naming the bad key.
+
+    ``require_credentials=False`` (the audit, which never needs the password): missing or
+    unreadable credentials give ``credentials=None``, and the sender domain is then known
+    only from ``mail_sender_domain`` (else ``None``).
+    """
     host = _relay_host(data)
     port = validate_port("relay_port", _get(data, "relay_port"))
     tls_level = _tls_level(data)
     root_forward = _address(data, "mail_root_forward")
     apt_update = _bool(data, "apt_update")
-    credentials = read_credentials(data, environ)
-    sender_domain = _get(data, "mail_sender_domain") or credentials.login.rpartition("@")[2]
-    if not sender_domain or not _HOSTNAME.match(sender_domain) or "." not in sender_domain:
+    try:
+        credentials = read_credentials(data, environ)
+    except SettingsError as error:
+        if require_credentials or error.key not in CREDENTIAL_KEYS:
+            raise
+        credentials = None
+    login_domain = credentials.login.rpartition("@")[2] if credentials else None
+    sender_domain = _get(data, "mail_sender_domain") or login_domain
+    if credentials and (not sender_domain or not _HOSTNAME.match(sender_domain)
+                        or "." not in sender_domain):
         raise SettingsError("mail_sender_domain", f"{sender_domain!r} is not a domain",
                             "Set it, or use a relay login of the form user@your-mailgun-domain")
     return RelaySettings(host=host, port=port, tls_level=tls_level, sender_domain=sender_domain,

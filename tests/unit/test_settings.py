@@ -87,3 +87,13 @@ def test_firewall_defaults():
     s = firewall_settings({})
     assert (s.allowed, s.default_incoming, s.default_outgoing, s.prune) == (
         ["ssh"], "deny", "allow", "tagged")
+
+
+def test_audit_reads_relay_settings_without_credentials():
+    s = relay_settings({**BASE, "mail_sender_domain": "mg.example.net"}, {},
+                       require_credentials=False)
+    assert s.credentials is None and s.sender_domain == "mg.example.net"
+    assert relay_settings(BASE, {}, require_credentials=False).sender_domain is None
+    with pytest.raises(SettingsError) as error:  # other keys are still validated
+        relay_settings({**BASE, "relay_port": 0}, {}, require_credentials=False)
+    assert error.value.key == "relay_port"

@@ -1,0 +1,66 @@
+"""What the mail deploy asks Postfix for, computed from validated settings (no host needed)."""
+import re
+
+from deploys.postfix_relay import aliases_map, main_cf_settings, sasl_map_line, senders_map
+from deploys.settings import relay_settings
+
+ENV = {"MAILGUN_SMTP_LOGIN": "postmaster@mg.example.com", "MAILGUN_SMTP_PASSWORD": "pw-1"}
+BASE = {"mail_root_forward": "ops@example.com"}
+
+
+def relay(**data):
+    return relay_settings({**BASE, **data}, ENV)
+
+
+def _regexp_rules(table: str):
+    """Parse a Postfix regexp table into (compiled pattern, result) pairs."""
+    rules = []
+    for line in table.splitlines():
+        if line and not line.startswith("#"):
+            pattern, result = re.match(r"^/(.*)/\s+(\S+)$", line).groups()
+            rules.append((re.compile(pattern), result))
+    return rules
+
+
+def _rewrite(table: str, address: str):
+    for pattern, result in _regexp_rules(table):
+        match = pattern.match(address)
+        if match:
+            return re.sub(r"\$\{(\d+)\}", lambda m: match.group(int(m[1])), result)
+    return None
+
+
+def test_null_client_settings_require_tls_and_keep_auth_inside_it():
+    settings = main_cf_settings(relay())
+    assert settings["relayhost"] == "[smtp.mailgun.org]:587"
+    assert settings["smtp_tls_security_level"] == "encrypt"
+    assert settings["smtp_tls_wrappermode"] == "no"
+    assert "noplaintext" in settings["smtp_sasl_security_options"]
+    assert settings["inet_interfaces"] == "loopback-only"
+    assert settings["mydestination"] == ""
+    assert "reject_unauth_destination" in settings["smtpd_relay_restrictions"]
+    assert "static:" not in " ".join(settings.values())
+
+
+def test_port_465_turns_on_wrappermode():
+    assert main_cf_settings(relay(relay_port=465))["smtp_tls_wrappermode"] == "yes"
+
+
+def test_local_recipients_go_to_the_person_and_strangers_are_untouched():
+    table = aliases_map(relay(), "web1.example.com")
+    assert _rewrite(table, "root@web1.example.com") == "ops@example.com"
+    assert _rewrite(table, "www-data@localhost") == "ops@example.com"
+    assert _rewrite(table, "customer@example.org") is None
+    assert _rewrite(table, "root@web1xexample.com") is None  # dots are escaped
+
+
+def test_local_senders_leave_in_the_relay_domain():
+    table = senders_map(relay(), "web1.example.com")
+    assert _rewrite(table, "root@web1.example.com") == "root@mg.example.com"
+    assert _rewrite(table, "app@example.org") is None
+
+
+def test_sasl_map_key_is_the_relayhost_and_the_line_is_masked():
+    line = sasl_map_line(relay(relay_port=2525))
+    assert line.unmask() == "[smtp.mailgun.org]:2525 postmaster@mg.example.com:pw-1\n"
+    assert "pw-1" not in str(line) and "pw-1" not in repr(line)
