@@ -6,8 +6,8 @@ import re
 from pyinfra.api import deploy
 from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.operations import server
-from pyinfra.operations.util import any_changed
 
+from deploys.plan import any_called_changed, if_needed
 from deploys.settings import RelaySettings
 from facts.host_state import ALIASES_MAP, SENDERS_MAP
 from facts.postfix import SASL_PASSWORD_MAP
@@ -77,48 +77,45 @@ def sasl_map_line(relay: RelaySettings) -> HiddenValue:
 @deploy("lockdown mail relay")
 def mail_relay(relay: RelaySettings, state: dict):
     """Converge Postfix to a null client relaying via ``relay``; ``state`` is LockdownState."""
-    packages.installed(
-        name="Install Postfix and SASL modules",
+    if_needed(
+        packages.installed, name="Install Postfix and SASL modules",
         packages=PACKAGES, update=relay.apt_update, current=state["packages"],
     )
     # main.cf first: postmap and postconf -M need it, and a fresh box has none.
     settings = main_cf_settings(relay)
-    main = postfix.main_cf(
-        name=f"main.cf: null client via {relay.relayhost}, TLS {relay.tls_level}",
+    main = if_needed(
+        postfix.main_cf, name=f"main.cf: null client via {relay.relayhost}, TLS {relay.tls_level}",
         settings=settings, current=state["main_cf"],
     )
     myhostname = state["hostname"]
-    aliases = postfix.secret_file(
-        name=f"Local recipients go to {relay.root_forward}",
-        path=ALIASES_MAP, content=aliases_map(relay, myhostname),
-        current=state["aliases_map"],
+    aliases = if_needed(
+        postfix.secret_file, name=f"Local recipients go to {relay.root_forward}",
+        path=ALIASES_MAP, content=aliases_map(relay, myhostname), current=state["aliases_map"],
     )
-    senders = postfix.secret_file(
-        name=f"Local senders leave as @{relay.sender_domain}",
-        path=SENDERS_MAP, content=senders_map(relay, myhostname),
-        current=state["senders_map"],
+    senders = if_needed(
+        postfix.secret_file, name=f"Local senders leave as @{relay.sender_domain}",
+        path=SENDERS_MAP, content=senders_map(relay, myhostname), current=state["senders_map"],
     )
-    sasl = postfix.sasl_password_map(
-        name="Relay credentials (SASL map, root 0600)",
+    sasl = if_needed(
+        postfix.sasl_password_map, name="Relay credentials (SASL map, root 0600)",
         path=SASL_PASSWORD_MAP, content=sasl_map_line(relay),
-        db_type=(state["map_types"] or {}).get("default"),
-        current=state["sasl_map"],
+        db_type=(state["map_types"] or {}).get("default"), current=state["sasl_map"],
     )
-    listener = postfix.master_service(
-        name="master.cf: smtp/inet listener off",
+    listener = if_needed(
+        postfix.master_service, name="master.cf: smtp/inet listener off",
         service="smtp", service_type="inet", enabled=False, current=state["master"],
     )
-    changed = any_changed(aliases, senders, sasl, main, listener)
+    changed = any_called_changed(aliases, senders, sasl, main, listener)
+    if changed is None:
+        if_needed(postfix.running, name="Postfix running and enabled", current=state["status"])
+        return
     postfix.reload(
-        name="postfix check, then reload",
+        name="postfix check, then reload (or start)",
         restart=bool(settings_requiring_restart(settings, state["main_cf"])),
         current=state["status"], _if=changed,
     )
-    server.shell(
-        name="Retry deferred mail with the new credentials",
-        commands=["postqueue -f"], _if=sasl.did_change,
-    )
-    postfix.running(
-        name="Postfix running and enabled",
-        current=state["status"], _if=lambda: not changed(),
-    )
+    if sasl is not None:
+        server.shell(
+            name="Retry deferred mail with the new credentials",
+            commands=["postqueue -f"], _if=sasl.did_change,
+        )

@@ -7,6 +7,7 @@ from pyinfra.connectors.ssh import SSHConnector
 from pyinfra.connectors.sshuserclient import SSHClient
 from pyinfra.operations import python
 
+from deploys.plan import if_needed
 from deploys.settings import FirewallSettings, SettingsError, validate_port
 from operations import packages, ufw
 from operations.ufw_rules import lockout_reason, parse_service
@@ -67,22 +68,22 @@ def firewall(settings: FirewallSettings, state: dict, apt_update: bool = True):
     deadman = (settings.deadman and ufw.deadman_needed(current)
                and issubclass(current_host.connector_cls, SSHConnector))
 
-    packages.installed(
-        name="Install ufw", packages=["ufw"], update=apt_update, current=state["packages"],
-    )
-    ufw.ipv6(name=f"ufw IPv6 {'on' if settings.ipv6 else 'off'}", enabled=settings.ipv6,
-             current=current)
-    ufw.rules(name="ufw rules: only the declared ones", declared=rules,
+    if_needed(packages.installed, name="Install ufw", packages=["ufw"], update=apt_update,
+              current=state["packages"])
+    if_needed(ufw.ipv6, name=f"ufw IPv6 {'on' if settings.ipv6 else 'off'}",
+              enabled=settings.ipv6, current=current)
+    if_needed(ufw.rules, name="ufw rules: only the declared ones", declared=rules,
               prune=settings.prune, ipv6=settings.ipv6, current=current)
     for direction in ("incoming", "outgoing", "routed"):
         policy = getattr(settings, f"default_{direction}")
-        ufw.default_policy(name=f"ufw default {direction}: {policy}", direction=direction,
-                           policy=policy, current=current)
-    ufw.logging(name=f"ufw logging {settings.logging}", level=settings.logging, current=current)
+        if_needed(ufw.default_policy, name=f"ufw default {direction}: {policy}",
+                  direction=direction, policy=policy, current=current)
+    if_needed(ufw.logging, name=f"ufw logging {settings.logging}", level=settings.logging,
+              current=current)
     if deadman:
         ufw.deadman_arm(name=f"ufw dead-man switch: disable in {seconds} s unless cancelled",
                         seconds=seconds, current=current)
-    ufw.enable(name="ufw enabled", current=current)
+    if_needed(ufw.enable, name="ufw enabled", current=current)
     if deadman:
         python.call(name="ufw dead-man check: a NEW SSH connection gets in",
                     function=check_new_ssh_connection, seconds=seconds, port=check_port)
