@@ -214,7 +214,7 @@ def _join(address: str, port: int) -> str:
 
 def sasl_map_check(exp: Expected, state: dict) -> Check:
     sasl = state.get("sasl_map") or {}
-    db_type = (state.get("map_types") or {}).get("default") or "hash"
+    db_type = (state.get("parameters") or {}).get("default_database_type") or "hash"
     suffix = {"hash": "db", "btree": "db"}.get(db_type, db_type)
     expected = f"sasl_passwd root:root 0600, {db_type} map root 0600 and not older"
     if exp.has_credentials:
@@ -244,7 +244,7 @@ def sasl_map_check(exp: Expected, state: dict) -> Check:
 
 def local_maps_checks(exp: Expected, state: dict) -> list[Check]:
     """The aliases and senders regexp maps, compared by SHA-256 with what the deploy writes."""
-    myhostname = state.get("hostname")
+    myhostname = (state.get("parameters") or {}).get("myhostname")
     checks = []
     for check_id, key, build, what in (
         ("postfix.aliases_map", "aliases_map", aliases_map,

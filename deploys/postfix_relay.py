@@ -87,7 +87,8 @@ def mail_relay(relay: RelaySettings, state: dict):
         postfix.main_cf, name=f"main.cf: null client via {relay.relayhost}, TLS {relay.tls_level}",
         settings=settings, current=state["main_cf"],
     )
-    myhostname = state["hostname"]
+    parameters = state["parameters"] or {}  # None until Postfix is installed
+    myhostname = parameters.get("myhostname")
     aliases = if_needed(
         postfix.secret_file, name=f"Local recipients go to {relay.root_forward}",
         path=ALIASES_MAP, content=aliases_map(relay, myhostname), current=state["aliases_map"],
@@ -99,7 +100,7 @@ def mail_relay(relay: RelaySettings, state: dict):
     sasl = if_needed(
         postfix.sasl_password_map, name="Relay credentials (SASL map, root 0600)",
         path=SASL_PASSWORD_MAP, content=sasl_map_line(relay),
-        db_type=(state["map_types"] or {}).get("default"), current=state["sasl_map"],
+        db_type=parameters.get("default_database_type"), current=state["sasl_map"],
     )
     listener = if_needed(
         postfix.master_service, name="master.cf: smtp/inet listener off",

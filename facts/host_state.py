@@ -3,10 +3,9 @@ from facts.combined import CombinedFact
 from facts.packages import InstalledDebs
 from facts.postfix import (
     SASL_PASSWORD_MAP,
-    PostfixHostname,
     PostfixMainCf,
-    PostfixMapTypes,
     PostfixMasterServices,
+    PostfixParameters,
     PostfixStatus,
     SecretFileState,
     SmtpListeners,
@@ -21,7 +20,7 @@ class LockdownState(CombinedFact):
     """
     Returns a dict of the granular facts' values, keyed by section:
 
-    packages, main_cf, master, map_types, hostname, status, listeners, sasl_map,
+    packages, main_cf, master, parameters, status, listeners, sasl_map,
     aliases_map, senders_map, ufw, sshd, ssh_connection
     """
 
@@ -31,8 +30,7 @@ class LockdownState(CombinedFact):
             "packages": (InstalledDebs, {}),
             "main_cf": (PostfixMainCf, {}),
             "master": (PostfixMasterServices, {}),
-            "map_types": (PostfixMapTypes, {}),
-            "hostname": (PostfixHostname, {}),
+            "parameters": (PostfixParameters, {}),
             "status": (PostfixStatus, {}),
             "listeners": (SmtpListeners, {}),
             "sasl_map": (SecretFileState, {"path": sasl_map}),

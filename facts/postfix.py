@@ -347,7 +347,6 @@ class PostfixStatus(FactBase):
 
         {
             "installed": True,
-            "version": "3.7.11",        # mail_version
             "running": True,            # a live master owns master.pid (root only!)
             "systemd": True,            # the host runs systemd (/run/systemd/system)
             "unit_state": "enabled",    # `systemctl is-enabled postfix.service`, or None
@@ -366,7 +365,6 @@ class PostfixStatus(FactBase):
     def command(self) -> str:
         return (
             f"if [ -x {POSTFIX} ]; then echo 'postfix: installed'; "
-            f"echo \"version: $({POSTCONF} -d -h mail_version 2>/dev/null)\"; "
             # What `postfix status` checks (a live master owning the pid file), 20 ms faster.
             f"pid=$(tr -d ' ' < {MASTER_PID} 2>/dev/null); "
             "if [ -n \"$pid\" ] && [ \"$(cat /proc/$pid/comm 2>/dev/null)\" = master ]; "
@@ -387,7 +385,6 @@ class PostfixStatus(FactBase):
         unit_state = lines["unit"].strip() or None
         return {
             "installed": installed,
-            "version": (lines.get("version") or "").strip() or None,
             "running": installed and lines.get("running") == "yes",
             "systemd": lines["systemd"] == "yes",
             "unit_state": unit_state,
@@ -463,21 +460,36 @@ class SmtpListeners(FactBase):
         return listeners
 
 
-class PostfixHostname(FactBase):
+class PostfixParameters(FactBase):
     """
-    Returns Postfix's effective ``myhostname`` (what unqualified local addresses get as
-    domain), or ``None`` when Postfix is not installed.
+    Returns the effective values of a few main.cf parameters, read with ONE ``postconf -h``
+    (the built-in defaults, ``postconf -d -h``, while main.cf does not exist yet):
+
+    .. code:: python
+
+        {"default_database_type": "hash", "myhostname": "web1.example.com"}
+
+    ``None`` when Postfix is not installed. ``myhostname`` is the domain unqualified local
+    addresses get; ``default_database_type`` the map type ``postmap`` writes by default.
     """
 
     @override
-    def command(self) -> str:
+    def command(self, names=("default_database_type", "myhostname")) -> str:
+        quoted = " ".join(shlex.quote(name) for name in names)
+        header = shlex.quote("names: " + " ".join(names))
         return _postfix_installed_guard(
-            f"if [ -f {MAIN_CF} ]; then {POSTCONF} -h myhostname; "
-            f"else {POSTCONF} -d -h myhostname; fi"
+            f"echo {header}; if [ -f {MAIN_CF} ]; then {POSTCONF} -h {quoted}; "
+            f"else {POSTCONF} -d -h {quoted}; fi"
         )
 
     @override
     def process(self, output):
         if output[0] == NOT_INSTALLED:
             return None
-        return output[0].strip()
+        if not output[0].startswith("names: "):
+            raise FactProcessError(f"PostfixParameters: unexpected output: {output!r}")
+        names = output[0].split()[1:]
+        values = [line.strip() for line in output[1:]]
+        if len(values) != len(names):
+            raise FactProcessError(f"PostfixParameters: {len(names)} names, {len(values)} values")
+        return dict(zip(names, values))
