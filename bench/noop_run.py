@@ -5,7 +5,8 @@
 Boots N lab boxes in a lab of its own, converges them once, then times R runs each of:
   floor   pyinfra -y inventories/lab.py exec -- true      (connect + one remote command)
   noop    pyinfra -y inventories/lab.py deploys/mail.py   (converged: must change nothing)
-  audit   pyinfra -y inventories/lab.py deploys/audit.py
+  audit   pyinfra -y inventories/lab.py deploys/audit.py      (with the outside probe)
+  audit-facts  the same without the outside probe (audit_probe=off)
 and counts remote commands per host from -vvv output. Prints medians; the lab is torn down.
 """
 from __future__ import annotations
@@ -23,7 +24,8 @@ CREDENTIALS = {"MAILGUN_SMTP_LOGIN": "postmaster@mg.lab.test", "MAILGUN_SMTP_PAS
 RUNS = {
     "floor": ["exec", "--", "true"],
     "noop": ["deploys/mail.py"],
-    "audit": ["deploys/audit.py"],
+    "audit": ["deploys/audit.py"],  # facts + the outside probe from the lab prober
+    "audit-facts": ["--data", "audit_probe=off", "deploys/audit.py"],  # facts only
 }
 
 
@@ -60,13 +62,16 @@ def main() -> None:
         base = lab.pyinfra_argv() + ["-y"]
         first = timed(lab, base + ["deploys/mail.py"])
         print(f"boxes={args.boxes} first converge: {first:.2f}s")
-        floor = None
+        # Interleaved, so drift in the machine's speed hits every kind of run alike.
+        samples = {name: [] for name in RUNS}
+        for _ in range(args.repeat):
+            for name, tail in RUNS.items():
+                samples[name].append(timed(lab, base + tail))
+        floor = statistics.median(samples["floor"])
         for name, tail in RUNS.items():
-            samples = [timed(lab, base + tail) for _ in range(args.repeat)]
-            median = statistics.median(samples)
-            floor = floor or median
+            median = statistics.median(samples[name])
             commands = remote_commands(lab, base + tail, args.boxes)
-            print(f"boxes={args.boxes} {name:6} median {median:.3f}s  min {min(samples):.3f}s  "
+            print(f"boxes={args.boxes} {name:11} median {median:.3f}s  min {min(samples[name]):.3f}s  "
                   f"x{median / floor:.2f} of floor  remote commands/host {commands:g}")
     finally:
         lab.down()
