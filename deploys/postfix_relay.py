@@ -24,6 +24,9 @@ def main_cf_settings(relay: RelaySettings) -> dict[str, str]:
     settings = {
         "compatibility_level": "3.6",
         # Null client: nothing is delivered here; mail for local users is aliased away.
+        # myorigin is pinned because Debian's "Internet Site" sets it to /etc/mailname,
+        # which may differ from myhostname, the domain the alias tables match.
+        "myorigin": "$myhostname",
         "mydestination": "",
         "local_transport": "error:local delivery is disabled",
         "alias_maps": "",

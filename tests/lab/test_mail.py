@@ -137,3 +137,28 @@ def test_bad_input_names_the_key_and_leaves_the_box_untouched(lab, box, standin,
 def _mail_log(box) -> str:
     return box.root("journalctl --no-pager -q -t postfix/smtp -t postfix/qmgr").stdout
 
+
+
+INTERNET_SITE = (  # what Debian's postinst writes for "Internet Site": listens everywhere
+    "cp /usr/share/postfix/main.cf.debian /etc/postfix/main.cf && "
+    "echo mail.example.net > /etc/mailname && "
+    "postconf -e 'alias_maps=hash:/etc/aliases' 'alias_database=hash:/etc/aliases' "
+    "'myorigin=/etc/mailname' 'mydestination=$myhostname, localhost.localdomain, localhost' "
+    "'relayhost=' 'mynetworks=127.0.0.0/8 [::1]/128' 'inet_interfaces=all' "
+    "'inet_protocols=all' && newaliases && systemctl restart postfix"
+)
+
+
+def test_internet_site_box_stops_listening_and_relays(lab, box, standin):
+    """The problem lockdown exists for: a Postfix installed as "Internet Site" on a VPS."""
+    assert box.root(INTERNET_SITE).returncode == 0
+    assert wait_for(lambda: lab.probe.tcp_open(box.ipv4, 25)), "setup: 25 should be open"
+    probe = lab.probe.smtp_relay_attempt(box.ipv4, 25)
+    assert probe["connected"] and not probe["accepted"]  # Relay access denied, as in the logs
+
+    converge(lab, [box], new_credentials(standin))
+    assert not lab.probe.tcp_open(box.ipv4, 25) and not lab.probe.tcp_open(box.ipv6, 25)
+    send_mail(box, to="root", subject="logwatch")
+    messages = standin.wait_for_messages(1, timeout=15)
+    assert [(m["mail_from"], m["rcpt_tos"]) for m in messages] == [
+        ("root@mg.lab.test", [FORWARD])], queue(box)
