@@ -330,6 +330,10 @@ def rules_check(exp: Expected, state: dict) -> Check:
     unexpected = [rule for rule in existing if identity(rule) not in identities]
     problems = [f"missing: {describe(r)}" for r in missing]
     problems += [f"unexpected: {describe(r)}" for r in unexpected]
+    hand_made = [r for r in unexpected if not str(r.get("comment", "")).startswith("lockdown")]
+    if hand_made and fw.prune != "all":
+        problems.append("hand-made rules are kept by firewall_prune=" + fw.prune +
+                        ": declare them, or converge once with firewall_prune=all")
     return Check("ufw.rules", _verdict(not problems),
                  f"exactly the {len(wanted)} declared rules ({', '.join(map(str, fw.allowed))})",
                  "; ".join(problems) if problems else f"{len(existing)} rules as declared")
