@@ -4,6 +4,7 @@ Run pyinfra INSIDE the lab network namespace, from the repo root:
 
     python -m lab exec -- pyinfra inventories/lab.py exec -- hostname
     LAB_HOSTS=box1,box3 python -m lab exec -- pyinfra inventories/lab.py ...
+    LAB_PROBES=box2 ... deploys/audit.py --data audit_probe=off   # box2 probes the others
 
 Host names are the box names; they are reached by IPv4 as the `deploy` user with the
 lab-only key. Host keys are neither checked nor recorded: these boxes are throwaway and
@@ -57,4 +58,8 @@ def _host(box):
 
 _running = [box for box in StateStore(_config.state_file, _config.lock_file).load().running_boxes()
             if is_alive(box.process)]
-mail_servers = [_host(box) for box in _selected(_running)]
+# LAB_PROBES=box2 makes those boxes the audit's `probes` group (outside hosts that probe
+# the others) instead of mail servers.
+_probe_names = {name.strip() for name in os.environ.get("LAB_PROBES", "").split(",") if name.strip()}
+mail_servers = [_host(box) for box in _selected(_running) if box.name not in _probe_names]
+probes = [_host(box) for box in _selected(_running) if box.name in _probe_names]

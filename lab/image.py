@@ -18,6 +18,7 @@ PACKAGES = [
     "postfix", "libsasl2-modules", "bsd-mailx",
     "ufw", "iptables", "ca-certificates",
     "iproute2", "procps", "netbase", "kmod", "netcat-openbsd",
+    "python3",  # as on any Debian VPS; the audit's probe hosts run a small python3 script
 ]
 # "No configuration" leaves no /etc/postfix/main.cf, like a fresh real install.
 DEBCONF_PRESEED = (

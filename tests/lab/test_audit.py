@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.lab.deploy_helpers import converge, new_credentials
+from tests.lab.deploy_helpers import converge, new_credentials, wait_for
 
 pytestmark = pytest.mark.lab
 SNAPSHOT = ("find /etc/postfix /etc/ufw /etc/default/ufw -type f -exec stat -c '%n %a %U %Y' {} + "
@@ -76,3 +76,44 @@ def test_audit_clean_drifts_reconverge_unreachable(lab, two_boxes, standin):
     assert hosts[box2.name]["status"] == "unreachable"
     assert hosts[box1.name]["status"] == "pass"
     assert f"{box2.name}: UNREACHABLE" in result.stdout
+
+
+def audit_from_probe_host(lab, target, probe, env, json_path="/tmp/lockdown-audit-probe.json"):
+    """The audit as in production: a `probes` inventory group host probes the target."""
+    argv = lab.pyinfra_argv(hosts=[target, probe]) + [
+        "-y", "deploys/audit.py", "--data", "audit_probe=off", "--data", f"audit_json={json_path}"]
+    result = lab.run(argv, env={**env, "LAB_PROBES": probe.name}, timeout=300)
+    with open(json_path) as handle:
+        report = json.load(handle)
+    checks = {c["id"]: c for c in report["hosts"][0]["checks"]}
+    assert [h["host"] for h in report["hosts"]] == [target.name]  # the probe is not audited
+    return result, checks
+
+
+def test_relay_noise_is_counted_from_outside_and_stops_after_reconverge(lab, two_boxes, standin):
+    target, probe = two_boxes
+    env = new_credentials(standin)
+    converge(lab, [target], env)
+    for command in ("ufw allow 25/tcp", "postconf -e 'inet_interfaces = all'",
+                    "postconf -M smtp/inet='smtp inet n - y - - smtpd'", "systemctl restart postfix"):
+        assert target.root(command).returncode == 0, command
+    assert wait_for(lambda: lab.probe.tcp_open(target.ipv4, 25))
+    for _ in range(2):  # what the internet's relay probers do
+        attempt = lab.probe.smtp_relay_attempt(target.ipv4, 25)
+        assert attempt["connected"] and not attempt["accepted"], attempt
+
+    result, checks = audit_from_probe_host(lab, target, probe, env)
+    assert result.returncode != 0
+    assert checks["noise.relay_denied"]["verdict"] == "FAIL"
+    # ours, plus the audit's own relay attempt from the probe host
+    assert int(checks["noise.relay_denied"]["found"].split()[0]) >= 2, checks["noise.relay_denied"]
+    assert checks["outside.smtp"]["verdict"] == "FAIL"
+    assert f"via {probe.name}" in checks["outside.smtp"]["found"]
+
+    converge(lab, [target], env, data={"firewall_prune": "all"})
+    assert not lab.probe.tcp_open(target.ipv4, 25)
+    assert not lab.probe.smtp_relay_attempt(target.ipv4, 25)["connected"]
+    result, checks = audit_from_probe_host(lab, target, probe, env)
+    assert result.returncode == 0, {k: c for k, c in checks.items() if c["verdict"] != "PASS"}
+    assert checks["noise.relay_denied"]["found"].startswith("0 since")
+    assert checks["outside.smtp"]["verdict"] == "PASS"
