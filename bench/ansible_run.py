@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.noop_run import CREDENTIALS
+from bench.noop_run import CREDENTIALS, bench_lab
 from lab.api import Lab
 from lab.config import REPO_ROOT, LabConfig
 
@@ -167,17 +167,11 @@ def main() -> None:
     args = parser.parse_args()
 
     os.environ.update(LAB_ENV)  # inventories/lab.py (imported for its host data) reads this lab
-    config = LabConfig.from_env({**os.environ, **LAB_ENV})
     playbook_bin = ensure_ansible()
     print(f"bench: {ansible_version()}, strategy {args.strategy}, forks {args.boxes}, pipelining, "
           f"ControlPersist (closed between runs), ufw {'guarded' if args.ufw_guarded else 'stock module'}")
-    lab = Lab(config)
-    lab.down()
-    try:
-        lab.ensure_network()
-        lab.ensure_image()
-        lab.standin_start()
-        lab.standin.set(login=CREDENTIALS["MAILGUN_SMTP_LOGIN"], password=CREDENTIALS["MAILGUN_SMTP_PASSWORD"])
+    with bench_lab(LAB_ENV["LOCKDOWN_LAB_DIR"], LAB_ENV["LOCKDOWN_LAB_NETNS"]) as lab:
+        config = lab.config
         vars_file = config.state_dir / "ansible" / "vars.json"
         vars_file.parent.mkdir(parents=True, exist_ok=True)
         vars_file.write_text(json.dumps({**lockdown_vars(args.boxes), "ufw_guarded": args.ufw_guarded}, indent=2))
@@ -221,8 +215,6 @@ def main() -> None:
             print("bench: crosscheck ok: lockdown's deploys/mail.py ran no operation on the boxes Ansible "
                   "converged, and Ansible then reported changed=0")
         runner.close_masters()
-    finally:
-        lab.down()
 
 
 if __name__ == "__main__":

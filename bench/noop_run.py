@@ -16,6 +16,7 @@ import os
 import re
 import statistics
 import time
+from contextlib import contextmanager
 
 from lab.api import Lab
 from lab.config import LabConfig
@@ -43,14 +44,11 @@ def remote_commands(lab: Lab, argv: list[str], hosts: int) -> float:
     return len(re.findall(r"\[\w+\] >>> ", result.stderr)) / hosts
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--boxes", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=7)
-    args = parser.parse_args()
-    config = LabConfig.from_env({**os.environ, "LOCKDOWN_LAB_DIR": "/tmp/lockdown-bench",
-                                 "LOCKDOWN_LAB_NETNS": "ldbench"})
-    lab = Lab(config)
+@contextmanager
+def bench_lab(state_dir: str, netns: str):
+    """A lab of the benchmark's own (network, image, stand-in with CREDENTIALS), always torn down."""
+    lab = Lab(LabConfig.from_env({**os.environ, "LOCKDOWN_LAB_DIR": state_dir,
+                                  "LOCKDOWN_LAB_NETNS": netns}))
     lab.down()
     try:
         lab.ensure_network()
@@ -58,6 +56,17 @@ def main() -> None:
         lab.standin_start()
         lab.standin.set(login=CREDENTIALS["MAILGUN_SMTP_LOGIN"],
                         password=CREDENTIALS["MAILGUN_SMTP_PASSWORD"])
+        yield lab
+    finally:
+        lab.down()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--boxes", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    with bench_lab("/tmp/lockdown-bench", "ldbench") as lab:
         lab.up(args.boxes)
         base = lab.pyinfra_argv() + ["-y"]
         first = timed(lab, base + ["deploys/mail.py"])
@@ -73,8 +82,6 @@ def main() -> None:
             commands = remote_commands(lab, base + tail, args.boxes)
             print(f"boxes={args.boxes} {name:11} median {median:.3f}s  min {min(samples[name]):.3f}s  "
                   f"x{median / floor:.2f} of floor  remote commands/host {commands:g}")
-    finally:
-        lab.down()
 
 
 if __name__ == "__main__":
