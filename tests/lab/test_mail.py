@@ -162,3 +162,28 @@ def test_internet_site_box_stops_listening_and_relays(lab, box, standin):
     messages = standin.wait_for_messages(1, timeout=15)
     assert [(m["mail_from"], m["rcpt_tos"]) for m in messages] == [
         ("root@mg.lab.test", [FORWARD])], queue(box)
+
+
+def test_failing_postfix_check_fails_the_host_and_leaves_postfix_running(lab, converged):
+    box, env = converged
+    master_pid = box.root("cat /var/spool/postfix/pid/master.pid").stdout.strip()
+    reloads = box.root("journalctl -q --no-pager -t postfix/master | grep -c 'reload --'").stdout
+    assert box.root("postconf -e mail_owner=nosuchuser").returncode == 0  # broken by hand
+    result = pyinfra(lab, [box], "deploys/mail.py", env=env, data={"relay_port": 465})
+    assert result.returncode != 0
+    assert "nosuchuser" in result.stderr, result.stderr[-3000:]  # Postfix's own message
+    assert box.root("cat /var/spool/postfix/pid/master.pid").stdout.strip() == master_pid
+    assert box.root(f"cat /proc/{master_pid}/comm").stdout.strip() == "master"  # not restarted
+    assert box.root("journalctl -q --no-pager -t postfix/master | grep -c 'reload --'"
+                    ).stdout == reloads  # and not reloaded
+
+
+def test_tls_level_verify_refuses_an_unverifiable_relay(lab, box, standin):
+    """The stand-in's certificate is self-signed: with verify, mail must wait, not leave."""
+    env = new_credentials(standin)
+    converge(lab, [box], env, data={"relay_tls_level": "verify"})
+    send_mail(box, subject="needs a verified relay")
+    assert wait_for(lambda: "certificate" in _mail_log(box).lower()), _mail_log(box)
+    assert standin.messages() == []
+    assert not [e for e in standin.events() if e.get("event") == "auth"]
+    assert "Mail queue is empty" not in queue(box)
