@@ -6,7 +6,7 @@ Run from the repository root. Host data keys: deploys/settings.py (firewall_*, a
 """
 from pyinfra import host
 
-from deploys.settings import firewall_settings
+from deploys.settings import apt_update, firewall_settings
 from deploys.ufw_firewall import check_rules_syntax, firewall
 from facts.host_state import LockdownState
 
@@ -14,4 +14,4 @@ firewall_config = firewall_settings(host.data)
 check_rules_syntax(firewall_config)
 
 state = host.get_fact(LockdownState, _sudo=True)
-firewall(firewall_config, state, apt_update=host.data.get("apt_update", True))
+firewall(firewall_config, state, apt_update=apt_update(host.data))

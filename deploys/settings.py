@@ -277,7 +277,7 @@ def relay_settings(data, environ=os.environ, require_credentials: bool = True) -
     port = validate_port("relay_port", _get(data, "relay_port"))
     tls_level = _tls_level(data)
     root_forward = _address(data, "mail_root_forward")
-    apt_update = _bool(data, "apt_update")
+    update = apt_update(data)
     try:
         credentials = read_credentials(data, environ)
     except SettingsError as error:
@@ -291,7 +291,12 @@ def relay_settings(data, environ=os.environ, require_credentials: bool = True) -
         raise SettingsError("mail_sender_domain", f"{sender_domain!r} is not a domain",
                             "Set it, or use a relay login of the form user@your-mailgun-domain")
     return RelaySettings(host=host, port=port, tls_level=tls_level, sender_domain=sender_domain,
-                         root_forward=root_forward, apt_update=apt_update, credentials=credentials)
+                         root_forward=root_forward, apt_update=update, credentials=credentials)
+
+
+def apt_update(data) -> bool:
+    """The ``apt_update`` key, for deploys that need nothing else of the relay settings."""
+    return _bool(data, "apt_update")
 
 
 def firewall_settings(data) -> FirewallSettings:
