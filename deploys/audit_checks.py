@@ -26,10 +26,9 @@ from deploys.settings import (
 from deploys.ufw_firewall import declared_rules
 from operations.ufw import declared_rules as wanted_ufw_rules
 from operations.ufw import describe, rules_to_add
-from operations.ufw_rules import identity, ssh_allowed
+from operations.ufw_rules import identity, is_tagged, ssh_allowed
 
 PASS, FAIL, NA = "PASS", "FAIL", "N/A"
-SMTP_PORTS = (25, 465, 587)
 AUDIT_DEFAULTS = {"audit_noise_hours": 24, "audit_queue_max_age_minutes": 60}
 
 
@@ -330,7 +329,7 @@ def rules_check(exp: Expected, state: dict) -> Check:
     unexpected = [rule for rule in existing if identity(rule) not in identities]
     problems = [f"missing: {describe(r)}" for r in missing]
     problems += [f"unexpected: {describe(r)}" for r in unexpected]
-    hand_made = [r for r in unexpected if not str(r.get("comment", "")).startswith("lockdown")]
+    hand_made = [rule for rule in unexpected if not is_tagged(rule, "lockdown")]
     if hand_made and fw.prune != "all":
         problems.append("hand-made rules are kept by firewall_prune=" + fw.prune +
                         ": declare them, or converge once with firewall_prune=all")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from deploys.audit_report import RUN
 from facts.audit import SmtpProbe
+from facts.postfix import SMTP_PORTS
 
-SMTP_PORTS = (25, 465, 587)
 _CLOSED = ("timed out", "TimeoutError", "ConnectionRefused", "refused")
 
 
