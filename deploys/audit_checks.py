@@ -23,7 +23,7 @@ from deploys.settings import (
     firewall_settings,
     relay_settings,
 )
-from deploys.ufw_firewall import declared_rules
+from deploys.ufw_firewall import declared_rules, sshd_ports
 from operations.ufw import declared_rules as wanted_ufw_rules
 from operations.ufw import describe, rules_to_add
 from operations.ufw_rules import identity, is_tagged, ssh_allowed
@@ -318,7 +318,7 @@ def _policies(policies: dict) -> str:
 def rules_check(exp: Expected, state: dict) -> Check:
     """Exactly the declared rules: missing ones and every other rule (tagged or hand-made)."""
     fw, ufw = exp.firewall, state["ufw"]
-    ssh_ports = (state.get("sshd") or {}).get("ports") or [22]
+    ssh_ports = sshd_ports(state)
     try:
         wanted = wanted_ufw_rules(declared_rules(fw, ssh_ports), fw.prune, "lockdown", fw.ipv6)
     except Exception as error:  # bad host data: the deploy would refuse it too

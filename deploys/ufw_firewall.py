@@ -37,6 +37,11 @@ def check_rules_syntax(settings: FirewallSettings) -> None:
     declared_rules(settings, ssh_ports=(22,))
 
 
+def sshd_ports(state: dict) -> list[int]:
+    """sshd's real listening ports from the state read (22 when sshd is not installed)."""
+    return (state.get("sshd") or {}).get("ports") or [22]
+
+
 def guard_against_lockout(settings: FirewallSettings, rules: list[dict], state: dict) -> None:
     """
     Refuse (before any host is changed) a firewall that would cut SSH once it applies: the
@@ -44,8 +49,7 @@ def guard_against_lockout(settings: FirewallSettings, rules: list[dict], state: 
     (rules that ``firewall_prune`` keeps are not counted on), so the declared rules alone
     must keep this session and every sshd port reachable.
     """
-    ssh_ports = (state["sshd"] or {}).get("ports") or [22]
-    reason = lockout_reason(rules, ssh_ports, state["ssh_connection"], settings.ipv6,
+    reason = lockout_reason(rules, sshd_ports(state), state["ssh_connection"], settings.ipv6,
                             default_incoming=settings.default_incoming)
     if reason:
         raise SettingsError(
@@ -57,8 +61,7 @@ def guard_against_lockout(settings: FirewallSettings, rules: list[dict], state: 
 @deploy("lockdown firewall")
 def firewall(settings: FirewallSettings, state: dict, apt_update: bool = True):
     """Converge ufw to ``settings``; ``state`` is LockdownState (read once by the caller)."""
-    ssh_ports = (state["sshd"] or {}).get("ports") or [22]
-    rules = declared_rules(settings, ssh_ports)
+    rules = declared_rules(settings, sshd_ports(state))
     guard_against_lockout(settings, rules, state)
     seconds, check_port = deadman_options(current_host.data)
     current = state["ufw"]
