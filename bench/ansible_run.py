@@ -64,8 +64,8 @@ def ansible_version() -> str:
 
 def lockdown_vars(boxes: int) -> dict:
     """The playbook's variables, from the lab's host data through lockdown's own functions."""
-    from deploys.postfix_relay import main_cf_settings
-    from deploys.settings import firewall_settings, relay_settings
+    from pyinfra_lockdown.mail import main_cf_settings
+    from pyinfra_lockdown.settings import firewall_settings, relay_settings
     from inventories.lab import _relay_data
 
     relay = relay_settings(_relay_data, environ=CREDENTIALS)

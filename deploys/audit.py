@@ -34,10 +34,10 @@ import os
 from pyinfra import host, state
 from pyinfra.operations import python
 
-from deploys.audit_checks import expected_state, host_checks
-from deploys.audit_probe import lab_probe, probe_addresses, probe_from_host
-from deploys.audit_report import JSON_ENV, RUN, report_step
-from facts.audit_state import AuditState
+from pyinfra_lockdown.audit_checks import expected_state, host_checks
+from pyinfra_lockdown.audit_probe import lab_probe, probe_addresses, probe_from_host
+from pyinfra_lockdown.audit_report import JSON_ENV, RUN, report_step
+from pyinfra_lockdown.facts.audit_state import AuditState
 
 PROBES_GROUP = "probes"
 

@@ -6,9 +6,9 @@ Run from the repository root. Host data keys: deploys/settings.py (firewall_*, a
 """
 from pyinfra import host
 
-from deploys.settings import apt_update, firewall_settings
-from deploys.ufw_firewall import check_rules_syntax, firewall
-from facts.host_state import LockdownState
+from pyinfra_lockdown.settings import apt_update, firewall_settings
+from pyinfra_lockdown.firewall import check_rules_syntax, firewall
+from pyinfra_lockdown.facts.host_state import LockdownState
 
 firewall_config = firewall_settings(host.data)
 check_rules_syntax(firewall_config)

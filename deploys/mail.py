@@ -6,10 +6,10 @@ Run from the repository root. Host data keys: deploys/settings.py.
 """
 from pyinfra import host
 
-from deploys.ufw_firewall import check_rules_syntax, firewall
-from deploys.postfix_relay import mail_relay
-from deploys.settings import firewall_settings, relay_settings
-from facts.host_state import LockdownState
+from pyinfra_lockdown.firewall import check_rules_syntax, firewall
+from pyinfra_lockdown.mail import mail_relay
+from pyinfra_lockdown.settings import firewall_settings, relay_settings
+from pyinfra_lockdown.facts.host_state import LockdownState
 
 # Validate everything first: a bad key stops the whole run before any host is changed.
 relay = relay_settings(host.data)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pyinfra.api import FactBase
 from pyinfra.api.exceptions import FactProcessError
 
-from facts.postfix import MAIN_CF
+from .postfix import MAIN_CF
 
 POSTQUEUE = "/usr/sbin/postqueue"
 DEFERRED_DIR = "/var/spool/postfix/deferred"

@@ -1,7 +1,7 @@
 """Everything lockdown's deploys and audit decide on, read with ONE remote command per host."""
-from facts.combined import CombinedFact
-from facts.packages import InstalledDebs
-from facts.postfix import (
+from .combined import CombinedFact
+from .packages import InstalledDebs
+from .postfix import (
     SASL_PASSWORD_MAP,
     PostfixMainCf,
     PostfixMasterServices,
@@ -10,7 +10,7 @@ from facts.postfix import (
     SecretFileState,
     SmtpListeners,
 )
-from facts.ufw import SshConnection, SshdConfig, UfwConfig
+from .ufw import SshConnection, SshdConfig, UfwConfig
 
 ALIASES_MAP = "/etc/postfix/lockdown_aliases"
 SENDERS_MAP = "/etc/postfix/lockdown_senders"

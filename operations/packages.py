@@ -2,7 +2,7 @@
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 
-from facts.packages import InstalledDebs
+from ..facts.packages import InstalledDebs
 
 # Preseeded so that installing postfix never asks and never writes a main.cf of its own:
 # lockdown writes every setting it relies on.

@@ -29,7 +29,7 @@ from pyinfra.api import (
     operation,
 )
 
-from facts.postfix import (
+from ..facts.postfix import (
     MAIN_CF,
     SERVICE_TYPES,
     PostfixMainCf,

@@ -20,8 +20,8 @@ from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.api.exceptions import OperationValueError
 
-from facts.ufw import UfwConfig
-from operations.ufw_rules import (
+from ..facts.ufw import UfwConfig
+from .ufw_rules import (
     LOG_LEVELS,
     POLICIES,
     POLICY_DIRECTIONS,

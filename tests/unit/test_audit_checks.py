@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from deploys.audit_checks import FAIL, NA, PASS, expected_state, host_checks, outside_check, summary
-from deploys.audit_report import build_report, render_table
-from deploys.settings import SettingsError
+from pyinfra_lockdown.audit_checks import FAIL, NA, PASS, expected_state, host_checks, outside_check, summary
+from pyinfra_lockdown.audit_report import build_report, render_table
+from pyinfra_lockdown.settings import SettingsError
 
 STATE = json.loads((Path(__file__).parent / "facts" / "audit.converged_state.json").read_text())
 DATA = {"relay_host": "10.77.0.1", "mail_root_forward": "admin@lab.test", "apt_update": False}

@@ -1,8 +1,8 @@
 """What the mail deploy asks Postfix for, computed from validated settings (no host needed)."""
 import re
 
-from deploys.postfix_relay import aliases_map, main_cf_settings, sasl_map_line, senders_map
-from deploys.settings import relay_settings
+from pyinfra_lockdown.mail import aliases_map, main_cf_settings, sasl_map_line, senders_map
+from pyinfra_lockdown.settings import relay_settings
 
 ENV = {"MAILGUN_SMTP_LOGIN": "postmaster@mg.example.com", "MAILGUN_SMTP_PASSWORD": "pw-1"}
 BASE = {"mail_root_forward": "ops@example.com"}

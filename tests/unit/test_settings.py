@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from deploys.settings import SettingsError, firewall_settings, relay_settings
+from pyinfra_lockdown.settings import SettingsError, firewall_settings, relay_settings
 
 ENV = {"MAILGUN_SMTP_LOGIN": "postmaster@mg.example.com", "MAILGUN_SMTP_PASSWORD": "pw-123"}
 BASE = {"mail_root_forward": "ops@example.com"}

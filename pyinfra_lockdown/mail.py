@@ -7,12 +7,12 @@ from pyinfra.api import deploy
 from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.operations import server
 
-from deploys.plan import any_called_changed, if_needed
-from deploys.settings import RelaySettings
-from facts.host_state import ALIASES_MAP, SENDERS_MAP
-from facts.postfix import SASL_PASSWORD_MAP
-from operations import packages, postfix
-from operations.postfix import settings_requiring_restart
+from .plan import any_called_changed, if_needed
+from .settings import RelaySettings
+from .facts.host_state import ALIASES_MAP, SENDERS_MAP
+from .facts.postfix import SASL_PASSWORD_MAP
+from .operations import packages, postfix
+from .operations.postfix import settings_requiring_restart
 
 PACKAGES = ["postfix", "libsasl2-modules", "ca-certificates"]
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"

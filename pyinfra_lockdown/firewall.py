@@ -7,10 +7,10 @@ from pyinfra.connectors.ssh import SSHConnector
 from pyinfra.connectors.sshuserclient import SSHClient
 from pyinfra.operations import python
 
-from deploys.plan import if_needed
-from deploys.settings import FirewallSettings, SettingsError, validate_port
-from operations import packages, ufw
-from operations.ufw_rules import lockout_reason, parse_service
+from .plan import if_needed
+from .settings import FirewallSettings, SettingsError, validate_port
+from .operations import packages, ufw
+from .operations.ufw_rules import lockout_reason, parse_service
 
 FAMILIES_V4_V6, FAMILIES_V4 = (4, 6), (4,)
 # Host data read here (not user-facing, see deploys/settings.py for the documented keys):

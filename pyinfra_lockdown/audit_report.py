@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from deploys.audit_checks import FAIL, Check, outside_check, summary
+from .audit_checks import FAIL, Check, outside_check, summary
 
 JSON_ENV = "LOCKDOWN_AUDIT_JSON"
 

@@ -14,8 +14,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from deploys.postfix_relay import aliases_map, main_cf_settings, sasl_map_line, senders_map
-from deploys.settings import (
+from .mail import aliases_map, main_cf_settings, sasl_map_line, senders_map
+from .settings import (
     TLS_LEVELS,
     FirewallSettings,
     RelaySettings,
@@ -23,10 +23,10 @@ from deploys.settings import (
     firewall_settings,
     relay_settings,
 )
-from deploys.ufw_firewall import declared_rules, sshd_ports
-from operations.ufw import declared_rules as wanted_ufw_rules
-from operations.ufw import describe, rules_to_add
-from operations.ufw_rules import identity, is_tagged, ssh_allowed
+from .firewall import declared_rules, sshd_ports
+from .operations.ufw import declared_rules as wanted_ufw_rules
+from .operations.ufw import describe, rules_to_add
+from .operations.ufw_rules import identity, is_tagged, ssh_allowed
 
 PASS, FAIL, NA = "PASS", "FAIL", "N/A"
 AUDIT_DEFAULTS = {"audit_noise_hours": 24, "audit_queue_max_age_minutes": 60}

@@ -8,9 +8,9 @@ Two sources, both stored in audit_report.RUN.probes[target] = {"via", "results",
 """
 from __future__ import annotations
 
-from deploys.audit_report import RUN
-from facts.audit import SmtpProbe
-from facts.postfix import SMTP_PORTS
+from .audit_report import RUN
+from .facts.audit import SmtpProbe
+from .facts.postfix import SMTP_PORTS
 
 _CLOSED = ("timed out", "TimeoutError", "ConnectionRefused", "refused")
 

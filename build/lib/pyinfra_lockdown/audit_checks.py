@@ -1,0 +1,407 @@
+"""The audit's verdicts: expected state (from host data, through the deploy's own functions)
+against found state (the AuditState fact). Pure: no host, no pyinfra context, no I/O.
+
+Every check returns ``Check(id, verdict, expected, found)`` with verdict PASS, FAIL or N/A.
+``expected``/``found`` are short display strings and never contain a secret (the SASL map
+is compared by hash only; main.cf values that hold an inline ``static:`` secret are never
+shown).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+
+from .mail import aliases_map, main_cf_settings, sasl_map_line, senders_map
+from .settings import (
+    TLS_LEVELS,
+    FirewallSettings,
+    RelaySettings,
+    SettingsError,
+    firewall_settings,
+    relay_settings,
+)
+from .firewall import declared_rules, sshd_ports
+from .operations.ufw import declared_rules as wanted_ufw_rules
+from .operations.ufw import describe, rules_to_add
+from .operations.ufw_rules import identity, is_tagged, ssh_allowed
+
+PASS, FAIL, NA = "PASS", "FAIL", "N/A"
+AUDIT_DEFAULTS = {"audit_noise_hours": 24, "audit_queue_max_age_minutes": 60}
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    verdict: str
+    expected: str = ""
+    found: str = ""
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Expected:
+    relay: RelaySettings
+    has_credentials: bool  # False: relay.credentials is None, the map content is not compared
+    sender_domain: str | None  # None: unknown without credentials and mail_sender_domain
+    firewall: FirewallSettings
+    noise_hours: int = 24
+    queue_max_age_minutes: int = 60
+    main_cf: dict = field(default_factory=dict)
+
+
+def _int_setting(data, key: str) -> int:
+    value = data.get(key) if hasattr(data, "get") else None
+    value = AUDIT_DEFAULTS[key] if value is None else value
+    if isinstance(value, bool) or not str(value).isdigit() or int(value) < 1:
+        raise SettingsError(key, f"{value!r} must be a positive whole number")
+    return int(value)
+
+
+def expected_state(data, environ=os.environ) -> Expected:
+    """
+    What the deploy would converge this host to. Uses relay_settings/firewall_settings and
+    main_cf_settings exactly as deploys/mail.py does; the password is never needed: without
+    credentials the SASL map's content is not compared and the sender domain is known only
+    from ``mail_sender_domain``.
+    """
+    relay = relay_settings(data, environ, require_credentials=False)
+    has_credentials = relay.credentials is not None
+    sender_domain = relay.sender_domain
+    return Expected(
+        relay=relay, has_credentials=has_credentials, sender_domain=sender_domain,
+        firewall=firewall_settings(data),
+        noise_hours=_int_setting(data, "audit_noise_hours"),
+        queue_max_age_minutes=_int_setting(data, "audit_queue_max_age_minutes"),
+        main_cf=main_cf_settings(relay),
+    )
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def _verdict(ok: bool) -> str:
+    return PASS if ok else FAIL
+
+
+def _show(value) -> str:
+    if value is None:
+        return "(unset)"
+    return repr(value) if value == "" else str(value)
+
+
+def _age(seconds: int | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}min"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def _clock(epoch: int | None) -> str:
+    if not epoch:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
+
+
+def _main(state: dict) -> dict:
+    main = state.get("main_cf") or {}
+    return main.get("settings") or {}
+
+
+def _setting_check(check_id: str, key: str, expected: dict, found: dict) -> Check:
+    return Check(check_id, _verdict(found.get(key) == expected[key]),
+                 f"{key} = {_show(expected[key])}", _show(found.get(key)))
+
+
+# --- Postfix ---------------------------------------------------------------------------------
+
+def postfix_checks(exp: Expected, state: dict) -> list[Check]:
+    main_state = state.get("main_cf") or {}
+    found = _main(state)
+    want = exp.main_cf
+    checks = []
+    installed = bool((state.get("packages") or {}).get("postfix")) and main_state.get("installed")
+    status = state.get("status") or {}
+    checks.append(Check(
+        "postfix.installed", _verdict(bool(installed and main_state.get("main_cf"))),
+        "postfix installed, main.cf present",
+        "installed, main.cf present" if installed and main_state.get("main_cf") else
+        "installed, main.cf missing" if installed else "not installed"))
+    running = bool(status.get("running")) and bool(status.get("enabled"))
+    checks.append(Check(
+        "postfix.running", _verdict(running), "running, enabled at boot",
+        f"{'running' if status.get('running') else 'stopped'}, "
+        f"{status.get('unit_state') or 'unit state unknown'}"))
+
+    checks.append(_setting_check("postfix.relayhost", "relayhost", want, found))
+    level = found.get("smtp_tls_security_level")
+    tls_ok = level == want["smtp_tls_security_level"] and level in TLS_LEVELS
+    checks.append(Check(
+        "postfix.tls_level", _verdict(tls_ok),
+        f"smtp_tls_security_level = {want['smtp_tls_security_level']} (never below encrypt)",
+        _show(level)))
+    checks.append(_setting_check("postfix.tls_wrappermode", "smtp_tls_wrappermode", want, found))
+
+    sasl_keys = ("smtp_sasl_auth_enable", "smtp_sasl_security_options",
+                 "smtp_sasl_tls_security_options", "smtp_sasl_password_maps")
+    options = {o.strip() for o in (found.get("smtp_sasl_security_options") or "").split(",")}
+    wrong = [k for k in sasl_keys if found.get(k) != want[k] and not _has_static(found.get(k))]
+    sasl_ok = not wrong and "noplaintext" in options
+    checks.append(Check(
+        "postfix.sasl_auth_in_tls", _verdict(sasl_ok),
+        "AUTH on; noplaintext outside TLS; " + "; ".join(f"{k} = {want[k]}" for k in sasl_keys[:3]),
+        "as declared" if sasl_ok else "; ".join(
+            f"{k} = {_show(found.get(k))}" for k in wrong) or "noplaintext missing"))
+
+    static = sorted(k for k, v in found.items() if _has_static(v))
+    checks.append(Check(
+        "postfix.no_inline_secret", _verdict(not static), "no static: map in main.cf",
+        f"static: map in {', '.join(static)} (value not shown)" if static else "none"))
+
+    checks.append(sasl_map_check(exp, state))
+    checks.extend(local_maps_checks(exp, state))
+
+    master = ((state.get("master") or {}).get("services") or {}).get("smtp/inet")
+    smtp_on = bool(master and master.get("enabled"))
+    interfaces = found.get("inet_interfaces")
+    loopback_ok = interfaces == want["inet_interfaces"] and not smtp_on
+    checks.append(Check(
+        "postfix.loopback_only", _verdict(loopback_ok),
+        f"inet_interfaces = {want['inet_interfaces']}, smtp/inet off",
+        f"inet_interfaces = {_show(interfaces)}, smtp/inet {'ON' if smtp_on else 'off'}"))
+
+    listeners = state.get("listeners")
+    if listeners is None:
+        checks.append(Check("postfix.no_public_listener", NA, "no SMTP listener beyond loopback",
+                            "ss not installed"))
+    else:
+        public = [f"{_join(l['address'], l['port'])}" for l in listeners if not l["loopback"]]
+        checks.append(Check(
+            "postfix.no_public_listener", _verdict(not public),
+            "no SMTP listener (25/465/587) beyond loopback",
+            "listening on " + ", ".join(public) if public else "loopback only"))
+
+    covered = {"relayhost", "smtp_tls_security_level", "smtp_tls_wrappermode",
+               "inet_interfaces", *sasl_keys}
+    other = [k for k in want if k not in covered and found.get(k) != want[k]]
+    checks.append(Check(
+        "postfix.main_cf_rest", _verdict(not other),
+        f"{len([k for k in want if k not in covered])} other lockdown settings as declared",
+        "as declared" if not other else "; ".join(
+            f"{k} = {'(value not shown)' if _has_static(found.get(k)) else _show(found.get(k))} "
+            f"(want {_show(want[k])})" for k in other)))
+    checks.append(queue_check(exp, state))
+    return checks
+
+
+def _has_static(value) -> bool:
+    return isinstance(value, str) and "static:" in value
+
+
+def _join(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def sasl_map_check(exp: Expected, state: dict) -> Check:
+    sasl = state.get("sasl_map") or {}
+    db_type = (state.get("parameters") or {}).get("default_database_type") or "hash"
+    suffix = {"hash": "db", "btree": "db"}.get(db_type, db_type)
+    expected = f"sasl_passwd root:root 0600, {db_type} map root 0600 and not older"
+    if exp.has_credentials:
+        expected += ", content = declared credentials"
+    if sasl.get("type") != "file":
+        return Check("postfix.sasl_map", FAIL, expected, f"source {sasl.get('type', 'missing')}")
+    problems = []
+    if (sasl.get("user"), sasl.get("group"), sasl.get("mode")) != ("root", "root", 600):
+        problems.append(f"source {sasl.get('user')}:{sasl.get('group')} {sasl.get('mode')}")
+    compiled = (sasl.get("compiled") or {}).get(suffix) or {}
+    if not compiled.get("exists"):
+        problems.append(f"no compiled {db_type} map")
+    else:
+        if compiled.get("user") != "root" or compiled.get("mode") != 600:
+            problems.append(f"compiled {compiled.get('user')}:{compiled.get('group')} "
+                            f"{compiled.get('mode')}")
+        if compiled.get("mtime_ns", 0) < sasl.get("mtime_ns", 0):
+            problems.append("compiled map older than source (postmap not run)")
+    if exp.has_credentials:
+        line = sasl_map_line(exp.relay)
+        text = line.unmask() if hasattr(line, "unmask") else str(line)
+        if sasl.get("sha256") != hashlib.sha256(text.encode()).hexdigest():
+            problems.append("content differs from the declared credentials/relayhost")
+    return Check("postfix.sasl_map", _verdict(not problems), expected,
+                 "; ".join(problems) if problems else "as declared")
+
+
+def local_maps_checks(exp: Expected, state: dict) -> list[Check]:
+    """The aliases and senders regexp maps, compared by SHA-256 with what the deploy writes."""
+    myhostname = (state.get("parameters") or {}).get("myhostname")
+    checks = []
+    for check_id, key, build, what in (
+        ("postfix.aliases_map", "aliases_map", aliases_map,
+         f"local users -> {exp.relay.root_forward}"),
+        ("postfix.senders_map", "senders_map", senders_map,
+         f"local senders -> @{exp.sender_domain}"),
+    ):
+        found = state.get(key) or {}
+        if key == "senders_map" and exp.sender_domain is None:
+            checks.append(Check(check_id, NA, "set mail_sender_domain or relay credentials",
+                                "sender domain unknown without credentials"))
+            continue
+        want = hashlib.sha256(build(exp.relay, myhostname).encode()).hexdigest()
+        ok = found.get("type") == "file" and found.get("sha256") == want
+        checks.append(Check(check_id, _verdict(ok), what,
+                            "as declared" if ok else
+                            "missing" if found.get("type") != "file" else "content differs"))
+    return checks
+
+
+def queue_check(exp: Expected, state: dict) -> Check:
+    queue = state.get("queue")
+    limit = exp.queue_max_age_minutes
+    expected = f"no deferred mail older than {limit}min"
+    if not queue or queue.get("source") == "not-installed":
+        return Check("postfix.queue", NA, expected, "postfix not installed")
+    deferred = queue.get("deferred") or 0
+    if not deferred:
+        return Check("postfix.queue", PASS, expected,
+                     f"{queue.get('total') or 0} queued, 0 deferred")
+    if queue.get("source") == "spool" or queue.get("oldest_arrival") is None:
+        return Check("postfix.queue", FAIL, expected,
+                     f"{deferred} deferred, age unknown (postfix not running)")
+    age = (queue.get("now") or 0) - queue["oldest_arrival"]
+    reason = f"; reason: {queue['reason']}" if queue.get("reason") else ""
+    return Check("postfix.queue", _verdict(age <= limit * 60), expected,
+                 f"{deferred} deferred, oldest {_age(age)}{reason}")
+
+
+# --- ufw -------------------------------------------------------------------------------------
+
+def ufw_checks(exp: Expected, state: dict) -> list[Check]:
+    fw = exp.firewall
+    ufw = state.get("ufw")
+    ids = ("ufw.installed", "ufw.enabled", "ufw.defaults", "ufw.ipv6", "ufw.logging",
+           "ufw.rules", "ufw.ssh_allowed")
+    if ufw is None:
+        return [Check(ids[0], FAIL, "ufw installed", "not installed")] + [
+            Check(i, FAIL, "", "ufw not installed") for i in ids[1:]]
+    checks = [Check("ufw.installed", PASS, "ufw installed",
+                    (state.get("packages") or {}).get("ufw") or "installed")]
+    checks.append(Check("ufw.enabled", _verdict(ufw.get("enabled")), "enabled",
+                        "enabled" if ufw.get("enabled") else "DISABLED"))
+    want_defaults = {d: getattr(fw, f"default_{d}") for d in ("incoming", "outgoing", "routed")}
+    found_defaults = {d: (ufw.get("defaults") or {}).get(d) for d in want_defaults}
+    checks.append(Check("ufw.defaults", _verdict(found_defaults == want_defaults),
+                        _policies(want_defaults), _policies(found_defaults)))
+    checks.append(Check("ufw.ipv6", _verdict(ufw.get("ipv6") == fw.ipv6),
+                        f"IPV6={'yes' if fw.ipv6 else 'no'}",
+                        f"IPV6={'yes' if ufw.get('ipv6') else 'no'}"))
+    checks.append(Check("ufw.logging", _verdict(ufw.get("logging") == fw.logging),
+                        fw.logging, _show(ufw.get("logging"))))
+    checks.append(rules_check(exp, state))
+    checks.append(ssh_check(exp, state))
+    return checks
+
+
+def _policies(policies: dict) -> str:
+    return ", ".join(f"{d} {p or '?'}" for d, p in policies.items())
+
+
+def rules_check(exp: Expected, state: dict) -> Check:
+    """Exactly the declared rules: missing ones and every other rule (tagged or hand-made)."""
+    fw, ufw = exp.firewall, state["ufw"]
+    ssh_ports = sshd_ports(state)
+    try:
+        wanted = wanted_ufw_rules(declared_rules(fw, ssh_ports), fw.prune, "lockdown", fw.ipv6)
+    except Exception as error:  # bad host data: the deploy would refuse it too
+        return Check("ufw.rules", FAIL, "declared rules", f"cannot compute: {error}")
+    existing = [dict(rule) for rule in ufw.get("rules") or []]
+    missing = rules_to_add(wanted, existing)
+    identities = {identity(rule) for rule in wanted}
+    unexpected = [rule for rule in existing if identity(rule) not in identities]
+    problems = [f"missing: {describe(r)}" for r in missing]
+    problems += [f"unexpected: {describe(r)}" for r in unexpected]
+    hand_made = [rule for rule in unexpected if not is_tagged(rule, "lockdown")]
+    if hand_made and fw.prune != "all":
+        problems.append("hand-made rules are kept by firewall_prune=" + fw.prune +
+                        ": declare them, or converge once with firewall_prune=all")
+    return Check("ufw.rules", _verdict(not problems),
+                 f"exactly the {len(wanted)} declared rules ({', '.join(map(str, fw.allowed))})",
+                 "; ".join(problems) if problems else f"{len(existing)} rules as declared")
+
+
+def ssh_check(exp: Expected, state: dict) -> Check:
+    ports = (state.get("sshd") or {}).get("ports")
+    ufw = state["ufw"]
+    if not ports:
+        return Check("ufw.ssh_allowed", NA, "sshd's ports allowed", "sshd not installed")
+    if ufw.get("defaults", {}).get("incoming") == "allow":
+        return Check("ufw.ssh_allowed", PASS, f"sshd ports {ports} allowed", "default allow")
+    families = (4, 6) if ufw.get("ipv6") else (4,)
+    blocked = [f"IPv{f}" for f in families if not ssh_allowed(ufw.get("rules") or [], ports, f)]
+    return Check("ufw.ssh_allowed", _verdict(not blocked),
+                 f"sshd ports {ports} allowed over IPv{'4+6' if len(families) == 2 else '4'}",
+                 f"blocked over {', '.join(blocked)}" if blocked else "allowed")
+
+
+# --- relay noise and the outside view --------------------------------------------------------
+
+def noise_checks(exp: Expected, state: dict) -> list[Check]:
+    noise = state.get("noise")
+    ids = ("noise.relay_denied", "noise.smtpd_connects")
+    if not noise or not noise.get("journal"):
+        return [Check(i, NA, "no new ones since last converge", "no journal") for i in ids]
+    since = _clock(noise.get("converged_at"))
+    client = f" (last from {noise['last_client']})" if noise.get("last_client") else ""
+    return [
+        Check(ids[0], _verdict(not noise.get("relay_denied_since_converge")),
+              "no 'Relay access denied' since last converge",
+              f"{noise.get('relay_denied_since_converge')} since {since}, "
+              f"{noise.get('relay_denied')} in {noise.get('hours')}h"),
+        Check(ids[1], _verdict(not noise.get("connects_since_converge")),
+              "no smtpd connect from non-loopback since last converge",
+              f"{noise.get('connects_since_converge')} since {since}, "
+              f"{noise.get('connects')} in {noise.get('hours')}h{client}"),
+    ]
+
+
+def outside_check(probe: dict | None) -> Check:
+    """``probe``: {"via": "lab"|probe host, "results": [{address, port, open, relay}], "error"}."""
+    expected = "25/465/587 closed from outside, no relay"
+    if probe is None:
+        return Check("outside.smtp", NA, expected, "no probes group / audit_probe unset")
+    if probe.get("error"):
+        return Check("outside.smtp", FAIL, expected, f"probe failed: {probe['error']}")
+    results = probe.get("results") or []
+    opened = [_join(r["address"], r["port"]) for r in results if r.get("open")]
+    relayed = [_join(r["address"], r["port"]) for r in results
+               if (r.get("relay") or {}).get("accepted")]
+    addresses = sorted({r["address"] for r in results})
+    if not opened:
+        return Check("outside.smtp", PASS, expected,
+                     f"closed on {', '.join(addresses)} (via {probe.get('via')})")
+    found = f"OPEN: {', '.join(opened)}"
+    if relayed:
+        found += f"; RELAY ACCEPTED: {', '.join(relayed)}"
+    return Check("outside.smtp", FAIL, expected, f"{found} (via {probe.get('via')})")
+
+
+def host_checks(exp: Expected, state: dict, probe: dict | None = None) -> list[Check]:
+    return (postfix_checks(exp, state) + ufw_checks(exp, state) + noise_checks(exp, state)
+            + [outside_check(probe)])
+
+
+def summary(checks: list[Check]) -> dict:
+    counts = {PASS: 0, FAIL: 0, NA: 0}
+    for check in checks:
+        counts[check.verdict] += 1
+    return {"pass": counts[PASS], "fail": counts[FAIL], "na": counts[NA],
+            "failed": [c.id for c in checks if c.verdict == FAIL]}

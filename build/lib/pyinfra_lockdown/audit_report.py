@@ -1,0 +1,139 @@
+"""Collects per-host audit results (deploy code runs per host in parallel greenlets) and
+renders them once, as a table and optionally as JSON. This module is imported once per
+pyinfra run, so RUN is shared by every host's deploy code and by the report operation.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+
+from .audit_checks import FAIL, Check, outside_check, summary
+
+JSON_ENV = "LOCKDOWN_AUDIT_JSON"
+
+
+class AuditRun:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.hosts: dict[str, dict] = {}  # name -> {"checks": [Check], "error": str|None}
+        self.probes: dict[str, dict] = {}  # target name -> probe result
+        self.json_path: str | None = None
+        self.started = time.monotonic()
+        self.printed = False
+        self.report: dict | None = None
+
+    def record(self, name: str, checks: list[Check] | None = None, error: str | None = None,
+               address: str | None = None):
+        with self.lock:
+            self.hosts[name] = {"checks": checks or [], "error": error, "address": address}
+
+
+RUN = AuditRun()
+
+
+def host_entry(name: str, entry: dict) -> dict:
+    if entry.get("error"):
+        return {"host": name, "address": entry.get("address"), "status": "error",
+                "error": entry["error"], "checks": [], "summary": None}
+    checks = entry["checks"]
+    totals = summary(checks)
+    return {"host": name, "address": entry.get("address"),
+            "status": "fail" if totals["fail"] else "pass",
+            "checks": [c.as_dict() for c in checks], "summary": totals}
+
+
+def build_report(hosts: dict[str, dict], unreachable: dict[str, str]) -> dict:
+    entries = [host_entry(name, hosts[name]) for name in sorted(hosts)]
+    entries += [{"host": name, "address": address, "status": "unreachable",
+                 "error": "could not connect", "checks": [], "summary": None}
+                for name, address in sorted(unreachable.items())]
+    failing = [e["host"] for e in entries if e["status"] != "pass"]
+    return {"hosts": entries, "ok": not failing, "failing_hosts": failing,
+            "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def render_table(report: dict) -> str:
+    lines = []
+    width = max([len(c["id"]) for e in report["hosts"] for c in e["checks"]] + [10])
+    for entry in report["hosts"]:
+        address = f" ({entry['address']})" if entry.get("address") else ""
+        lines.append(f"== {entry['host']}{address}")
+        for check in entry["checks"]:
+            verdict = check["verdict"]
+            lines.append(f"  {verdict:<4}  {check['id']:<{width}}  "
+                         f"expected: {check['expected']}  |  found: {check['found']}")
+        if entry["status"] in ("unreachable", "error"):
+            lines.append(f"  {entry['host']}: {entry['status'].upper()}: {entry['error']}")
+        else:
+            totals = entry["summary"]
+            failed = f" ({', '.join(totals['failed'])})" if totals["failed"] else ""
+            lines.append(f"  {entry['host']}: {'FAIL' if totals['fail'] else 'PASS'} - "
+                         f"{totals['pass']} pass, {totals['fail']} fail{failed}, "
+                         f"{totals['na']} n/a")
+        lines.append("")
+    total = len(report["hosts"])
+    bad = report["failing_hosts"]
+    lines.append(f"audit: {total} host(s), {total - len(bad)} clean"
+                 + (f", not clean: {', '.join(bad)}" if bad else ""))
+    return "\n".join(lines)
+
+
+def emit(report: dict, json_path: str | None) -> None:
+    """Print the table to stdout (stderr when the JSON goes to stdout) and write the JSON."""
+    table = render_table(report)
+    if json_path == "-":
+        print(table, file=sys.stderr, flush=True)
+        print(json.dumps(report, indent=2), flush=True)
+        return
+    print("\n" + table, flush=True)
+    if json_path:
+        tmp = f"{json_path}.tmp{os.getpid()}"
+        with open(tmp, "w") as handle:
+            json.dump(report, handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, json_path)
+
+
+def failures(name: str, hosts: dict[str, dict]) -> list[str]:
+    entry = hosts.get(name) or {}
+    if entry.get("error"):
+        return [f"read failed: {entry['error']}"]
+    return [c.id for c in entry.get("checks", []) if c.verdict == FAIL]
+
+
+def _final_checks(name: str, entry: dict, probes: dict) -> dict:
+    """Put the outside view (known only once every probe host ran) in place of its N/A."""
+    if entry.get("error"):
+        return entry
+    checks = [c for c in entry["checks"] if c.id != "outside.smtp"]
+    return {**entry, "checks": checks + [outside_check(probes.get(name))]}
+
+
+def _unreachable(state) -> dict[str, str]:
+    return {h.name: h.data.get("ssh_hostname") or h.name for h in state.inventory
+            if h in state.failed_hosts and state.is_host_in_limit(h)
+            and h.name not in RUN.hosts and "probes" not in h.groups}
+
+
+def report_step(host_name: str) -> None:
+    """python.call body (runs locally at execute time, once per audited host, in parallel):
+    the first one prints the report for every host; each raises for its own failures."""
+    from pyinfra import state
+
+    with RUN.lock:
+        if not RUN.printed:
+            RUN.hosts = {n: _final_checks(n, e, RUN.probes) for n, e in RUN.hosts.items()}
+            RUN.report = build_report(RUN.hosts, _unreachable(state))
+            emit(RUN.report, RUN.json_path or None)
+            RUN.printed = True
+    failed = failures(host_name, RUN.hosts)
+    if failed:
+        raise AuditFailed(f"lockdown audit: {host_name}: {len(failed)} check(s) failed: "
+                          f"{', '.join(failed)}")
+
+
+class AuditFailed(Exception):
+    pass

@@ -1,0 +1,240 @@
+"""
+Facts only the audit needs: relay noise in the journal and the state of the mail queue.
+
+Same rules as the other granular facts (see docs/design.md): one read-only command each,
+exit 0 in every normal state, absence printed as a status line, counts computed on the host
+(a flooded journal must not travel over SSH line by line). Read as root (``_sudo=True``):
+the journal and the Postfix queue are root-only.
+"""
+from __future__ import annotations
+
+from pyinfra.api import FactBase
+from pyinfra.api.exceptions import FactProcessError
+
+from .postfix import MAIN_CF
+
+POSTQUEUE = "/usr/sbin/postqueue"
+DEFERRED_DIR = "/var/spool/postfix/deferred"
+
+NOISE_KEYS = ("relay_denied", "relay_denied_since_converge", "connects",
+              "connects_since_converge")
+
+# Counts smtpd lines from `journalctl -o short-unix` (first field: epoch seconds). "Since
+# converge" = at or after main.cf's mtime. `connect from NAME[ADDR]` from loopback is local
+# software (cron's sendmail does not connect; health checks may) and is not noise.
+_NOISE_AWK = (
+    "awk -v c=\"$conv\" '"
+    "{ t = $1 + 0 } "
+    "/Relay access denied/ { rd++; if (t >= c) rdn++ } "
+    "match($0, / connect from [^ ]*\\[[^]]*\\]/) { "
+    "a = substr($0, RSTART, RLENGTH); sub(/.*\\[/, \"\", a); sub(/\\]$/, \"\", a); "
+    "if (a !~ /^(127\\.|::1$|::ffff:127\\.)/) { cn++; if (t >= c) cnn++; last = a } } "
+    "END { printf \"relay_denied: %d\\nrelay_denied_since_converge: %d\\n"
+    "connects: %d\\nconnects_since_converge: %d\\nlast_client: %s\\n\", "
+    "rd, rdn, cn, cnn, (last == \"\" ? \"-\" : last) }'"
+)
+
+
+def _key_values(output: list[str], fact: str) -> dict[str, str]:
+    values = {}
+    for line in output:
+        key, separator, value = line.partition(":")
+        if not separator:
+            raise FactProcessError(f"{fact}: cannot parse line {line!r}")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def _int(values: dict, key: str, fact: str) -> int | None:
+    value = values.get(key)
+    if value in (None, "", "-", "none"):
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        raise FactProcessError(f"{fact}: {key} is not a number: {value!r}") from None
+
+
+class RelayNoise(FactBase):
+    """
+    Counts Postfix smtpd noise in the journal over the last ``hours`` hours, and since the
+    last converge (the mtime of /etc/postfix/main.cf):
+
+    .. code:: python
+
+        {
+            "journal": True,            # False: no journalctl (counts are None)
+            "hours": 24,
+            "now": 1764163440,          # host clock, epoch seconds
+            "converged_at": 1764160000, # main.cf mtime; None when main.cf is missing
+            "relay_denied": 3, "relay_denied_since_converge": 0,
+            "connects": 5, "connects_since_converge": 0,   # non-loopback `connect from`
+            "last_client": "203.0.113.9",                   # None when there was none
+        }
+    """
+
+    @staticmethod
+    def default():
+        return None
+
+    def command(self, hours: int = 24) -> str:
+        hours = int(hours)
+        return (
+            f"echo \"now: $(date +%s)\"; echo 'hours: {hours}'; "
+            f"conv=$(stat -c %Y {MAIN_CF} 2>/dev/null || echo none); echo \"converged_at: $conv\"; "
+            "[ \"$conv\" = none ] && conv=0; "
+            "if command -v journalctl >/dev/null 2>&1; then echo 'journal: yes'; "
+            f"journalctl -q --no-pager -o short-unix -t postfix/smtpd --since '-{hours}h' "
+            f"2>/dev/null | {_NOISE_AWK}; "
+            "else echo 'journal: no'; fi"
+        )
+
+    def process(self, output):
+        values = _key_values(output, "RelayNoise")
+        if values.get("journal") not in ("yes", "no"):
+            raise FactProcessError(f"RelayNoise: missing journal status line: {output[:3]!r}")
+        journal = values["journal"] == "yes"
+        result = {
+            "journal": journal,
+            "hours": _int(values, "hours", "RelayNoise"),
+            "now": _int(values, "now", "RelayNoise"),
+            "converged_at": _int(values, "converged_at", "RelayNoise"),
+            "last_client": None,
+        }
+        for key in NOISE_KEYS:
+            result[key] = _int(values, key, "RelayNoise") if journal else None
+        if journal:
+            client = values.get("last_client", "-")
+            result["last_client"] = None if client in ("", "-") else client
+        return result
+
+
+class MailQueue(FactBase):
+    """
+    The Postfix queue: how many messages wait, how many are deferred, the oldest deferred
+    one's arrival time and its delay reason (which never contains a secret):
+
+    .. code:: python
+
+        {
+            "source": "postqueue",   # "spool" (Postfix not running: files only, no ages)
+                                     # or "not-installed"
+            "now": 1764163440,
+            "total": 2, "deferred": 1,
+            "oldest_arrival": 1764160000,   # None: no deferred mail, or unknown (spool)
+            "reason": "SASL authentication failed; ...",
+        }
+
+    ``postqueue -j`` (one JSON object per message) is summarized by awk on the host. Deferred
+    queue files' mtimes are Postfix's next-retry times, not ages, hence postqueue.
+    """
+
+    @staticmethod
+    def default():
+        return None
+
+    def command(self) -> str:
+        return (
+            "echo \"now: $(date +%s)\"; "
+            f"if [ ! -x {POSTQUEUE} ]; then echo 'source: not-installed'; "
+            f"elif out=$({POSTQUEUE} -j 2>/dev/null); then echo 'source: postqueue'; "
+            "printf '%s\\n' \"$out\" | awk '"
+            "NF { n++ } "
+            "/\"queue_name\": *\"deferred\"/ { d++; "
+            "if (match($0, /\"arrival_time\": *[0-9]+/)) { "
+            "t = substr($0, RSTART, RLENGTH); sub(/.*: */, \"\", t); t += 0; "
+            "if (o == \"\" || t < o) { o = t; r = \"\"; "
+            "if (match($0, /\"delay_reason\": *\"[^\"]*\"/)) { "
+            "r = substr($0, RSTART, RLENGTH); sub(/^\"delay_reason\": *\"/, \"\", r); "
+            "sub(/\"$/, \"\", r); r = substr(r, 1, 160) } } } } "
+            "END { printf \"total: %d\\ndeferred: %d\\noldest_arrival: %s\\nreason: %s\\n\", "
+            "n, d, (o == \"\" ? \"none\" : o), r }'; "
+            "else echo 'source: spool'; "
+            f"echo \"deferred: $(find {DEFERRED_DIR} -type f 2>/dev/null | wc -l)\"; fi"
+        )
+
+    def process(self, output):
+        values = _key_values(output, "MailQueue")
+        source = values.get("source")
+        if source not in ("postqueue", "spool", "not-installed"):
+            raise FactProcessError(f"MailQueue: unexpected source line: {output[:3]!r}")
+        return {
+            "source": source,
+            "now": _int(values, "now", "MailQueue"),
+            "total": _int(values, "total", "MailQueue"),
+            "deferred": _int(values, "deferred", "MailQueue"),
+            "oldest_arrival": _int(values, "oldest_arrival", "MailQueue"),
+            "reason": values.get("reason") or None,
+        }
+
+
+# Runs on a host of the inventory's `probes` group (outside the targets' networks): TCP
+# connect to each target address on 25/465/587 and, where one is open, an SMTP relay attempt
+# (EHLO, MAIL FROM, RCPT TO to a foreign domain; never DATA). One JSON object per line.
+_PROBE_SCRIPT = r'''
+import json, smtplib, socket, sys
+for address in sys.argv[1:]:
+    for port in (25, 465, 587):
+        r = {"address": address, "port": port, "open": False, "error": None, "relay": None}
+        try:
+            socket.create_connection((address, port), timeout=3).close()
+            r["open"] = True
+        except OSError as e:
+            r["error"] = type(e).__name__ + ": " + str(e)
+        if r["open"] and port != 465:
+            a = {"accepted": False, "rcpt": None, "error": None}
+            try:
+                c = smtplib.SMTP(address, port, timeout=5)
+                c.ehlo("prober.example.net")
+                m = c.docmd("MAIL FROM:<probe@example.net>")
+                t = c.docmd("RCPT TO:<victim@example.org>")
+                a["rcpt"] = [t[0], t[1].decode(errors="replace")]
+                a["accepted"] = m[0] // 100 == 2 and t[0] // 100 == 2
+                c.quit()
+            except Exception as e:
+                a["error"] = type(e).__name__ + ": " + str(e)
+            r["relay"] = a
+        print(json.dumps(r))
+'''
+
+
+class SmtpProbe(FactBase):
+    """
+    From this host, which target addresses accept TCP on 25/465/587, and does an SMTP relay
+    attempt succeed there? Needs python3 on the probe host.
+
+    .. code:: python
+
+        [{"address": "198.51.100.7", "port": 25, "open": False, "error": "TimeoutError: ...",
+          "relay": None}]   # relay: {"accepted": bool, "rcpt": [code, text], "error": ...}
+
+    + addresses: the target addresses to probe
+
+    ``None`` when python3 is missing on the probe host.
+    """
+
+    @staticmethod
+    def default():
+        return None
+
+    def command(self, addresses=()):
+        import shlex
+
+        quoted = " ".join(shlex.quote(str(a)) for a in addresses)
+        return (
+            "if command -v python3 >/dev/null 2>&1; then echo 'python3: yes'; "
+            f"python3 -c {shlex.quote(_PROBE_SCRIPT)} {quoted}; "
+            "else echo 'python3: missing'; fi"
+        )
+
+    def process(self, output):
+        import json
+
+        if not output or output[0] not in ("python3: yes", "python3: missing"):
+            raise FactProcessError(f"SmtpProbe: unexpected output {output[:1]!r}")
+        if output[0] == "python3: missing":
+            return None
+        try:
+            return [json.loads(line) for line in output[1:]]
+        except ValueError as error:
+            raise FactProcessError(f"SmtpProbe: {error}") from None

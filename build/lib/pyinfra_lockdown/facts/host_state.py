@@ -1,0 +1,47 @@
+"""Everything lockdown's deploys and audit decide on, read with ONE remote command per host."""
+from .combined import CombinedFact
+from .packages import InstalledDebs
+from .postfix import (
+    SASL_PASSWORD_MAP,
+    PostfixMainCf,
+    PostfixMasterServices,
+    PostfixParameters,
+    PostfixStatus,
+    SecretFileState,
+    SmtpListeners,
+)
+from .ufw import SshConnection, SshdConfig, UfwConfig
+
+ALIASES_MAP = "/etc/postfix/lockdown_aliases"
+SENDERS_MAP = "/etc/postfix/lockdown_senders"
+
+
+class LockdownState(CombinedFact):
+    """
+    Returns a dict of the granular facts' values, keyed by section:
+
+    packages, main_cf, master, parameters, status, listeners, sasl_map,
+    aliases_map, senders_map, ufw, sshd, ssh_connection
+    """
+
+    @staticmethod
+    def sections(sasl_map=SASL_PASSWORD_MAP, aliases_map=ALIASES_MAP, senders_map=SENDERS_MAP):
+        return {
+            "packages": (InstalledDebs, {}),
+            "main_cf": (PostfixMainCf, {}),
+            "master": (PostfixMasterServices, {}),
+            "parameters": (PostfixParameters, {}),
+            "status": (PostfixStatus, {}),
+            "listeners": (SmtpListeners, {}),
+            "sasl_map": (SecretFileState, {"path": sasl_map}),
+            "aliases_map": (SecretFileState, {"path": aliases_map}),
+            "senders_map": (SecretFileState, {"path": senders_map}),
+            "ufw": (UfwConfig, {}),
+            "sshd": (SshdConfig, {}),
+            "ssh_connection": (SshConnection, {}),
+        }
+
+    def command(self, sasl_map=SASL_PASSWORD_MAP, aliases_map=ALIASES_MAP,
+                senders_map=SENDERS_MAP):
+        return super().command(sasl_map=sasl_map, aliases_map=aliases_map,
+                               senders_map=senders_map)

@@ -1,0 +1,495 @@
+"""
+Facts about Postfix as a send-only null client: main.cf, master.cf, map types, the SASL
+password map, the service status and the SMTP listeners.
+
+Every fact runs one read-only shell command that exits 0 in every normal state (Postfix
+not installed, main.cf missing, nothing listening) and always prints a first status line,
+so the output is never empty and ``process()`` tells the states apart. ``command()`` with
+its default arguments is a plain shell string, so ``facts/host_state.py`` can concatenate
+the commands and hand each section's lines to the fact's own ``process()``.
+
+Binaries are called by absolute path (``/usr/sbin/postconf``): a non-root SSH session on
+Debian/Ubuntu has no ``/usr/sbin`` in PATH, and a bare ``postconf`` would then look "not
+installed". Read these facts as root (``_sudo=True``): ``postfix status`` and the hash of
+the 0600 SASL map need it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+
+from pyinfra.api import FactBase
+from pyinfra.api.exceptions import FactProcessError
+from typing_extensions import override
+
+POSTCONF = "/usr/sbin/postconf"
+POSTFIX = "/usr/sbin/postfix"
+MAIN_CF = "/etc/postfix/main.cf"
+MASTER_PID = "/var/spool/postfix/pid/master.pid"
+MASTER_CF = "/etc/postfix/master.cf"
+SASL_PASSWORD_MAP = "/etc/postfix/sasl_passwd"
+
+# Suffixes of the compiled maps postmap writes next to the source, per database type.
+COMPILED_MAP_SUFFIXES = ("db", "lmdb", "cdb")
+
+# master.cf service types (master(5)).
+SERVICE_TYPES = ("inet", "unix", "unix-dgram", "fifo", "pass")
+
+SMTP_PORTS = (25, 465, 587)
+
+NOT_INSTALLED = "postfix: not-installed"
+
+
+def normalize_value(value: str) -> str:
+    """Collapse runs of whitespace to one space, as ``postconf`` itself compares values."""
+    return " ".join(value.split())
+
+
+def _status_line(output: list[str], fact: str, allowed: tuple[str, ...]) -> str:
+    """Return the first output line, which every fact command prints as its status."""
+    if not output or output[0] not in allowed:
+        first = output[0] if output else "<no output>"
+        raise FactProcessError(f"{fact}: unexpected status line: {first!r}")
+    return output[0]
+
+
+def _postfix_installed_guard(then: str) -> str:
+    """Shell snippet: print the not-installed status or run ``then``."""
+    return f"if [ ! -x {POSTCONF} ]; then echo '{NOT_INSTALLED}'; else {then}; fi"
+
+
+class PostfixMainCf(FactBase):
+    """
+    Returns the settings explicitly set in main.cf (``postconf -n``), values
+    whitespace-normalized:
+
+    .. code:: python
+
+        {
+            "installed": True,          # False: postfix not installed
+            "main_cf": True,            # False: /etc/postfix/main.cf does not exist yet
+            "settings": {"relayhost": "[smtp.mailgun.org]:587", "mydestination": ""},
+        }
+
+    ``postconf -n`` (and every other ``postconf`` call) exits 1 when main.cf is missing,
+    which is the state a debconf "No configuration" install leaves, hence the guard.
+    """
+
+    _STATUSES = (NOT_INSTALLED, "main.cf: missing", "main.cf: present")
+
+    @override
+    def command(self) -> str:
+        return _postfix_installed_guard(
+            f"if [ -f {MAIN_CF} ]; then echo 'main.cf: present'; {POSTCONF} -n; "
+            "else echo 'main.cf: missing'; fi"
+        )
+
+    @override
+    def process(self, output):
+        status = _status_line(output, "PostfixMainCf", self._STATUSES)
+        settings: dict[str, str] = {}
+        for line in output[1:]:
+            key, separator, value = line.partition("=")
+            if not separator or not key.strip():
+                raise FactProcessError(f"PostfixMainCf: cannot parse postconf line: {line!r}")
+            settings[key.strip()] = normalize_value(value)
+        return {
+            "installed": status != NOT_INSTALLED,
+            "main_cf": status == "main.cf: present",
+            "settings": settings,
+        }
+
+
+_CONTINUATION_WORD = re.compile(r"-|[A-Za-z_][A-Za-z0-9_.-]*=")
+
+
+def _is_commented_continuation(body: str, fields: list[str]) -> bool:
+    """``#  -o name=value`` / ``#  flags=R user=x argv=...``, not ``#  some prose``."""
+    return body[:1].isspace() and bool(fields) and bool(_CONTINUATION_WORD.match(fields[0]))
+
+
+def _parse_master_cf(lines: list[str]) -> dict[str, dict]:
+    """
+    Parse master.cf text into ``{"service/type": {"enabled": bool, "entry": "..."}}``.
+
+    Follows master(5): a logical line starts with non-whitespace, a line starting with
+    whitespace continues it, comment and blank lines are skipped. Commented-out entries
+    (``#smtp inet ...`` followed by ``#  -o ...`` lines, the form ``postconf -M#`` writes)
+    are returned with ``enabled: False``; their continuation lines are recognized by a
+    first word that is an option (``-o``) or a ``name=value``, so prose comments are skipped. An
+    active entry wins over commented ones with the same service/type; among commented ones
+    the first wins.
+    """
+    entries: list[tuple[bool, list[str]]] = []
+
+    for line in lines:
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            body = line[1:]
+            fields = body.split()
+            if len(fields) >= 8 and not body[:1].isspace() and fields[1] in SERVICE_TYPES:
+                entries.append((False, fields))
+            elif _is_commented_continuation(body, fields) and entries and not entries[-1][0]:
+                entries[-1][1].extend(fields)
+            continue
+        if line[0].isspace():
+            if entries and entries[-1][0]:
+                entries[-1][1].extend(line.split())
+            continue
+        entries.append((True, line.split()))
+
+    services: dict[str, dict] = {}
+    for enabled, fields in entries:
+        if len(fields) < 8:
+            raise FactProcessError(f"PostfixMasterServices: short entry: {' '.join(fields)!r}")
+        key = f"{fields[0]}/{fields[1]}"
+        if key in services and (services[key]["enabled"] or not enabled):
+            continue
+        services[key] = {"enabled": enabled, "entry": " ".join(fields)}
+    return services
+
+
+class PostfixMasterServices(FactBase):
+    """
+    Returns the master.cf services, active and commented out:
+
+    .. code:: python
+
+        {
+            "installed": True,
+            "main_cf": True,      # postconf -M/-M# fail while main.cf is missing
+            "services": {
+                "smtp/inet": {"enabled": False, "entry": "smtp inet n - y - - smtpd"},
+                "pickup/unix": {"enabled": True, "entry": "pickup unix n - y 60 1 pickup"},
+            },
+        }
+
+    Reads master.cf itself: ``postconf -M`` lists only active entries (one line each,
+    ``-o`` options joined) and fails while main.cf is missing; Postfix 3.7 has no option to
+    list commented-out entries. ``entry`` is normalized the same way ``postconf -M`` prints
+    it, apart from column alignment (single spaces).
+    """
+
+    _STATUSES = (NOT_INSTALLED, "master.cf: missing", "master.cf: present")
+
+    @override
+    def command(self) -> str:
+        return _postfix_installed_guard(
+            f"if [ -f {MAIN_CF} ]; then echo 'main.cf: present'; "
+            "else echo 'main.cf: missing'; fi; "
+            f"if [ -f {MASTER_CF} ]; then echo 'master.cf: present'; cat {MASTER_CF}; "
+            "else echo 'master.cf: missing'; fi"
+        )
+
+    @override
+    def process(self, output):
+        if output[:1] == [NOT_INSTALLED]:
+            return {"installed": False, "main_cf": False, "services": {}}
+        main_cf = _status_line(
+            output, "PostfixMasterServices", ("main.cf: present", "main.cf: missing")
+        )
+        master_cf = _status_line(output[1:], "PostfixMasterServices", self._STATUSES[1:])
+        return {
+            "installed": True,
+            "main_cf": main_cf == "main.cf: present",
+            "services": _parse_master_cf(output[2:]) if master_cf == "master.cf: present" else {},
+        }
+
+
+class PostfixMapTypes(FactBase):
+    """
+    Returns the lookup table types Postfix supports and its default database type:
+
+    .. code:: python
+
+        {
+            "installed": True,
+            "supported": ["btree", "cidr", "hash", "lmdb", ...],   # None: unknown, see below
+            "default": "hash",    # effective default_database_type (main.cf wins)
+        }
+
+    ``postconf -m`` fails while main.cf is missing, so then ``supported`` is ``None`` and
+    ``default`` is the built-in default (``postconf -d``), which is what applies until
+    main.cf sets ``default_database_type``. On Debian, ``lmdb``/``cdb`` are listed only with
+    the ``postfix-lmdb``/``postfix-cdb`` packages installed.
+    """
+
+    @override
+    def command(self) -> str:
+        return _postfix_installed_guard(
+            f"if [ -f {MAIN_CF} ]; then echo 'main.cf: present'; "
+            f"echo \"default: $({POSTCONF} -h default_database_type)\"; {POSTCONF} -m; "
+            "else echo 'main.cf: missing'; "
+            f"echo \"default: $({POSTCONF} -d -h default_database_type)\"; fi"
+        )
+
+    @override
+    def process(self, output):
+        status = _status_line(
+            output, "PostfixMapTypes", (NOT_INSTALLED, "main.cf: missing", "main.cf: present")
+        )
+        if status == NOT_INSTALLED:
+            return {"installed": False, "supported": None, "default": None}
+        if len(output) < 2 or not output[1].startswith("default:"):
+            raise FactProcessError("PostfixMapTypes: missing default database type line")
+        default = output[1].partition(":")[2].strip() or None
+        supported = sorted(line.strip() for line in output[2:] if line.strip())
+        return {
+            "installed": True,
+            "supported": supported if status == "main.cf: present" else None,
+            "default": default,
+        }
+
+
+def _stat_command(path_var: str) -> str:
+    """``stat`` fields parsed by ``_parse_stat``: user group octal-mode mtime-seconds %y."""
+    return f"stat -c '%U %G %a %Y %y' \"{path_var}\""
+
+
+def _parse_stat(fields: list[str], path: str) -> dict:
+    """
+    Parse ``user group mode seconds YYYY-MM-DD HH:MM:SS.fraction zone`` into a dict with
+    ``mtime_ns`` (integer nanoseconds, so two writes within the same second still compare).
+    Uses the fraction of ``%y`` rather than ``%.9Y``, which older coreutils (Ubuntu 22.04's
+    8.32) do not support.
+    """
+    if len(fields) < 7 or not fields[2].isdigit() or not fields[3].lstrip("-").isdigit():
+        raise FactProcessError(f"SecretFileState: cannot parse stat output for {path}: {fields!r}")
+    user, group, mode, seconds, _date, time_of_day = fields[:6]
+    fraction = time_of_day.partition(".")[2]
+    nanoseconds = int((fraction + "000000000")[:9])
+    return {
+        "exists": True,
+        "user": user,
+        "group": group,
+        "mode": int(mode),
+        "mtime_ns": int(seconds) * 1_000_000_000 + nanoseconds,
+    }
+
+
+class SecretFileState(FactBase):
+    """
+    Returns the metadata of a secret source map and of its compiled maps, without ever
+    printing the secret:
+
+    .. code:: python
+
+        {
+            "exists": True,
+            "type": "file",            # "missing", or "other" (directory, symlink, ...)
+            "user": "root", "group": "root", "mode": 600,
+            "mtime_ns": 1764163440123456789,
+            "sha256": "5b1c...",        # None when the file could not be read (not root)
+            "compiled": {
+                "db": {"exists": True, "user": "root", "group": "root", "mode": 600,
+                       "mtime_ns": 1764163441000000000},
+                "lmdb": {"exists": False},
+                "cdb": {"exists": False},
+            },
+        }
+
+    + path: the source file, e.g. ``/etc/postfix/sasl_passwd``
+
+    Residual exposure: the value carries the SHA-256 of the file content, printed at
+    ``-vvv``. With a high-entropy (generated) password this reveals nothing useful; a
+    weak password could be brute-forced from it.
+    """
+
+    @override
+    def command(self, path: str = SASL_PASSWORD_MAP) -> str:
+        suffixes = " ".join(COMPILED_MAP_SUFFIXES)
+        return (
+            f"p={shlex.quote(path)}; "
+            'if [ -L "$p" ] || { [ -e "$p" ] && [ ! -f "$p" ]; }; then echo "source: other"; '
+            f'elif [ -f "$p" ]; then echo "source: file $({_stat_command("$p")}) '
+            "$(sha256sum < \"$p\" 2>/dev/null | cut -d ' ' -f 1)\"; "
+            'else echo "source: missing"; fi; '
+            f"for s in {suffixes}; do "
+            f'if [ -f "$p.$s" ]; then echo "$s: $({_stat_command("$p.$s")})"; '
+            'else echo "$s: missing"; fi; done'
+        )
+
+    @override
+    def process(self, output):
+        if not output or not output[0].startswith("source: "):
+            raise FactProcessError(f"SecretFileState: unexpected output: {output[:1]!r}")
+        kind, *fields = output[0].split()[1:]
+        if kind == "file":
+            state = _parse_stat(fields, "source")
+            state["type"] = "file"
+            sha256 = fields[7] if len(fields) > 7 else None
+            state["sha256"] = sha256 if sha256 and re.fullmatch(r"[0-9a-f]{64}", sha256) else None
+        elif kind in ("missing", "other"):
+            state = {"exists": kind == "other", "type": kind}
+        else:
+            raise FactProcessError(f"SecretFileState: unknown source kind {kind!r}")
+
+        compiled = {}
+        for line in output[1:]:
+            suffix, _, rest = line.partition(": ")
+            if suffix not in COMPILED_MAP_SUFFIXES:
+                raise FactProcessError(f"SecretFileState: unexpected line {line!r}")
+            compiled[suffix] = (
+                {"exists": False} if rest == "missing" else _parse_stat(rest.split(), suffix)
+            )
+        state["compiled"] = compiled
+        return state
+
+
+class PostfixStatus(FactBase):
+    """
+    Returns whether Postfix is installed, running and enabled at boot:
+
+    .. code:: python
+
+        {
+            "installed": True,
+            "running": True,            # a live master owns master.pid (root only!)
+            "systemd": True,            # the host runs systemd (/run/systemd/system)
+            "unit_state": "enabled",    # `systemctl is-enabled postfix.service`, or None
+            "enabled": True,            # unit_state is enabled/enabled-runtime/static/...
+        }
+
+    The pid file is readable by root only: read this fact with ``_sudo=True``, or a
+    running Postfix reads as ``running: False``.
+    """
+
+    _ENABLED_UNIT_STATES = (
+        "enabled", "enabled-runtime", "static", "indirect", "generated", "alias",
+    )
+
+    @override
+    def command(self) -> str:
+        return (
+            f"if [ -x {POSTFIX} ]; then echo 'postfix: installed'; "
+            # What `postfix status` checks (a live master owning the pid file), 20 ms faster.
+            f"pid=$(tr -d ' ' < {MASTER_PID} 2>/dev/null); "
+            "if [ -n \"$pid\" ] && [ \"$(cat /proc/$pid/comm 2>/dev/null)\" = master ]; "
+            "then echo 'running: yes'; else echo 'running: no'; fi; "
+            f"else echo '{NOT_INSTALLED}'; fi; "
+            "if [ -d /run/systemd/system ]; then echo 'systemd: yes'; else echo 'systemd: no'; fi; "
+            "if command -v systemctl >/dev/null 2>&1; then "
+            'echo "unit: $(systemctl is-enabled postfix.service 2>/dev/null)"; '
+            "else echo 'unit: '; fi"
+        )
+
+    @override
+    def process(self, output):
+        lines = dict(line.partition(": ")[::2] for line in output)
+        if "postfix" not in lines or "systemd" not in lines or "unit" not in lines:
+            raise FactProcessError(f"PostfixStatus: unexpected output: {output!r}")
+        installed = lines["postfix"] == "installed"
+        unit_state = lines["unit"].strip() or None
+        return {
+            "installed": installed,
+            "running": installed and lines.get("running") == "yes",
+            "systemd": lines["systemd"] == "yes",
+            "unit_state": unit_state,
+            "enabled": unit_state in self._ENABLED_UNIT_STATES,
+        }
+
+
+def _parse_listen_address(local: str) -> tuple[str, str | None, int]:
+    """Split ss's ``Local Address:Port`` (``[::1]:25``, ``127.0.0.53%lo:53``, ``*:25``)."""
+    address, _, port = local.rpartition(":")
+    if not port.isdigit():
+        raise FactProcessError(f"SmtpListeners: cannot parse local address {local!r}")
+    address, _, interface = address.partition("%")
+    if address.startswith("[") and address.endswith("]"):
+        address = address[1:-1]
+    return address, interface or None, int(port)
+
+
+def _is_loopback(address: str) -> bool:
+    """127.0.0.0/8, ::1 and IPv4-mapped ::ffff:127.x; "*" (every address) is not."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
+
+
+class SmtpListeners(FactBase):
+    """
+    Returns the TCP sockets listening on the SMTP ports 25, 465 and 587 (``ss -Hltn``):
+
+    .. code:: python
+
+        [
+            {"address": "127.0.0.1", "port": 25, "interface": None, "loopback": True},
+            {"address": "::", "port": 587, "interface": None, "loopback": False},
+        ]
+
+    ``*`` means every address (a dual-stack socket); ``interface`` is set for sockets
+    bound to a device (``0.0.0.0%eth0:25``). ``None`` when ``ss`` is not installed.
+    """
+
+    default = list
+
+    @override
+    def command(self) -> str:
+        return (
+            "if command -v ss >/dev/null 2>&1; then echo 'ss: present'; ss -Hltn; "
+            "else echo 'ss: not-installed'; fi"
+        )
+
+    @override
+    def process(self, output):
+        status = _status_line(output, "SmtpListeners", ("ss: present", "ss: not-installed"))
+        if status == "ss: not-installed":
+            return None
+        listeners = []
+        for line in output[1:]:
+            fields = line.split()
+            if len(fields) < 5:
+                raise FactProcessError(f"SmtpListeners: cannot parse ss line {line!r}")
+            address, interface, port = _parse_listen_address(fields[3])
+            if port in SMTP_PORTS:
+                listeners.append(
+                    {
+                        "address": address,
+                        "port": port,
+                        "interface": interface,
+                        "loopback": _is_loopback(address),
+                    }
+                )
+        return listeners
+
+
+class PostfixParameters(FactBase):
+    """
+    Returns the effective values of a few main.cf parameters, read with ONE ``postconf -h``
+    (the built-in defaults, ``postconf -d -h``, while main.cf does not exist yet):
+
+    .. code:: python
+
+        {"default_database_type": "hash", "myhostname": "web1.example.com"}
+
+    ``None`` when Postfix is not installed. ``myhostname`` is the domain unqualified local
+    addresses get; ``default_database_type`` the map type ``postmap`` writes by default.
+    """
+
+    @override
+    def command(self, names=("default_database_type", "myhostname")) -> str:
+        quoted = " ".join(shlex.quote(name) for name in names)
+        header = shlex.quote("names: " + " ".join(names))
+        return _postfix_installed_guard(
+            f"echo {header}; if [ -f {MAIN_CF} ]; then {POSTCONF} -h {quoted}; "
+            f"else {POSTCONF} -d -h {quoted}; fi"
+        )
+
+    @override
+    def process(self, output):
+        if output[0] == NOT_INSTALLED:
+            return None
+        if not output[0].startswith("names: "):
+            raise FactProcessError(f"PostfixParameters: unexpected output: {output!r}")
+        names = output[0].split()[1:]
+        values = [line.strip() for line in output[1:]]
+        if len(values) != len(names):
+            raise FactProcessError(f"PostfixParameters: {len(names)} names, {len(values)} values")
+        return dict(zip(names, values))

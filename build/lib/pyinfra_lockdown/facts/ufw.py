@@ -1,0 +1,294 @@
+"""
+Facts for the ufw firewall and for the SSH access that must survive it.
+
+Every command exits 0 in all normal states (ufw or sshd missing, ufw inactive, not over SSH);
+absence is printed as a marker line, never signalled by the exit status. The files read here
+are root-only: run these facts with ``_sudo=True``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from pyinfra.api import FactBase
+from pyinfra.api.exceptions import FactProcessError
+
+UFW_NOT_INSTALLED = "ufw: not installed"
+UFW_UNREADABLE = "ufw: cannot read /etc/ufw/user.rules (run as root)"
+SSHD_NOT_INSTALLED = "sshd: not installed"
+SSHD_FAILED = "sshd -T failed:"
+NO_SSH_CONNECTION = "ssh-connection: none"
+
+POLICY_NAMES = {"ACCEPT": "allow", "DROP": "deny", "REJECT": "reject"}
+POLICY_DIRECTIONS = {"INPUT": "incoming", "OUTPUT": "outgoing", "FORWARD": "routed"}
+ANY_NETWORKS = ("0.0.0.0/0", "::/0")
+
+TUPLE_MARKER = "### tuple ###"
+DEADMAN_TIMER = "lockdown-ufw-deadman.timer"  # armed by operations.ufw.deadman_arm
+DEADMAN_ARMED = "ufw: dead-man timer armed"
+SETTING_LINE = re.compile(r"^(?P<path>/[^:]+):(?P<key>[A-Z0-9_]+)=(?P<value>.*)$")
+
+
+class UfwConfig(FactBase):
+    """
+    The persistent ufw configuration, complete even while ufw is inactive.
+
+    Reads ``/etc/ufw/ufw.conf`` (ENABLED, LOGLEVEL), ``/etc/default/ufw`` (IPV6, default
+    policies) and the ``### tuple ###`` lines of ``/etc/ufw/user.rules`` and ``user6.rules``
+    (one line per rule and address family; comments are hex-encoded there).
+
+    .. code:: python
+
+        {
+            "enabled": True,
+            "logging": "low",
+            "ipv6": True,
+            "defaults": {"incoming": "deny", "outgoing": "allow", "routed": "deny"},
+            "rules": [
+                {"action": "limit", "direction": "in", "proto": "tcp", "port": "22",
+                 "from": "any", "to": "any", "v6": False, "comment": "lockdown: ssh",
+                 "from_port": "any", "interface_in": "", "interface_out": "",
+                 "route": False, "log": "", "app": "", "from_app": ""},
+            ],
+            "deadman_armed": False,  # a lockdown dead-man timer is pending (failed check)
+        }
+
+    ``None`` when ufw is not installed.
+    """
+
+    command = (
+        "if ! command -v ufw >/dev/null 2>&1 && [ ! -x /usr/sbin/ufw ]; "
+        f"then echo '{UFW_NOT_INSTALLED}'; "
+        f"elif [ ! -r /etc/ufw/user.rules ]; then echo '{UFW_UNREADABLE}'; "
+        "else grep -H -E '^(ENABLED|LOGLEVEL)=' /etc/ufw/ufw.conf; "
+        "grep -H -E '^(IPV6|DEFAULT_(INPUT|OUTPUT|FORWARD)_POLICY)=' /etc/default/ufw; "
+        f"grep -H '^{TUPLE_MARKER}' /etc/ufw/user.rules /etc/ufw/user6.rules; "
+        f"systemctl is-active --quiet {DEADMAN_TIMER} 2>/dev/null && echo '{DEADMAN_ARMED}'; "
+        "true; fi"
+    )
+
+    @staticmethod
+    def default():
+        return None
+
+    def process(self, output):
+        lines = [line.strip() for line in output if line.strip()]
+        if UFW_NOT_INSTALLED in lines:
+            return None
+        if UFW_UNREADABLE in lines:
+            raise FactProcessError(UFW_UNREADABLE)
+
+        config = {"enabled": False, "logging": None, "ipv6": None, "defaults": {}, "rules": [],
+                  "deadman_armed": DEADMAN_ARMED in lines}
+        for line in lines:
+            path, _, content = line.partition(":")
+            if line == DEADMAN_ARMED:
+                continue
+            if content.startswith(TUPLE_MARKER):
+                v6 = path.endswith("user6.rules")
+                config["rules"].append(parse_tuple(content[len(TUPLE_MARKER) :], v6))
+            else:
+                apply_setting(config, line)
+        return config
+
+
+def apply_setting(config: dict, line: str) -> None:
+    match = SETTING_LINE.match(line)
+    if not match:
+        raise FactProcessError(f"unexpected ufw config line: {line!r}")
+    key, value = match["key"], match["value"].strip().strip("\"'")
+    if key == "ENABLED":
+        config["enabled"] = value.lower() == "yes"
+    elif key == "LOGLEVEL":
+        config["logging"] = value.lower()
+    elif key == "IPV6":
+        config["ipv6"] = value.lower() == "yes"
+    elif key.startswith("DEFAULT_"):
+        direction = POLICY_DIRECTIONS[key.split("_")[1]]
+        config["defaults"][direction] = POLICY_NAMES.get(value.upper(), value.lower())
+
+
+def parse_tuple(text: str, v6: bool) -> dict:
+    """
+    Parse the part after ``### tuple ###``. ufw writes (backend.py ``_read_rules``):
+    ``ACTION PROTO DPORT DST SPORT SRC [DAPP SAPP] [DIRECTION[_IFACE][!out_IFACE]] [comment=HEX]``
+    where ACTION may be ``route:allow_log`` and app names escape spaces as ``%20``.
+    """
+    fields = text.split()
+    comment = ""
+    if fields and fields[-1].startswith("comment="):
+        comment = decode_comment(fields.pop()[len("comment=") :])
+    if not 6 <= len(fields) <= 9:
+        raise FactProcessError(f"malformed ufw tuple: {text.strip()!r}")
+
+    action, proto, port, to, from_port, source = fields[:6]
+    apps = fields[6:8] if len(fields) >= 8 else ["-", "-"]
+    direction_field = fields[-1] if len(fields) in (7, 9) else "in"
+
+    route = action.startswith("route:")
+    action = action.removeprefix("route:")
+    action, _, log = action.partition("_")
+    direction, interface_in, interface_out = parse_direction(direction_field)
+
+    return {
+        "action": action,
+        "direction": direction,
+        "proto": proto,
+        "port": port,
+        "from": normalize_any(source),
+        "to": normalize_any(to),
+        "v6": v6,
+        "comment": comment,
+        "from_port": from_port,
+        "interface_in": interface_in,
+        "interface_out": interface_out,
+        "route": route,
+        "log": log,
+        "app": decode_app(apps[0]),
+        "from_app": decode_app(apps[1]),
+    }
+
+
+def parse_direction(field: str) -> tuple[str, str, str]:
+    """``in``, ``out_eth0`` or (route rules) ``in_eth0!out_eth1`` -> (direction, in, out)."""
+    interfaces = {"in": "", "out": ""}
+    direction = ""
+    for part in field.split("!"):
+        side, _, interface = part.partition("_")
+        if side not in interfaces:
+            raise FactProcessError(f"malformed ufw tuple direction: {field!r}")
+        direction = direction or side
+        interfaces[side] = interface
+    return direction, interfaces["in"], interfaces["out"]
+
+
+def decode_comment(hex_text: str) -> str:
+    try:
+        return bytes.fromhex(hex_text).decode("utf-8", errors="replace")
+    except ValueError:
+        raise FactProcessError(f"malformed ufw comment: {hex_text!r}")
+
+
+def decode_app(field: str) -> str:
+    return "" if field == "-" else field.replace("%20", " ")
+
+
+def normalize_any(address: str) -> str:
+    return "any" if address in ANY_NETWORKS else address
+
+
+class SshdConfig(FactBase):
+    """
+    sshd's effective listening ports and addresses, from ``sshd -T`` (needs root).
+
+    .. code:: python
+
+        {
+            "ports": [22, 2222],
+            "listen": [{"address": "0.0.0.0", "port": 22}, {"address": "::", "port": 22}],
+            "address_family": "any",  # "any" | "inet" | "inet6"
+        }
+
+    ``ports`` are the ports sshd really listens on (the union of its ``listenaddress`` ports).
+    ``None`` when sshd is not installed; ``FactProcessError`` when ``sshd -T`` fails (for
+    example when not run as root: "no hostkeys available", or a bad sshd_config).
+    """
+
+    command = (
+        "sshd_bin=$(command -v sshd || echo /usr/sbin/sshd); "
+        f"if [ ! -x \"$sshd_bin\" ]; then echo '{SSHD_NOT_INSTALLED}'; "
+        'elif sshd_out=$("$sshd_bin" -T 2>&1); '
+        "then printf '%s\\n' \"$sshd_out\" | grep -E '^(port|listenaddress|addressfamily) '; true; "
+        f"else printf '{SSHD_FAILED} %s\\n' \"$sshd_out\" | head -n 3; fi"
+    )
+
+    @staticmethod
+    def default():
+        return None
+
+    def process(self, output):
+        lines = [line.strip() for line in output if line.strip()]
+        if SSHD_NOT_INSTALLED in lines:
+            return None
+        if lines and lines[0].startswith(SSHD_FAILED):
+            raise FactProcessError(" ".join(lines))
+
+        config_ports, listen, family = [], [], "any"
+        for line in lines:
+            key, _, value = line.partition(" ")
+            if key == "port":
+                config_ports.append(int(value))
+            elif key == "listenaddress":
+                listen.append(parse_listen_address(value))
+            elif key == "addressfamily":
+                family = value
+        ports = sorted({entry["port"] for entry in listen} or set(config_ports))
+        return {"ports": ports, "listen": listen, "address_family": family}
+
+
+def parse_listen_address(value: str) -> dict:
+    """``0.0.0.0:22`` or ``[::]:22`` -> {"address": ..., "port": ...}."""
+    match = re.match(r"^\[?(?P<address>[^\]]+?)\]?:(?P<port>\d+)$", value)
+    if not match:
+        raise FactProcessError(f"unexpected sshd listenaddress: {value!r}")
+    return {"address": match["address"], "port": int(match["port"])}
+
+
+class SshConnection(FactBase):
+    """
+    The SSH connection this deploy runs over, as seen on the box.
+
+    pyinfra runs facts as ``sudo -H -n sh -c '...'`` and sudo drops ``SSH_CONNECTION``, so the
+    command walks up the parent processes of its own shell and prints the first
+    ``SSH_CONNECTION`` found in ``/proc/<pid>/environ`` (the login shell sshd started has it).
+
+    .. code:: python
+
+        {"client": "10.77.0.1", "client_port": 40000,
+         "server": "10.77.0.11", "server_port": 22, "family": 4}
+
+    ``None`` when not connected over SSH (``@local``, ``@docker``...).
+    """
+
+    command = (
+        "ssh_pid=$$; ssh_env=''; "
+        'while [ -z "$ssh_env" ] && [ -r /proc/$ssh_pid/environ ]; do '
+        "ssh_env=$(tr '\\0' '\\n' < /proc/$ssh_pid/environ | grep -m 1 '^SSH_CONNECTION='); "
+        "ssh_pid=$(awk '/^PPid:/ {print $2}' /proc/$ssh_pid/status); "
+        '[ -n "$ssh_pid" ] && [ "$ssh_pid" -gt 1 ] || break; done; '
+        f'if [ -n "$ssh_env" ]; then echo "$ssh_env"; else echo \'{NO_SSH_CONNECTION}\'; fi'
+    )
+
+    @staticmethod
+    def default():
+        return None
+
+    def process(self, output):
+        for line in output:
+            if line.startswith("SSH_CONNECTION="):
+                return parse_ssh_connection(line.split("=", 1)[1])
+        return None
+
+
+def parse_ssh_connection(value: str) -> dict:
+    """``client client_port server server_port`` (the SSH_CONNECTION format)."""
+    try:
+        client, client_port, server, server_port = value.split()
+        client_address = unmap_ipv4(ipaddress.ip_address(client))
+        server_address = unmap_ipv4(ipaddress.ip_address(server))
+        return {
+            "client": str(client_address),
+            "client_port": int(client_port),
+            "server": str(server_address),
+            "server_port": int(server_port),
+            "family": server_address.version,
+        }
+    except ValueError:
+        raise FactProcessError(f"unexpected SSH_CONNECTION: {value!r}")
+
+
+def unmap_ipv4(address):
+    """``::ffff:10.0.0.1`` (IPv4 over a dual-stack socket) is an IPv4 connection."""
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped or address

@@ -1,0 +1,125 @@
+"""The Postfix null client: every message leaves through the relay, AUTH only inside TLS."""
+from __future__ import annotations
+
+import re
+
+from pyinfra.api import deploy
+from pyinfra.api.hiddenvalue import HiddenValue
+from pyinfra.operations import server
+
+from .plan import any_called_changed, if_needed
+from .settings import RelaySettings
+from .facts.host_state import ALIASES_MAP, SENDERS_MAP
+from .facts.postfix import SASL_PASSWORD_MAP
+from .operations import packages, postfix
+from .operations.postfix import settings_requiring_restart
+
+PACKAGES = ["postfix", "libsasl2-modules", "ca-certificates"]
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+LOCAL_DOMAINS = ("localhost", "localhost.localdomain")
+
+
+def main_cf_settings(relay: RelaySettings) -> dict[str, str]:
+    """The main.cf lockdown owns. Values are written exactly like this and compared so."""
+    settings = {
+        "compatibility_level": "3.6",
+        # Null client: nothing is delivered here; mail for local users is aliased away.
+        # myorigin is pinned because Debian's "Internet Site" sets it to /etc/mailname,
+        # which may differ from myhostname, the domain the alias tables match.
+        "myorigin": "$myhostname",
+        "mydestination": "",
+        "local_transport": "error:local delivery is disabled",
+        "alias_maps": "",
+        "alias_database": "",
+        "virtual_alias_maps": f"regexp:{ALIASES_MAP}",
+        "smtp_generic_maps": f"regexp:{SENDERS_MAP}",
+        # Nothing listens beyond loopback, and even then nothing relays for strangers.
+        "inet_interfaces": "loopback-only",
+        "mynetworks": "127.0.0.0/8 [::1]/128",
+        "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
+        # The relay, authenticated, and never without TLS.
+        "relayhost": relay.relayhost,
+        "smtp_sasl_auth_enable": "yes",
+        "smtp_sasl_password_maps": f"${{default_database_type}}:{SASL_PASSWORD_MAP}",
+        "smtp_sasl_security_options": "noanonymous, noplaintext",
+        "smtp_sasl_tls_security_options": "noanonymous",
+        "smtp_tls_security_level": relay.tls_level,
+        "smtp_tls_wrappermode": "yes" if relay.wrappermode else "no",
+        "smtp_tls_CAfile": CA_BUNDLE,
+    }
+    return settings
+
+
+def _local_domains_pattern(myhostname: str | None) -> str:
+    domains = [myhostname] if myhostname else []
+    return "|".join(re.escape(d) for d in dict.fromkeys(domains + list(LOCAL_DOMAINS)))
+
+
+def aliases_map(relay: RelaySettings, myhostname: str | None) -> str:
+    """regexp table: every local recipient (root, postmaster, cron users) -> the person."""
+    return (
+        "# Managed by lockdown: mail for local users goes to mail_root_forward.\n"
+        f"/^[^@]+@({_local_domains_pattern(myhostname)})$/ {relay.root_forward}\n"
+    )
+
+
+def senders_map(relay: RelaySettings, myhostname: str | None) -> str:
+    """regexp table for smtp_generic_maps: user@<this host> leaves as user@<sender domain>."""
+    return (
+        "# Managed by lockdown: local senders leave with an address in the relay's domain.\n"
+        f"/^([^@]+)@({_local_domains_pattern(myhostname)})$/ ${{1}}@{relay.sender_domain}\n"
+    )
+
+
+def sasl_map_line(relay: RelaySettings) -> HiddenValue:
+    # The key must be the relayhost string exactly, or Postfix finds no password.
+    return HiddenValue(
+        f"{relay.relayhost} {relay.credentials.login}:{relay.credentials.password}\n")
+
+
+@deploy("lockdown mail relay")
+def mail_relay(relay: RelaySettings, state: dict):
+    """Converge Postfix to a null client relaying via ``relay``; ``state`` is LockdownState."""
+    if_needed(
+        packages.installed, name="Install Postfix and SASL modules",
+        packages=PACKAGES, update=relay.apt_update, current=state["packages"],
+    )
+    # main.cf first: postmap and postconf -M need it, and a fresh box has none.
+    settings = main_cf_settings(relay)
+    main = if_needed(
+        postfix.main_cf, name=f"main.cf: null client via {relay.relayhost}, TLS {relay.tls_level}",
+        settings=settings, current=state["main_cf"],
+    )
+    parameters = state["parameters"] or {}  # None until Postfix is installed
+    myhostname = parameters.get("myhostname")
+    aliases = if_needed(
+        postfix.secret_file, name=f"Local recipients go to {relay.root_forward}",
+        path=ALIASES_MAP, content=aliases_map(relay, myhostname), current=state["aliases_map"],
+    )
+    senders = if_needed(
+        postfix.secret_file, name=f"Local senders leave as @{relay.sender_domain}",
+        path=SENDERS_MAP, content=senders_map(relay, myhostname), current=state["senders_map"],
+    )
+    sasl = if_needed(
+        postfix.sasl_password_map, name="Relay credentials (SASL map, root 0600)",
+        path=SASL_PASSWORD_MAP, content=sasl_map_line(relay),
+        db_type=parameters.get("default_database_type"), current=state["sasl_map"],
+    )
+    listener = if_needed(
+        postfix.master_service, name="master.cf: smtp/inet listener off",
+        service="smtp", service_type="inet", enabled=False, current=state["master"],
+    )
+    changed = any_called_changed(aliases, senders, sasl, main, listener)
+    if changed is None:
+        if_needed(postfix.running, name="Postfix running and enabled", current=state["status"])
+        return
+    postfix.reload(
+        name="postfix check, then reload (or start)",
+        restart=bool(settings_requiring_restart(settings, state["main_cf"])),
+        current=state["status"], _if=changed,
+    )
+    if sasl is not None:
+        server.shell(
+            name="Retry deferred mail with the new credentials",
+            commands=["postqueue -f"], _if=sasl.did_change,
+        )

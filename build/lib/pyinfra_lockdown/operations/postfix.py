@@ -1,0 +1,505 @@
+"""
+Operations for a send-only Postfix null client: main.cf settings, master.cf services, the
+SASL password map (secret source file + compiled map) and reload/start.
+
+Every operation takes explicit arguments (never ``host.data``) and an optional
+``current=``: the matching slice of the deploy's one combined state read. When it is
+``None`` the operation reads its own granular fact from ``facts.postfix``. A ``current``
+saying Postfix is not installed is not trusted either: the package may be installed by an
+earlier operation of the same deploy, so the fact is read again (at execute time that read
+sees the installed package; at prepare time the operation assumes everything must change).
+
+Secrets travel only as ``HiddenValue``/``str`` in ``content`` and as stdin of the write
+command: they never appear in a command string, an operation name or a noop message.
+Always give these operations an explicit ``name=``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from pyinfra import host
+from pyinfra.api import (
+    HiddenValue,
+    OperationError,
+    OperationValueError,
+    QuoteString,
+    StringCommand,
+    operation,
+)
+
+from ..facts.postfix import (
+    MAIN_CF,
+    SERVICE_TYPES,
+    PostfixMainCf,
+    PostfixMapTypes,
+    PostfixMasterServices,
+    PostfixStatus,
+    SecretFileState,
+    normalize_value,
+)
+
+# Compiled map file suffix written by `postmap <type>:<path>`, per database type.
+COMPILED_MAP_SUFFIX = {"hash": "db", "btree": "db", "lmdb": "lmdb", "cdb": "cdb"}
+
+# Parameters a `postfix reload` does not apply: Postfix must be stopped and started.
+RESTART_REQUIRED_SETTINGS = frozenset({"inet_interfaces", "inet_protocols"})
+
+# `postfix check`, and on failure the same check again on a pseudo-terminal: Postfix before
+# 3.8 writes its messages to stderr only when stderr is a terminal (otherwise only to syslog),
+# so without this the host would fail with no reason shown. The first run's exit status counts.
+POSTFIX_CHECK = (
+    "postfix check || { rc=$?; script -qec 'postfix check' /dev/null </dev/null 2>&1 "
+    "|| echo \"postfix check failed (exit $rc); if no reason is shown above, see the mail log\"; "
+    "exit $rc; }"
+)
+
+SECRET_OWNER = ("root", "root")
+SECRET_MODE = 600
+
+_PARAMETER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+_SERVICE_NAME = re.compile(r"[A-Za-z0-9_.:\[\]-]+")
+
+# Writes stdin to $1 atomically: a private temp file in the same directory, owned by $2,
+# mode 600, then renamed over the target. The content is never part of the command.
+_WRITE_SECRET_SCRIPT = (
+    "set -e; umask 077; "
+    't=$(mktemp "$(dirname "$1")/.lockdown-secret.XXXXXX"); '
+    "trap 'rm -f \"$t\"' EXIT; "
+    'cat > "$t"; chown "$2" "$t"; chmod 600 "$t"; mv -f "$t" "$1"'
+)
+
+
+def _installed_or_reread(current, fact_cls):
+    """Use ``current`` unless it is missing or says Postfix is not installed; then read."""
+    if current is None or not current["installed"]:
+        return host.get_fact(fact_cls)
+    return current
+
+
+def _comparable(value: str) -> str:
+    """Normalize a main.cf value for comparison: whitespace runs, and spaces around commas."""
+    return re.sub(r"\s*,\s*", ", ", normalize_value(value))
+
+
+def _differs(existing: dict[str, str], key: str, value: str) -> bool:
+    """Whether main.cf parameter ``key`` is unset in ``existing`` or has another value."""
+    return key not in existing or _comparable(existing[key]) != _comparable(value)
+
+
+def _check_parameter_name(key: str) -> None:
+    if not isinstance(key, str) or not _PARAMETER_NAME.fullmatch(key):
+        raise OperationValueError(f"invalid main.cf parameter name: {key!r}")
+
+
+def _check_single_line(what: str, value: str) -> None:
+    if not isinstance(value, str):
+        raise OperationValueError(f"{what} must be a string, got {type(value).__name__}")
+    if "\n" in value or "\r" in value:
+        raise OperationValueError(f"{what} must be a single line")
+
+
+def _ensure_main_cf_commands():
+    """Create an empty root-owned 0644 main.cf unless one exists (postconf needs it)."""
+    yield StringCommand(
+        "[ -e",
+        MAIN_CF,
+        "] || install -o root -g root -m 644 /dev/null",
+        MAIN_CF,
+    )
+
+
+def settings_requiring_restart(settings: dict[str, str], current: dict | None) -> list[str]:
+    """
+    Keys of ``settings`` that differ from ``current`` (a ``PostfixMainCf`` value) and only
+    take effect after a stop/start, not a reload (``inet_interfaces``, ``inet_protocols``).
+    Use it to pass ``restart=`` to ``reload``.
+    """
+    existing = (current or {}).get("settings") or {}
+    return sorted(
+        key
+        for key, value in settings.items()
+        if key in RESTART_REQUIRED_SETTINGS and _differs(existing, key, value)
+    )
+
+
+@operation()
+def main_cf(settings: dict[str, str], remove: list[str] | None = None, current=None):
+    """
+    Set and remove main.cf parameters with ``postconf``, changing only what differs.
+
+    + settings: parameter name -> value, e.g. ``{"relayhost": "[smtp.mailgun.org]:587"}``
+    + remove: parameter names to remove from main.cf (``postconf -X``) when present
+    + current: a ``facts.postfix.PostfixMainCf`` value; read from the host when ``None``
+
+    All differing parameters are written with one ``postconf -e``; values are compared
+    whitespace-normalized (``a,b`` equals ``a, b``). A missing main.cf is created empty,
+    root 0644, first: ``postconf -e`` fails without one.
+
+    **Example:**
+
+    .. code:: python
+
+        postfix.main_cf(
+            name="Configure Postfix as a Mailgun null client",
+            settings={"relayhost": "[smtp.mailgun.org]:587", "inet_interfaces": "loopback-only"},
+            remove=["smtpd_tls_cert_file"],
+        )
+    """
+    remove = list(remove or [])
+    for key, value in settings.items():
+        _check_parameter_name(key)
+        _check_single_line(f"main.cf value of {key}", value)
+    for key in remove:
+        _check_parameter_name(key)
+    if overlap := sorted(set(settings) & set(remove)):
+        raise OperationValueError(f"parameters both set and removed: {', '.join(overlap)}")
+
+    current = _installed_or_reread(current, PostfixMainCf)
+    existing = current["settings"] if current["main_cf"] else {}
+
+    to_set = {key: value for key, value in settings.items() if _differs(existing, key, value)}
+    to_remove = [key for key in remove if key in existing]
+
+    if not to_set and not to_remove:
+        host.noop(
+            f"main.cf has all {len(settings)} settings and none of the {len(remove)} to remove"
+        )
+        return
+
+    if not current["main_cf"]:
+        yield from _ensure_main_cf_commands()
+    if to_set:
+        yield StringCommand(
+            "postconf", "-e", *(QuoteString(f"{key}={value}") for key, value in to_set.items())
+        )
+    if to_remove:
+        yield StringCommand("postconf", "-X", *(QuoteString(key) for key in to_remove))
+
+
+def _normalized_entry(service: str, service_type: str, entry: str) -> str:
+    _check_single_line("entry", entry)
+    fields = entry.split()
+    if len(fields) < 8 or fields[:2] != [service, service_type]:
+        raise OperationValueError(
+            f"entry must be a full master.cf line starting with '{service} {service_type}' "
+            f"and 8 or more fields, got {entry!r}"
+        )
+    return " ".join(fields)
+
+
+@operation()
+def master_service(
+    service: str,
+    service_type: str,
+    enabled: bool,
+    entry: str | None = None,
+    current=None,
+):
+    """
+    Enable or disable (comment out) a master.cf service.
+
+    + service: service name, e.g. ``smtp``
+    + service_type: ``inet``, ``unix``, ``unix-dgram``, ``fifo`` or ``pass``
+    + enabled: whether the service should be active
+    + entry: the full master.cf line to write when enabling, e.g.
+      ``"smtp inet n - y - - smtpd"``; defaults to the commented-out entry, if any
+    + current: a ``facts.postfix.PostfixMasterServices`` value; read when ``None``
+
+    Disabling runs ``postconf -M# service/type`` (comments out the entry and its
+    ``-o`` lines); enabling runs ``postconf -M service/type='<entry>'``, which appends
+    a new active line and leaves the commented one in place.
+
+    **Example:**
+
+    .. code:: python
+
+        postfix.master_service(
+            name="Disable the inbound SMTP listener",
+            service="smtp", service_type="inet", enabled=False,
+        )
+    """
+    if not isinstance(service, str) or not _SERVICE_NAME.fullmatch(service):
+        raise OperationValueError(f"invalid master.cf service name: {service!r}")
+    if service_type not in SERVICE_TYPES:
+        raise OperationValueError(
+            f"invalid master.cf service type {service_type!r}, "
+            f"use one of {', '.join(SERVICE_TYPES)}"
+        )
+    wanted_entry = _normalized_entry(service, service_type, entry) if entry is not None else None
+    key = f"{service}/{service_type}"
+
+    current = _installed_or_reread(current, PostfixMasterServices)
+    existing = current["services"].get(key) if current["installed"] else None
+    is_enabled = bool(existing and existing["enabled"])
+
+    if not enabled:
+        if current["installed"] and not is_enabled:
+            host.noop(f"master.cf service {key} is {'disabled' if existing else 'not defined'}")
+            return
+        # Not installed yet (prepare time): the package's master.cf will have it enabled.
+        command = StringCommand("postconf", "-M#", QuoteString(key))
+    else:
+        if wanted_entry is None and existing:
+            wanted_entry = normalize_value(existing["entry"])
+        if wanted_entry is None:
+            if not current["installed"]:
+                host.noop(f"postfix is not installed yet, cannot tell how to enable {key}")
+                return
+            raise OperationValueError(f"master.cf has no entry for {key}: pass entry=")
+        if is_enabled and normalize_value(existing["entry"]) == wanted_entry:
+            host.noop(f"master.cf service {key} is enabled")
+            return
+        command = StringCommand("postconf", "-M", QuoteString(f"{key}={wanted_entry}"))
+
+    if not current["main_cf"]:
+        yield from _ensure_main_cf_commands()
+    yield command
+
+
+def _secret_text(content: HiddenValue | str) -> str:
+    """The raw secret, newline-terminated (pyinfra's stdin writer appends one anyway)."""
+    raw = content.unmask() if isinstance(content, HiddenValue) else content
+    if not isinstance(raw, str):
+        raise OperationValueError("content must be a str or a HiddenValue holding a str")
+    return raw if raw.endswith("\n") else raw + "\n"
+
+
+def _check_path(path: str) -> None:
+    _check_single_line("path", path)
+    if not path.startswith("/") or path.endswith("/"):
+        raise OperationValueError(f"path must be an absolute file path, got {path!r}")
+
+
+def _owner_mode_commands(path: str, state: dict) -> list[StringCommand]:
+    """chown/chmod only what differs from root:root 600."""
+    commands = []
+    if (state["user"], state["group"]) != SECRET_OWNER:
+        commands.append(StringCommand("chown", ":".join(SECRET_OWNER), QuoteString(path)))
+    if state["mode"] != SECRET_MODE:
+        commands.append(StringCommand("chmod", str(SECRET_MODE), QuoteString(path)))
+    return commands
+
+
+def _secret_file_commands(path: str, raw: str, state: dict) -> tuple[list[StringCommand], bool]:
+    """The commands ``secret_file`` yields, and whether the content differs."""
+    if state["type"] == "other":
+        raise OperationValueError(f"{path} exists and is not a regular file")
+    digest = hashlib.sha256(raw.encode()).hexdigest()
+    if state["type"] == "file" and state.get("sha256") == digest:
+        return _owner_mode_commands(path, state), False
+    write = StringCommand(
+        "sh",
+        "-c",
+        QuoteString(_WRITE_SECRET_SCRIPT),
+        "lockdown-secret",
+        QuoteString(path),
+        ":".join(SECRET_OWNER),
+        _stdin=raw,
+    )
+    return [write], True
+
+
+@operation()
+def secret_file(path: str, content: HiddenValue | str, current=None):
+    """
+    Write a secret file (root:root 0600) without the content ever appearing in a command.
+
+    + path: absolute path of the file, e.g. ``/etc/postfix/sasl_passwd``
+    + content: the file content, preferably a ``HiddenValue``; a newline is appended if
+      missing
+    + current: a ``facts.postfix.SecretFileState`` value for ``path``; read when ``None``
+
+    The content goes over stdin to ``sh -c`` which, with ``umask 077``, writes a temp file
+    in the same directory, chowns and chmods it, then ``mv -f``s it over ``path``. When the
+    SHA-256 already matches only a wrong owner or mode is fixed; otherwise it is a noop.
+
+    **Example:**
+
+    .. code:: python
+
+        postfix.secret_file(
+            name="Write the Mailgun SASL password map",
+            path="/etc/postfix/sasl_passwd",
+            content=HiddenValue(f"[smtp.mailgun.org]:587 {login}:{password}"),
+        )
+    """
+    _check_path(path)
+    raw = _secret_text(content)
+    if current is None:
+        current = host.get_fact(SecretFileState, path=path)
+    commands, _ = _secret_file_commands(path, raw, current)
+    if not commands:
+        host.noop(f"secret file {path} is up to date")
+    yield from commands
+
+
+def _compiled_map_suffix(db_type: str) -> str:
+    if db_type not in COMPILED_MAP_SUFFIX:
+        raise OperationValueError(
+            f"unsupported map type {db_type!r}, use one of {', '.join(COMPILED_MAP_SUFFIX)}"
+        )
+    return COMPILED_MAP_SUFFIX[db_type]
+
+
+def _compile_map_commands(
+    path: str, db_type: str, source_changed: bool, state: dict, source_private: bool
+) -> list[StringCommand]:
+    """
+    postmap when the compiled map is missing, older than the source or the source changed;
+    then fix the compiled map to root:root 0600 where it is (or will be) otherwise: postmap
+    gives a new compiled map the source's owner and mode but keeps an existing map's.
+    ``source_private``: the source is root 0600 by the time postmap runs.
+    """
+    suffix = _compiled_map_suffix(db_type)
+    compiled = state["compiled"].get(suffix, {"exists": False})
+    stale = (
+        source_changed
+        or not compiled["exists"]
+        or compiled["mtime_ns"] < (state.get("mtime_ns") or 0)
+    )
+    commands = [StringCommand("postmap", QuoteString(f"{db_type}:{path}"))] if stale else []
+
+    if compiled["exists"]:
+        permissions = compiled
+    elif source_private or state["type"] != "file":
+        permissions = None  # postmap copies the root 0600 source's owner and mode
+    else:
+        permissions = state
+    if permissions:
+        commands += _owner_mode_commands(f"{path}.{suffix}", permissions)
+    return commands
+
+
+@operation()
+def compile_map(path: str, db_type: str, source_changed: bool = False, current=None):
+    """
+    Compile a Postfix lookup table with ``postmap`` when it is stale, keeping it root 0600.
+
+    + path: the source file, e.g. ``/etc/postfix/sasl_passwd``
+    + db_type: ``hash``, ``btree`` (``.db``), ``lmdb`` (``.lmdb``) or ``cdb`` (``.cdb``);
+      use ``PostfixMapTypes``' ``default``
+    + source_changed: force ``postmap`` (the source was rewritten by an earlier operation)
+    + current: a ``facts.postfix.SecretFileState`` value for ``path``; read when ``None``
+
+    Stale means the compiled map is missing or its nanosecond mtime is older than the
+    source's. A wrong owner or mode on the compiled map is fixed to root:root 0600.
+    """
+    _check_path(path)
+    _compiled_map_suffix(db_type)
+    if current is None:
+        current = host.get_fact(SecretFileState, path=path)
+    commands = _compile_map_commands(path, db_type, source_changed, current, source_private=False)
+    if not commands:
+        host.noop(f"compiled map {db_type}:{path} is up to date")
+    yield from commands
+
+
+@operation()
+def sasl_password_map(path: str, content: HiddenValue | str, db_type: str | None, current=None):
+    """
+    Write the SASL password map source (root 0600, content via stdin only) and compile it.
+
+    + path: the source file, e.g. ``/etc/postfix/sasl_passwd``
+    + content: ``"[smtp.mailgun.org]:587 login:password"``, preferably a ``HiddenValue``
+    + db_type: map type for ``postmap`` (``PostfixMapTypes``' ``default``); ``None`` asks
+      Postfix when the operation runs (Postfix is installed earlier in the same deploy)
+    + current: a ``facts.postfix.SecretFileState`` value for ``path``; read when ``None``
+
+    Does what ``secret_file`` and then ``compile_map`` do, ``postmap`` forced when the
+    content changed, so the deploy calls one operation.
+
+    **Example:**
+
+    .. code:: python
+
+        postfix.sasl_password_map(
+            name="Mailgun SASL password map",
+            path="/etc/postfix/sasl_passwd",
+            content=HiddenValue(f"[smtp.mailgun.org]:587 {login}:{password}"),
+            db_type=map_types["default"],
+        )
+    """
+    _check_path(path)
+    if db_type is None:
+        db_type = host.get_fact(PostfixMapTypes)["default"]
+        if db_type is None:
+            raise OperationError("postfix is not installed: cannot tell its map type")
+    _compiled_map_suffix(db_type)
+    raw = _secret_text(content)
+    if current is None:
+        current = host.get_fact(SecretFileState, path=path)
+
+    commands, content_changed = _secret_file_commands(path, raw, current)
+    commands += _compile_map_commands(path, db_type, content_changed, current, source_private=True)
+    if not commands:
+        host.noop(f"SASL password map {path} and its {db_type} map are up to date")
+    yield from commands
+
+
+def _start_commands(status: dict) -> list[str]:
+    """
+    Enable at boot and start. Under systemd this is a restart: Debian's postfix.service is a
+    RemainAfterExit oneshot, which `systemctl start` leaves alone while master is dead.
+    """
+    if not status["systemd"]:
+        return [] if status["running"] else ["postfix start"]
+    if status["unit_state"] == "masked":
+        raise OperationError("postfix.service is masked: unmask it first")
+    commands = []
+    if not status["enabled"]:
+        commands.append("systemctl enable postfix.service")
+    if not status["running"]:
+        commands.append("systemctl restart postfix.service")
+    return commands
+
+
+@operation()
+def reload(restart: bool = False, current=None):
+    """
+    Check the configuration with ``postfix check``, then apply it: reload a running
+    Postfix (restart with ``restart=True``), or enable and start a stopped one.
+
+    + restart: stop and start instead of reload; needed when ``inet_interfaces`` or
+      ``inet_protocols`` changed (see ``settings_requiring_restart``)
+    + current: a ``facts.postfix.PostfixStatus`` value; read when ``None``
+
+    A failing ``postfix check`` fails the host with Postfix's own message before anything
+    touches the running Postfix. Meant to be called with ``_if=any_changed(...)``.
+
+    **Example:**
+
+    .. code:: python
+
+        postfix.reload(
+            name="Check and reload Postfix",
+            restart=bool(settings_requiring_restart(settings, state["main_cf"])),
+            _if=any_changed(main, smtp_listener, sasl_map),
+        )
+    """
+    current = _installed_or_reread(current, PostfixStatus)
+    yield POSTFIX_CHECK
+    if not current["running"]:
+        yield from _start_commands(current)
+    elif current["systemd"]:
+        yield f"systemctl {'restart' if restart else 'reload'} postfix.service"
+    else:
+        yield "postfix stop && postfix start" if restart else "postfix reload"
+
+
+@operation()
+def running(current=None):
+    """
+    Make sure Postfix runs and is enabled at boot; ``postfix check`` runs before a start.
+
+    + current: a ``facts.postfix.PostfixStatus`` value; read when ``None``
+    """
+    current = _installed_or_reread(current, PostfixStatus)
+    commands = _start_commands(current)
+    if not commands:
+        host.noop("postfix is running" + (" and enabled" if current["systemd"] else ""))
+        return
+    if not current["running"]:
+        yield POSTFIX_CHECK
+    yield from commands
