@@ -2,16 +2,8 @@
 
     pyinfra inventories/prod.py deploys/firewall.py
 
-Run from the repository root. Host data keys: deploys/settings.py (firewall_*, apt_update).
+Host data keys: pyinfra_lockdown/settings.py (firewall_*, apt_update).
 """
-from pyinfra import host
+from pyinfra_lockdown import firewall
 
-from pyinfra_lockdown.settings import apt_update, firewall_settings
-from pyinfra_lockdown.firewall import check_rules_syntax, firewall
-from pyinfra_lockdown.facts.host_state import LockdownState
-
-firewall_config = firewall_settings(host.data)
-check_rules_syntax(firewall_config)
-
-state = host.get_fact(LockdownState, _sudo=True)
-firewall(firewall_config, state, apt_update=apt_update(host.data))
+firewall()

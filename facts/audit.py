@@ -11,7 +11,7 @@ from __future__ import annotations
 from pyinfra.api import FactBase
 from pyinfra.api.exceptions import FactProcessError
 
-from .postfix import MAIN_CF
+from .postfix import MAIN_CF, SMTP_PORTS
 
 POSTQUEUE = "/usr/sbin/postqueue"
 DEFERRED_DIR = "/var/spool/postfix/deferred"
@@ -73,10 +73,6 @@ class RelayNoise(FactBase):
         }
     """
 
-    @staticmethod
-    def default():
-        return None
-
     def command(self, hours: int = 24) -> str:
         hours = int(hours)
         return (
@@ -129,10 +125,6 @@ class MailQueue(FactBase):
     queue files' mtimes are Postfix's next-retry times, not ages, hence postqueue.
     """
 
-    @staticmethod
-    def default():
-        return None
-
     def command(self) -> str:
         return (
             "echo \"now: $(date +%s)\"; "
@@ -169,19 +161,19 @@ class MailQueue(FactBase):
 
 
 # Runs on a host of the inventory's `probes` group (outside the targets' networks): TCP
-# connect to each target address on 25/465/587 and, where one is open, an SMTP relay attempt
+# connect to each target address on each SMTP port and, where one is open, an SMTP relay attempt
 # (EHLO, MAIL FROM, RCPT TO to a foreign domain; never DATA). One JSON object per line.
 _PROBE_SCRIPT = r'''
 import json, smtplib, socket, sys
-for address in sys.argv[1:]:
-    for port in (25, 465, 587):
+for address in sys.argv[2:]:
+    for port in [int(p) for p in sys.argv[1].split(",")]:
         r = {"address": address, "port": port, "open": False, "error": None, "relay": None}
         try:
             socket.create_connection((address, port), timeout=3).close()
             r["open"] = True
         except OSError as e:
             r["error"] = type(e).__name__ + ": " + str(e)
-        if r["open"] and port != 465:
+        if r["open"] and port != 465:  # 465 speaks TLS first
             a = {"accepted": False, "rcpt": None, "error": None}
             try:
                 c = smtplib.SMTP(address, port, timeout=5)
@@ -213,17 +205,14 @@ class SmtpProbe(FactBase):
     ``None`` when python3 is missing on the probe host.
     """
 
-    @staticmethod
-    def default():
-        return None
-
     def command(self, addresses=()):
         import shlex
 
         quoted = " ".join(shlex.quote(str(a)) for a in addresses)
+        ports = ",".join(str(p) for p in SMTP_PORTS)
         return (
             "if command -v python3 >/dev/null 2>&1; then echo 'python3: yes'; "
-            f"python3 -c {shlex.quote(_PROBE_SCRIPT)} {quoted}; "
+            f"python3 -c {shlex.quote(_PROBE_SCRIPT)} {ports} {quoted}; "
             "else echo 'python3: missing'; fi"
         )
 

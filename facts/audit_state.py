@@ -1,7 +1,7 @@
 """The audit's one remote read per host: every LockdownState section plus the audit facts."""
 from .audit import MailQueue, RelayNoise
-from .host_state import ALIASES_MAP, SENDERS_MAP, LockdownState
-from .postfix import SASL_PASSWORD_MAP
+from .host_state import LockdownState
+from .postfix import ALIASES_MAP, SASL_PASSWORD_MAP, SENDERS_MAP
 
 
 class AuditState(LockdownState):

@@ -2,7 +2,9 @@
 from .combined import CombinedFact
 from .packages import InstalledDebs
 from .postfix import (
+    ALIASES_MAP,
     SASL_PASSWORD_MAP,
+    SENDERS_MAP,
     PostfixMainCf,
     PostfixMasterServices,
     PostfixParameters,
@@ -12,8 +14,6 @@ from .postfix import (
 )
 from .ufw import SshConnection, SshdConfig, UfwConfig
 
-ALIASES_MAP = "/etc/postfix/lockdown_aliases"
-SENDERS_MAP = "/etc/postfix/lockdown_senders"
 
 
 class LockdownState(CombinedFact):

@@ -29,10 +29,14 @@ POSTFIX = "/usr/sbin/postfix"
 MAIN_CF = "/etc/postfix/main.cf"
 MASTER_PID = "/var/spool/postfix/pid/master.pid"
 MASTER_CF = "/etc/postfix/master.cf"
+# The files lockdown writes for Postfix (the mail deploy writes them, the state facts read them).
 SASL_PASSWORD_MAP = "/etc/postfix/sasl_passwd"
+ALIASES_MAP = "/etc/postfix/lockdown_aliases"
+SENDERS_MAP = "/etc/postfix/lockdown_senders"
 
-# Suffixes of the compiled maps postmap writes next to the source, per database type.
-COMPILED_MAP_SUFFIXES = ("db", "lmdb", "cdb")
+# Suffix of the compiled map postmap writes next to the source, per database type.
+COMPILED_MAP_SUFFIX = {"hash": "db", "btree": "db", "lmdb": "lmdb", "cdb": "cdb"}
+COMPILED_MAP_SUFFIXES = tuple(dict.fromkeys(COMPILED_MAP_SUFFIX.values()))
 
 # master.cf service types (master(5)).
 SERVICE_TYPES = ("inet", "unix", "unix-dgram", "fifo", "pass")

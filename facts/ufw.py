@@ -25,7 +25,10 @@ POLICY_DIRECTIONS = {"INPUT": "incoming", "OUTPUT": "outgoing", "FORWARD": "rout
 ANY_NETWORKS = ("0.0.0.0/0", "::/0")
 
 TUPLE_MARKER = "### tuple ###"
-DEADMAN_TIMER = "lockdown-ufw-deadman.timer"  # armed by operations.ufw.deadman_arm
+# The transient systemd unit of the dead-man switch (operations.ufw.deadman_arm): this fact
+# reports it pending, so it is named here, once.
+DEADMAN_UNIT = "lockdown-ufw-deadman"
+DEADMAN_TIMER = f"{DEADMAN_UNIT}.timer"
 DEADMAN_ARMED = "ufw: dead-man timer armed"
 SETTING_LINE = re.compile(r"^(?P<path>/[^:]+):(?P<key>[A-Z0-9_]+)=(?P<value>.*)$")
 
@@ -67,10 +70,6 @@ class UfwConfig(FactBase):
         f"systemctl is-active --quiet {DEADMAN_TIMER} 2>/dev/null && echo '{DEADMAN_ARMED}'; "
         "true; fi"
     )
-
-    @staticmethod
-    def default():
-        return None
 
     def process(self, output):
         lines = [line.strip() for line in output if line.strip()]
@@ -203,10 +202,6 @@ class SshdConfig(FactBase):
         f"else printf '{SSHD_FAILED} %s\\n' \"$sshd_out\" | head -n 3; fi"
     )
 
-    @staticmethod
-    def default():
-        return None
-
     def process(self, output):
         lines = [line.strip() for line in output if line.strip()]
         if SSHD_NOT_INSTALLED in lines:
@@ -259,10 +254,6 @@ class SshConnection(FactBase):
         '[ -n "$ssh_pid" ] && [ "$ssh_pid" -gt 1 ] || break; done; '
         f'if [ -n "$ssh_env" ]; then echo "$ssh_env"; else echo \'{NO_SSH_CONNECTION}\'; fi'
     )
-
-    @staticmethod
-    def default():
-        return None
 
     def process(self, output):
         for line in output:

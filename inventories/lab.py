@@ -13,6 +13,7 @@ share one image's host keys (never copy these settings to a real inventory).
 import os
 
 from lab.addresses import GATEWAY_V4
+from lab.audit_probe import lab_prober
 from lab.config import LabConfig
 from lab.processes import is_alive
 from lab.state import StateStore
@@ -27,7 +28,7 @@ _relay_data = {
     "relay_host": GATEWAY_V4,
     "mail_root_forward": "admin@lab.test",
     "apt_update": False,
-    "audit_probe": "lab",  # the audit's outside view comes from the lab prober
+    "audit_probe": lab_prober,  # the audit's outside view comes from the lab prober
 }
 # ---------------------------------------------------------------------------------------
 
@@ -52,6 +53,7 @@ def _host(box):
         "ssh_known_hosts_file": "/dev/null",
         "ssh_strict_host_key_checking": "off",
         "_sudo": True,
+        "audit_probe_addresses": [box.ipv4, box.ipv6],
         **_relay_data,
     })
 

@@ -15,7 +15,7 @@ import os
 _host_keys = {"ssh_known_hosts_file": "/dev/null", "ssh_strict_host_key_checking": "off"}
 
 # ---------------------------------------------------------------------------------------
-# Your relay host data for the Vagrant VM (every key: deploys/settings.py). Credentials never
+# Your relay host data for the Vagrant VM (every key: pyinfra_lockdown/settings.py). Credentials never
 # go here: they come from MAILGUN_SMTP_LOGIN / MAILGUN_SMTP_PASSWORD.
 _relay_data = {
     # "mail_root_forward": "you@example.com",   # required: where root's mail goes
@@ -27,18 +27,23 @@ _relay_data = {
 # Local offline mode (python -m lab.vagrant sets LOCKDOWN_VAGRANT_LOCAL_BOX): the relay is the
 # lab's Mailgun stand-in. The VM's default route is the libvirt bridge inside the lab namespace,
 # which owns 10.77.0.1, so the VM reaches the stand-in without any forwarding.
-_local_lab_data = {
-    "relay_host": "10.77.0.1",
-    "relay_port": 587,
-    "mail_root_forward": "admin@lab.test",
-    "apt_update": False,  # the VM has no mirror; every package is in the box
-    "audit_probe": "lab",  # pyinfra runs inside the lab namespace: probe from the lab prober
-}
+def _local_lab_data() -> dict:
+    from lab.audit_probe import lab_prober
+
+    return {
+        "relay_host": "10.77.0.1",
+        "relay_port": 587,
+        "mail_root_forward": "admin@lab.test",
+        "apt_update": False,  # the VM has no mirror; every package is in the box
+        # pyinfra runs inside the lab namespace: the outside view comes from the lab prober
+        "audit_probe": lab_prober,
+    }
+
 
 _data = {
     **_host_keys,
     "_sudo": True,
-    **(_local_lab_data if os.environ.get("LOCKDOWN_VAGRANT_LOCAL_BOX") else {}),
+    **(_local_lab_data() if os.environ.get("LOCKDOWN_VAGRANT_LOCAL_BOX") else {}),
     **_relay_data,
 }
 

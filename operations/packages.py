@@ -1,7 +1,9 @@
 """Install missing Debian packages non-interactively, without touching the ones present."""
 from pyinfra import host
-from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra.api import QuoteString, StringCommand
 
+
+from .decide import operation
 from ..facts.packages import InstalledDebs
 
 # Preseeded so that installing postfix never asks and never writes a main.cf of its own:

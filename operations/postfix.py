@@ -26,10 +26,12 @@ from pyinfra.api import (
     OperationValueError,
     QuoteString,
     StringCommand,
-    operation,
 )
 
+
+from .decide import operation
 from ..facts.postfix import (
+    COMPILED_MAP_SUFFIX,
     MAIN_CF,
     SERVICE_TYPES,
     PostfixMainCf,
@@ -40,8 +42,6 @@ from ..facts.postfix import (
     normalize_value,
 )
 
-# Compiled map file suffix written by `postmap <type>:<path>`, per database type.
-COMPILED_MAP_SUFFIX = {"hash": "db", "btree": "db", "lmdb": "lmdb", "cdb": "cdb"}
 
 # Parameters a `postfix reload` does not apply: Postfix must be stopped and started.
 RESTART_REQUIRED_SETTINGS = frozenset({"inet_interfaces", "inet_protocols"})
@@ -283,7 +283,7 @@ def _owner_mode_commands(path: str, state: dict) -> list[StringCommand]:
 
 
 def _secret_file_commands(path: str, raw: str, state: dict) -> tuple[list[StringCommand], bool]:
-    """The commands ``secret_file`` yields, and whether the content differs."""
+    """The commands ``map_file`` yields, and whether the content differs."""
     if state["type"] == "other":
         raise OperationValueError(f"{path} exists and is not a regular file")
     digest = hashlib.sha256(raw.encode()).hexdigest()
@@ -302,9 +302,9 @@ def _secret_file_commands(path: str, raw: str, state: dict) -> tuple[list[String
 
 
 @operation()
-def secret_file(path: str, content: HiddenValue | str, current=None):
+def map_file(path: str, content: HiddenValue | str, current=None):
     """
-    Write a secret file (root:root 0600) without the content ever appearing in a command.
+    Write a Postfix map source (root:root 0600) without its content appearing in a command.
 
     + path: absolute path of the file, e.g. ``/etc/postfix/sasl_passwd``
     + content: the file content, preferably a ``HiddenValue``; a newline is appended if
@@ -319,7 +319,7 @@ def secret_file(path: str, content: HiddenValue | str, current=None):
 
     .. code:: python
 
-        postfix.secret_file(
+        postfix.map_file(
             name="Write the Mailgun SASL password map",
             path="/etc/postfix/sasl_passwd",
             content=HiddenValue(f"[smtp.mailgun.org]:587 {login}:{password}"),
@@ -331,7 +331,7 @@ def secret_file(path: str, content: HiddenValue | str, current=None):
         current = host.get_fact(SecretFileState, path=path)
     commands, _ = _secret_file_commands(path, raw, current)
     if not commands:
-        host.noop(f"secret file {path} is up to date")
+        host.noop(f"map source {path} is up to date")
     yield from commands
 
 
@@ -373,30 +373,6 @@ def _compile_map_commands(
 
 
 @operation()
-def compile_map(path: str, db_type: str, source_changed: bool = False, current=None):
-    """
-    Compile a Postfix lookup table with ``postmap`` when it is stale, keeping it root 0600.
-
-    + path: the source file, e.g. ``/etc/postfix/sasl_passwd``
-    + db_type: ``hash``, ``btree`` (``.db``), ``lmdb`` (``.lmdb``) or ``cdb`` (``.cdb``);
-      use ``PostfixMapTypes``' ``default``
-    + source_changed: force ``postmap`` (the source was rewritten by an earlier operation)
-    + current: a ``facts.postfix.SecretFileState`` value for ``path``; read when ``None``
-
-    Stale means the compiled map is missing or its nanosecond mtime is older than the
-    source's. A wrong owner or mode on the compiled map is fixed to root:root 0600.
-    """
-    _check_path(path)
-    _compiled_map_suffix(db_type)
-    if current is None:
-        current = host.get_fact(SecretFileState, path=path)
-    commands = _compile_map_commands(path, db_type, source_changed, current, source_private=False)
-    if not commands:
-        host.noop(f"compiled map {db_type}:{path} is up to date")
-    yield from commands
-
-
-@operation()
 def sasl_password_map(path: str, content: HiddenValue | str, db_type: str | None, current=None):
     """
     Write the SASL password map source (root 0600, content via stdin only) and compile it.
@@ -407,7 +383,7 @@ def sasl_password_map(path: str, content: HiddenValue | str, db_type: str | None
       Postfix when the operation runs (Postfix is installed earlier in the same deploy)
     + current: a ``facts.postfix.SecretFileState`` value for ``path``; read when ``None``
 
-    Does what ``secret_file`` and then ``compile_map`` do, ``postmap`` forced when the
+    Does what ``map_file`` does, then compiles the map with ``postmap``, ``postmap`` forced when the
     content changed, so the deploy calls one operation.
 
     **Example:**

@@ -13,14 +13,15 @@ None of these operations ever runs ``ufw reset``.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
 from pyinfra import host
-from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra.api import QuoteString, StringCommand
 from pyinfra.api.exceptions import OperationValueError
 
-from ..facts.ufw import UfwConfig
+
+from .decide import operation
+from ..facts.ufw import DEADMAN_UNIT, UfwConfig
 from .ufw_rules import (
     LOG_LEVELS,
     POLICIES,
@@ -34,9 +35,7 @@ from .ufw_rules import (
 )
 
 UFW_DEFAULTS_FILE = "/etc/default/ufw"
-DEADMAN_UNIT = "lockdown-ufw-deadman"
 UFW_BIN = "/usr/sbin/ufw"
-UNIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
 
 
 @operation()
@@ -123,7 +122,7 @@ def enable(current: dict | None = None):
 
 
 @operation()
-def deadman_arm(seconds: int = 120, unit: str = DEADMAN_UNIT, current: dict | None = None):
+def deadman_arm(seconds: int = 120, current: dict | None = None):
     """
     Before the FIRST enable, schedule ``ufw --force disable`` ``seconds`` from now with a
     transient systemd timer: if the enable cuts SSH, the host opens itself again. Cancel it
@@ -135,17 +134,16 @@ def deadman_arm(seconds: int = 120, unit: str = DEADMAN_UNIT, current: dict | No
     run's check decides again whether to cancel it.
 
     + seconds: delay before ufw is disabled again (>= 1)
-    + unit: the transient unit name (``<unit>.timer`` / ``<unit>.service``)
     + current: the UfwConfig value, read from the host when None
     """
     if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
         raise OperationValueError(f"seconds: {seconds!r} must be a whole number >= 1")
-    check_unit_name(unit)
     config = read_config(current)
 
     if not deadman_needed(config):
         host.noop("ufw is already enabled: no dead-man switch needed")
         return
+    unit = DEADMAN_UNIT
     units = f"{unit}.timer {unit}.service"
     yield StringCommand("sh", "-c", QuoteString(
         f"systemctl stop {units} 2>/dev/null; systemctl reset-failed {units} 2>/dev/null; true"))
@@ -157,23 +155,21 @@ def deadman_arm(seconds: int = 120, unit: str = DEADMAN_UNIT, current: dict | No
 
 
 @operation()
-def deadman_disarm(unit: str = DEADMAN_UNIT, current: dict | None = None):
+def deadman_disarm(current: dict | None = None):
     """
     Cancel the dead-man timer armed by ``deadman_arm`` (``systemctl stop <unit>.timer``).
 
     Yields only when ``deadman_arm`` armed it, i.e. when ufw was not enabled or a timer was
     pending in ``current`` (pass the same pre-run state to both).
 
-    + unit: the transient unit name given to ``deadman_arm``
     + current: the UfwConfig value, read from the host when None
     """
-    check_unit_name(unit)
     config = read_config(current)
 
     if not deadman_needed(config):
         host.noop("ufw was already enabled: no dead-man switch to cancel")
         return
-    yield StringCommand("systemctl", "stop", f"{unit}.timer")
+    yield StringCommand("systemctl", "stop", f"{DEADMAN_UNIT}.timer")
 
 
 @operation()
@@ -203,7 +199,7 @@ def rules(
     require_choice("prune", prune, PRUNE_MODES)
     config = read_config(current)
     manage_v6 = ipv6 if ipv6 is not None else bool(config["ipv6"]) if config else True
-    wanted = declared_rules(declared, prune, tag, manage_v6)
+    wanted = checked_rules(declared, prune, tag, manage_v6)
     existing = [dict(rule) for rule in config["rules"]] if config else []
     existing = [rule for rule in existing if manage_v6 or not rule["v6"]]
 
@@ -216,29 +212,6 @@ def rules(
         yield ufw_command(rule_arguments(rule, both_families=both_families))
     for rule, both_families in merge_families(to_delete):
         yield ufw_command(rule_arguments(rule, delete=True, both_families=both_families))
-
-
-@operation()
-def rule(spec: dict, present: bool = True, current: dict | None = None):
-    """
-    Add (or delete) one ufw rule for one address family.
-
-    + spec: a rule dict (``{"action": "allow", "proto": "tcp", "port": "25", "v6": False}``;
-      missing fields take the defaults of ``ufw_rules.normalize_rule``)
-    + present: False deletes the rule with the same ufw identity, whatever its comment
-    + current: the UfwConfig value, read from the host when None
-    """
-    wanted = checked_rule(spec)
-    config = read_config(current)
-    existing = [dict(rule) for rule in config["rules"]] if config else []
-    same = [rule for rule in existing if identity(rule) == identity(wanted)]
-
-    if present and wanted not in existing:
-        yield ufw_command(rule_arguments(wanted))
-    elif not present and same:
-        yield ufw_command(rule_arguments(same[0], delete=True))
-    else:
-        host.noop(f"ufw rule is {'present' if present else 'absent'}: {describe(wanted)}")
 
 
 # ---------------------------------------------------------------- helpers
@@ -254,11 +227,6 @@ def deadman_needed(config) -> bool:
     return not (config and config["enabled"]) or bool(config.get("deadman_armed"))
 
 
-def check_unit_name(unit: str) -> None:
-    if not isinstance(unit, str) or not UNIT_NAME.match(unit):
-        raise OperationValueError(f"unit: {unit!r} is not a plain systemd unit name")
-
-
 def require_choice(field: str, value, choices) -> None:
     if value not in choices:
         raise OperationValueError(f"{field}: {value!r} is not one of {', '.join(choices)}")
@@ -271,7 +239,7 @@ def checked_rule(spec: dict) -> dict:
         raise OperationValueError(str(error))
 
 
-def declared_rules(declared, prune: str, tag: str, manage_v6: bool) -> list[dict]:
+def checked_rules(declared, prune: str, tag: str, manage_v6: bool) -> list[dict]:
     """Validate, de-duplicate and check the declared rules against prune/tag/IPv6."""
     wanted: list[dict] = []
     for spec in declared:

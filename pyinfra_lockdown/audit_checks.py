@@ -10,26 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
+from .facts.postfix import COMPILED_MAP_SUFFIX, SMTP_PORTS
+from .firewall import firewall_rules, sshd_ports
 from .mail import aliases_map, main_cf_settings, sasl_map_line, senders_map
-from .settings import (
-    TLS_LEVELS,
-    FirewallSettings,
-    RelaySettings,
-    SettingsError,
-    firewall_settings,
-    relay_settings,
-)
-from .firewall import declared_rules, sshd_ports
-from .operations.ufw import declared_rules as wanted_ufw_rules
-from .operations.ufw import describe, rules_to_add
+from .operations.ufw import checked_rules, describe, rules_to_add
 from .operations.ufw_rules import identity, is_tagged, ssh_allowed
+from .settings import TLS_LEVELS, AuditSettings, FirewallSettings, RelaySettings
 
 PASS, FAIL, NA = "PASS", "FAIL", "N/A"
-AUDIT_DEFAULTS = {"audit_noise_hours": 24, "audit_queue_max_age_minutes": 60}
 
 
 @dataclass(frozen=True)
@@ -38,6 +30,7 @@ class Check:
     verdict: str
     expected: str = ""
     found: str = ""
+    value: Any = None  # what was found, for programs (counts, addresses); JSON-serialisable
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -54,29 +47,18 @@ class Expected:
     main_cf: dict = field(default_factory=dict)
 
 
-def _int_setting(data, key: str) -> int:
-    value = data.get(key) if hasattr(data, "get") else None
-    value = AUDIT_DEFAULTS[key] if value is None else value
-    if isinstance(value, bool) or not str(value).isdigit() or int(value) < 1:
-        raise SettingsError(key, f"{value!r} must be a positive whole number")
-    return int(value)
-
-
-def expected_state(data, environ=os.environ) -> Expected:
+def expected_state(settings: AuditSettings) -> Expected:
     """
-    What the deploy would converge this host to. Uses relay_settings/firewall_settings and
-    main_cf_settings exactly as deploys/mail.py does; the password is never needed: without
-    credentials the SASL map's content is not compared and the sender domain is known only
-    from ``mail_sender_domain``.
+    What the deploy would converge this host to, from the same settings and main_cf_settings
+    the mail deploy uses. The password is never needed: without credentials the SASL map's
+    content is not compared and the sender domain is known only from ``mail_sender_domain``.
     """
-    relay = relay_settings(data, environ, require_credentials=False)
-    has_credentials = relay.credentials is not None
-    sender_domain = relay.sender_domain
+    relay = settings.relay
     return Expected(
-        relay=relay, has_credentials=has_credentials, sender_domain=sender_domain,
-        firewall=firewall_settings(data),
-        noise_hours=_int_setting(data, "audit_noise_hours"),
-        queue_max_age_minutes=_int_setting(data, "audit_queue_max_age_minutes"),
+        relay=relay, has_credentials=relay.credentials is not None,
+        sender_domain=relay.sender_domain, firewall=settings.firewall,
+        noise_hours=settings.noise_hours,
+        queue_max_age_minutes=settings.queue_max_age_minutes,
         main_cf=main_cf_settings(relay),
     )
 
@@ -214,7 +196,7 @@ def _join(address: str, port: int) -> str:
 def sasl_map_check(exp: Expected, state: dict) -> Check:
     sasl = state.get("sasl_map") or {}
     db_type = (state.get("parameters") or {}).get("default_database_type") or "hash"
-    suffix = {"hash": "db", "btree": "db"}.get(db_type, db_type)
+    suffix = COMPILED_MAP_SUFFIX.get(db_type, db_type)
     expected = f"sasl_passwd root:root 0600, {db_type} map root 0600 and not older"
     if exp.has_credentials:
         expected += ", content = declared credentials"
@@ -320,7 +302,7 @@ def rules_check(exp: Expected, state: dict) -> Check:
     fw, ufw = exp.firewall, state["ufw"]
     ssh_ports = sshd_ports(state)
     try:
-        wanted = wanted_ufw_rules(declared_rules(fw, ssh_ports), fw.prune, "lockdown", fw.ipv6)
+        wanted = checked_rules(firewall_rules(fw, ssh_ports), fw.prune, "lockdown", fw.ipv6)
     except Exception as error:  # bad host data: the deploy would refuse it too
         return Check("ufw.rules", FAIL, "declared rules", f"cannot compute: {error}")
     existing = [dict(rule) for rule in ufw.get("rules") or []]
@@ -335,7 +317,9 @@ def rules_check(exp: Expected, state: dict) -> Check:
                         ": declare them, or converge once with firewall_prune=all")
     return Check("ufw.rules", _verdict(not problems),
                  f"exactly the {len(wanted)} declared rules ({', '.join(map(str, fw.allowed))})",
-                 "; ".join(problems) if problems else f"{len(existing)} rules as declared")
+                 "; ".join(problems) if problems else f"{len(existing)} rules as declared",
+                 {"missing": [describe(r) for r in missing],
+                  "unexpected": [describe(r) for r in unexpected]})
 
 
 def ssh_check(exp: Expected, state: dict) -> Check:
@@ -361,21 +345,25 @@ def noise_checks(exp: Expected, state: dict) -> list[Check]:
         return [Check(i, NA, "no new ones since last converge", "no journal") for i in ids]
     since = _clock(noise.get("converged_at"))
     client = f" (last from {noise['last_client']})" if noise.get("last_client") else ""
+    counts = [
+        {"since_converge": noise.get(f"{key}_since_converge"), "in_window": noise.get(key)}
+        for key in ("relay_denied", "connects")
+    ]
     return [
-        Check(ids[0], _verdict(not noise.get("relay_denied_since_converge")),
+        Check(ids[0], _verdict(not counts[0]["since_converge"]),
               "no 'Relay access denied' since last converge",
-              f"{noise.get('relay_denied_since_converge')} since {since}, "
-              f"{noise.get('relay_denied')} in {noise.get('hours')}h"),
-        Check(ids[1], _verdict(not noise.get("connects_since_converge")),
+              f"{counts[0]['since_converge']} since {since}, "
+              f"{counts[0]['in_window']} in {noise.get('hours')}h", counts[0]),
+        Check(ids[1], _verdict(not counts[1]["since_converge"]),
               "no smtpd connect from non-loopback since last converge",
-              f"{noise.get('connects_since_converge')} since {since}, "
-              f"{noise.get('connects')} in {noise.get('hours')}h{client}"),
+              f"{counts[1]['since_converge']} since {since}, "
+              f"{counts[1]['in_window']} in {noise.get('hours')}h{client}", counts[1]),
     ]
 
 
 def outside_check(probe: dict | None) -> Check:
     """``probe``: {"via": "lab"|probe host, "results": [{address, port, open, relay}], "error"}."""
-    expected = "25/465/587 closed from outside, no relay"
+    expected = f"{'/'.join(map(str, SMTP_PORTS))} closed from outside, no relay"
     if probe is None:
         return Check("outside.smtp", NA, expected, "no probes group / audit_probe unset")
     if probe.get("error"):
@@ -385,13 +373,14 @@ def outside_check(probe: dict | None) -> Check:
     relayed = [_join(r["address"], r["port"]) for r in results
                if (r.get("relay") or {}).get("accepted")]
     addresses = sorted({r["address"] for r in results})
+    value = {"probed": addresses, "open": opened, "relayed": relayed, "via": probe.get("via")}
     if not opened:
         return Check("outside.smtp", PASS, expected,
-                     f"closed on {', '.join(addresses)} (via {probe.get('via')})")
+                     f"closed on {', '.join(addresses)} (via {probe.get('via')})", value)
     found = f"OPEN: {', '.join(opened)}"
     if relayed:
         found += f"; RELAY ACCEPTED: {', '.join(relayed)}"
-    return Check("outside.smtp", FAIL, expected, f"{found} (via {probe.get('via')})")
+    return Check("outside.smtp", FAIL, expected, f"{found} (via {probe.get('via')})", value)
 
 
 def host_checks(exp: Expected, state: dict, probe: dict | None = None) -> list[Check]:

@@ -1,6 +1,10 @@
-"""Collects per-host audit results (deploy code runs per host in parallel greenlets) and
-renders them once, as a table and optionally as JSON. This module is imported once per
-pyinfra run, so RUN is shared by every host's deploy code and by the report operation.
+"""Collects per-host audit results and renders them once, as a table and optionally as JSON.
+
+Every host's deploy code records into the ``AuditRun`` of its pyinfra run (``audit_run(state)``);
+the report step, a local ``python.call`` per host that runs once every host has been read,
+prints the report for all of them. A failing audit is an answer, not a crash: after the
+report, the run ends with exit status 1 (``SystemExit``, which pyinfra does not catch) instead
+of a raised error that pyinfra would print as a traceback.
 """
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ import os
 import sys
 import threading
 import time
+import weakref
 
 from .audit_checks import FAIL, Check, outside_check, summary
 
-JSON_ENV = "LOCKDOWN_AUDIT_JSON"
+PROBES_GROUP = "probes"
 
 
 class AuditRun:
@@ -31,7 +36,14 @@ class AuditRun:
             self.hosts[name] = {"checks": checks or [], "error": error, "address": address}
 
 
-RUN = AuditRun()
+_RUNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # pyinfra State -> AuditRun
+_RUNS_LOCK = threading.Lock()
+
+
+def audit_run(state) -> AuditRun:
+    """The audit results of this pyinfra run (one per ``State``)."""
+    with _RUNS_LOCK:
+        return _RUNS.setdefault(state, AuditRun())
 
 
 def host_entry(name: str, entry: dict) -> dict:
@@ -112,28 +124,24 @@ def _final_checks(name: str, entry: dict, probes: dict) -> dict:
     return {**entry, "checks": checks + [outside_check(probes.get(name))]}
 
 
-def _unreachable(state) -> dict[str, str]:
+def _unreachable(state, run: AuditRun) -> dict[str, str]:
     return {h.name: h.data.get("ssh_hostname") or h.name for h in state.inventory
             if h in state.failed_hosts and state.is_host_in_limit(h)
-            and h.name not in RUN.hosts and "probes" not in h.groups}
+            and h.name not in run.hosts and PROBES_GROUP not in h.groups}
 
 
-def report_step(host_name: str) -> None:
+def report_step(state, host) -> bool:
     """python.call body (runs locally at execute time, once per audited host, in parallel):
-    the first one prints the report for every host; each raises for its own failures."""
-    from pyinfra import state
-
-    with RUN.lock:
-        if not RUN.printed:
-            RUN.hosts = {n: _final_checks(n, e, RUN.probes) for n, e in RUN.hosts.items()}
-            RUN.report = build_report(RUN.hosts, _unreachable(state))
-            emit(RUN.report, RUN.json_path or None)
-            RUN.printed = True
-    failed = failures(host_name, RUN.hosts)
-    if failed:
-        raise AuditFailed(f"lockdown audit: {host_name}: {len(failed)} check(s) failed: "
-                          f"{', '.join(failed)}")
-
-
-class AuditFailed(Exception):
-    pass
+    the first one prints the report for every host. When any host failed or was unreachable,
+    every step raises SystemExit(1): pyinfra lets it through once all steps are done, so the
+    run ends with the report and exit status 1."""
+    run = audit_run(state)
+    with run.lock:
+        if not run.printed:
+            run.hosts = {n: _final_checks(n, e, run.probes) for n, e in run.hosts.items()}
+            run.report = build_report(run.hosts, _unreachable(state, run))
+            emit(run.report, run.json_path or None)
+            run.printed = True
+    if not run.report["ok"]:
+        raise SystemExit(1)
+    return True

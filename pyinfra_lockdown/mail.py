@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import re
 
+from pyinfra import host as current_host
 from pyinfra.api import deploy
 from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.operations import server
 
-from .plan import any_called_changed, if_needed
-from .settings import RelaySettings
-from .facts.host_state import ALIASES_MAP, SENDERS_MAP
-from .facts.postfix import SASL_PASSWORD_MAP
+from .facts.postfix import ALIASES_MAP, SASL_PASSWORD_MAP, SENDERS_MAP
 from .operations import packages, postfix
 from .operations.postfix import settings_requiring_restart
+from .plan import any_called_changed, host_state, if_needed
+from .settings import RelaySettings, data_defaults, relay_settings
 
 PACKAGES = ["postfix", "libsasl2-modules", "ca-certificates"]
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -77,46 +77,53 @@ def sasl_map_line(relay: RelaySettings) -> HiddenValue:
         f"{relay.relayhost} {relay.credentials.login}:{relay.credentials.password}\n")
 
 
-@deploy("lockdown mail relay")
-def mail_relay(relay: RelaySettings, state: dict):
-    """Converge Postfix to a null client relaying via ``relay``; ``state`` is LockdownState."""
+@deploy("lockdown mail relay", data_defaults=data_defaults("relay"))
+def mail_relay(settings: RelaySettings | None = None):
+    """
+    Converge Postfix to a null client relaying via ``settings`` (default: the relay keys of
+    host data and the credentials from the environment or ``relay_credentials_file``).
+
+    + settings: a ``RelaySettings``; when None it is read and validated from host data
+    """
+    relay = settings or relay_settings(current_host.data)
+    found = host_state(current_host)
     if_needed(
         packages.installed, name="Install Postfix and SASL modules",
-        packages=PACKAGES, update=relay.apt_update, current=state["packages"],
+        packages=PACKAGES, update=relay.apt_update, current=found["packages"],
     )
     # main.cf first: postmap and postconf -M need it, and a fresh box has none.
     settings = main_cf_settings(relay)
     main = if_needed(
         postfix.main_cf, name=f"main.cf: null client via {relay.relayhost}, TLS {relay.tls_level}",
-        settings=settings, current=state["main_cf"],
+        settings=settings, current=found["main_cf"],
     )
-    parameters = state["parameters"] or {}  # None until Postfix is installed
+    parameters = found["parameters"] or {}  # None until Postfix is installed
     myhostname = parameters.get("myhostname")
     aliases = if_needed(
-        postfix.secret_file, name=f"Local recipients go to {relay.root_forward}",
-        path=ALIASES_MAP, content=aliases_map(relay, myhostname), current=state["aliases_map"],
+        postfix.map_file, name=f"Local recipients go to {relay.root_forward}",
+        path=ALIASES_MAP, content=aliases_map(relay, myhostname), current=found["aliases_map"],
     )
     senders = if_needed(
-        postfix.secret_file, name=f"Local senders leave as @{relay.sender_domain}",
-        path=SENDERS_MAP, content=senders_map(relay, myhostname), current=state["senders_map"],
+        postfix.map_file, name=f"Local senders leave as @{relay.sender_domain}",
+        path=SENDERS_MAP, content=senders_map(relay, myhostname), current=found["senders_map"],
     )
     sasl = if_needed(
         postfix.sasl_password_map, name="Relay credentials (SASL map, root 0600)",
         path=SASL_PASSWORD_MAP, content=sasl_map_line(relay),
-        db_type=parameters.get("default_database_type"), current=state["sasl_map"],
+        db_type=parameters.get("default_database_type"), current=found["sasl_map"],
     )
     listener = if_needed(
         postfix.master_service, name="master.cf: smtp/inet listener off",
-        service="smtp", service_type="inet", enabled=False, current=state["master"],
+        service="smtp", service_type="inet", enabled=False, current=found["master"],
     )
     changed = any_called_changed(aliases, senders, sasl, main, listener)
     if changed is None:
-        if_needed(postfix.running, name="Postfix running and enabled", current=state["status"])
+        if_needed(postfix.running, name="Postfix running and enabled", current=found["status"])
         return
     postfix.reload(
         name="postfix check, then reload (or start)",
-        restart=bool(settings_requiring_restart(settings, state["main_cf"])),
-        current=state["status"], _if=changed,
+        restart=bool(settings_requiring_restart(settings, found["main_cf"])),
+        current=found["status"], _if=changed,
     )
     if sasl is not None:
         server.shell(

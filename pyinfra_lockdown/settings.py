@@ -1,59 +1,11 @@
-"""Host data accepted by lockdown: every key, its default, and its validation.
+"""lockdown's whole user-facing interface: every host data key, its default, its validation
+and one line of why. The README's table is generated from ``KEYS`` (``python -m
+pyinfra_lockdown.settings``) and a test keeps the two equal.
 
-This module is the one place that documents lockdown's user-facing interface. Set these keys
-in an inventory (host or group data). Secrets are NOT host data: the relay login and password
-come from the environment (MAILGUN_SMTP_LOGIN, MAILGUN_SMTP_PASSWORD) or from the file named
-by ``relay_credentials_file``.
-
-Relay (Postfix null client)
-    relay_provider          "mailgun"   "mailgun", or "custom" (then relay_host is required)
-    mailgun_region          "us"        "us" -> smtp.mailgun.org, "eu" -> smtp.eu.mailgun.org
-    relay_host              None        host name or IP of the relay; overrides provider/region
-    relay_port              587         587 (STARTTLS), 465 (implicit TLS: wrappermode is set
-                                        automatically) or 2525; any port 1-65535 is accepted
-    relay_tls_level         "encrypt"   "encrypt", "verify" or "secure" (verify/secure check the
-                                        relay's certificate against the system CA bundle);
-                                        "may" and "none" are refused: AUTH must never leave
-                                        the host without TLS
-    relay_credentials_file  None        path (outside the repo, readable only by you) of a file
-                                        with MAILGUN_SMTP_LOGIN=... and MAILGUN_SMTP_PASSWORD=...
-                                        lines; when unset, those environment variables are used
-    mail_sender_domain      None        domain that local senders (root@<host>, cron, ...) are
-                                        rewritten to; default: the domain of the relay login
-                                        (postmaster@mg.example.com -> mg.example.com)
-    mail_root_forward       (required)  address that receives mail for root, postmaster and
-                                        every other local user (cron, logwatch)
-    apt_update              True        run "apt-get update" before installing missing packages
-                                        (only when a package is missing; off for offline boxes)
-
-Firewall (ufw)
-    firewall_allowed        ["ssh"]     services allowed in: "ssh" (sshd's real ports),
-                                        "http/tcp", "443/tcp", "6000:6007/udp", or dicts
-                                        {"port": 443, "proto": "tcp", "from": "198.51.100.0/24",
-                                         "action": "allow"|"limit"|"deny"|"reject",
-                                         "comment": "..."}
-    firewall_default_incoming  "deny"   allow | deny | reject
-    firewall_default_outgoing  "allow"  allow | deny | reject
-    firewall_default_routed    "deny"   allow | deny | reject
-    firewall_logging        "low"       off | low | medium | high | full
-    firewall_ipv6           True        manage IPv6 rules too
-    firewall_prune          "tagged"    remove undeclared rules: "tagged" (only rules lockdown
-                                        added), "all" (also hand-made ones) or "off"
-    firewall_deadman        True        on the first enable, schedule "ufw disable" and cancel
-                                        it only after a new SSH connection succeeds
-    firewall_deadman_seconds   120      delay before that timer disables ufw (1-3600)
-    firewall_deadman_check_port None    port of the new SSH connection (default: ssh_port);
-                                        tests point it at a closed port to fire the timer
-
-Audit (deploys/audit.py, facts only)
-    audit_noise_hours            24     journal window for relay noise ("Relay access denied",
-                                        smtpd connects from outside); FAIL only for noise after
-                                        the last converge
-    audit_queue_max_age_minutes  60     FAIL when a deferred message is older than this
-    audit_probe                  None   "lab": probe from the lab prober; otherwise hosts of a
-                                        `probes` inventory group probe every target
-    audit_probe_addresses        None   addresses probed for this host (default: ssh_hostname)
-    audit_json                   None   also write the report as JSON to this path ("-" = stdout)
+Secrets are NOT host data: the relay login and password come from the environment
+(MAILGUN_SMTP_LOGIN, MAILGUN_SMTP_PASSWORD) or from the file named by
+``relay_credentials_file``. Each ``*_settings(data)`` function validates its part of the host
+data and raises ``SettingsError`` naming the first bad key, before any host is changed.
 """
 
 from __future__ import annotations
@@ -63,40 +15,24 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 from pyinfra.api.exceptions import PyinfraError
 
-MAILGUN_HOSTS = {"us": "smtp.mailgun.org", "eu": "smtp.eu.mailgun.org"}
-TLS_LEVELS = ("encrypt", "verify", "secure")
-LOGIN_ENV, PASSWORD_ENV = "MAILGUN_SMTP_LOGIN", "MAILGUN_SMTP_PASSWORD"
-CREDENTIAL_KEYS = (LOGIN_ENV, "relay_credentials_file")  # keys a credentials error names
-POLICIES = ("allow", "deny", "reject")
-LOG_LEVELS = ("off", "low", "medium", "high", "full")
-PRUNE_MODES = ("tagged", "all", "off")
+from .operations.ufw_rules import LOG_LEVELS, POLICIES, PRUNE_MODES
 
-DEFAULTS = {
-    "relay_provider": "mailgun",
-    "mailgun_region": "us",
-    "relay_host": None,
-    "relay_port": 587,
-    "relay_tls_level": "encrypt",
-    "relay_credentials_file": None,
-    "mail_sender_domain": None,
-    "mail_root_forward": None,
-    "apt_update": True,
-    "firewall_allowed": ["ssh"],
-    "firewall_default_incoming": "deny",
-    "firewall_default_outgoing": "allow",
-    "firewall_default_routed": "deny",
-    "firewall_logging": "low",
-    "firewall_ipv6": True,
-    "firewall_prune": "tagged",
-    "firewall_deadman": True,
-}
+MAILGUN_HOSTS = {"us": "smtp.mailgun.org", "eu": "smtp.eu.mailgun.org"}
+PROVIDERS = ("mailgun", "custom")
+TLS_LEVELS = ("encrypt", "verify", "secure")
+IMPLICIT_TLS_PORT = 465
+LOGIN_ENV, PASSWORD_ENV = "MAILGUN_SMTP_LOGIN", "MAILGUN_SMTP_PASSWORD"
+FORBIDDEN_SECRET_KEYS = ("relay_password", "mailgun_password", "smtp_password")
+AUDIT_PROBE_OFF = "off"
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
                        r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _ADDRESS = re.compile(r"^[A-Za-z0-9._%+=-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+_BOOL_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
 
 class SettingsError(PyinfraError):
@@ -107,6 +43,198 @@ class SettingsError(PyinfraError):
         message = f"host data `{key}`: {problem}"
         super().__init__(f"{message}. {fix}".rstrip(". ") + "." if fix else message)
 
+
+# --- value checks: (key, value) -> clean value, or SettingsError naming the key --------------
+
+def choice(*choices) -> Callable[[str, Any], Any]:
+    def check(key, value):
+        if value not in choices:
+            raise SettingsError(key, f"{value!r} is not one of {', '.join(map(str, choices))}")
+        return value
+    check.shown = " | ".join(map(str, choices))
+    return check
+
+
+def boolean(key, value) -> bool:
+    if isinstance(value, str):  # `pyinfra --data key=false` passes strings
+        value = _BOOL_WORDS.get(value.lower(), value)
+    if not isinstance(value, bool):
+        raise SettingsError(key, f"{value!r} must be True or False")
+    return value
+
+
+def port(key, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+        raise SettingsError(key, f"{value!r} is not a port number")
+    number = int(value)
+    if not 1 <= number <= 65535:
+        raise SettingsError(key, f"{number} is out of range (1-65535)")
+    return number
+
+
+def optional_port(key, value) -> int | None:
+    return None if value is None else port(key, value)
+
+
+def whole_number(low: int, high: int | None = None) -> Callable[[str, Any], int]:
+    def check(key, value):
+        ok = not isinstance(value, bool) and str(value).isdigit()
+        if not ok or int(value) < low or (high is not None and int(value) > high):
+            bounds = f"{low}-{high}" if high is not None else f">= {low}"
+            raise SettingsError(key, f"{value!r} must be a whole number ({bounds})")
+        return int(value)
+    return check
+
+
+def host_name(key, value) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not (_is_ip(value) or _HOSTNAME.match(value)):
+        raise SettingsError(key, f"{value!r} is not a host name or IP address")
+    return value
+
+
+def domain(key, value) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not _HOSTNAME.match(value) or "." not in value:
+        raise SettingsError(key, f"{value!r} is not a domain")
+    return value
+
+
+def email(key, value) -> str:
+    if value is None:
+        raise SettingsError(key, "is required", "Set it to the address that should receive "
+                            "root's mail (cron, logwatch), e.g. ops@example.com")
+    if not isinstance(value, str) or not _ADDRESS.match(value):
+        raise SettingsError(key, f"{value!r} is not an e-mail address")
+    return value
+
+
+def tls_level(key, value) -> str:
+    if value in ("may", "none", ""):
+        raise SettingsError(key, f"{value!r} would let the password leave the host without TLS",
+                            "Use encrypt, verify or secure")
+    return choice(*TLS_LEVELS)(key, value)
+
+
+def service_list(key, value) -> list:
+    if not isinstance(value, (list, tuple)):
+        raise SettingsError(key, f"{value!r} must be a list of services")
+    return list(value)  # each item is checked by firewall.firewall_rules (it knows ufw's syntax)
+
+
+def path(key, value) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise SettingsError(key, f"{value!r} is not a path")
+    return str(value)
+
+
+def address_list(key, value) -> list[str] | None:
+    if value in (None, "", []):
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(host_name(key, str(a).strip()) for a in items):
+        raise SettingsError(key, f"{value!r} must be a list of host names or addresses")
+    return [str(a).strip() for a in items]
+
+
+def probe(key, value):
+    """None (a `probes` group if the inventory has one), "off", or a callable the inventory
+    provides: ``probe(addresses, ports) -> {"via": str, "results": [...], "error": str|None}``."""
+    if value is None or value == AUDIT_PROBE_OFF or callable(value):
+        return value
+    raise SettingsError(key, f"{value!r} must be \"off\" or a probe function from the inventory")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# --- the keys --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    default: Any
+    check: Callable[[str, Any], Any]
+    why: str
+    section: str  # "relay", "firewall" or "audit"
+    required: bool = False
+
+    def value(self, data) -> Any:
+        found = data.get(self.name) if hasattr(data, "get") else None
+        return self.check(self.name, self.default if found is None else found)
+
+
+KEYS = (
+    Key("mail_root_forward", None, email, "receives mail for root, postmaster and every local "
+        "user (cron, logwatch)", "relay", required=True),
+    Key("relay_provider", "mailgun", choice(*PROVIDERS),
+        "`custom`: any other relay, then `relay_host` is required", "relay"),
+    Key("mailgun_region", "us", choice(*MAILGUN_HOSTS),
+        "`us` -> smtp.mailgun.org, `eu` -> smtp.eu.mailgun.org (separate accounts)", "relay"),
+    Key("relay_host", None, host_name, "host name or IP of the relay; overrides provider and "
+        "region", "relay"),
+    Key("relay_port", 587, port, f"587 or 2525 STARTTLS; {IMPLICIT_TLS_PORT} implicit TLS "
+        "(set automatically); 2525 when the network filters 587", "relay"),
+    Key("relay_tls_level", "encrypt", tls_level, "`encrypt`, `verify` or `secure`; `may`/`none` are "
+        "refused: AUTH never leaves the host without TLS", "relay"),
+    Key("relay_credentials_file", None, path, "chmod-600 file outside the repo with "
+        f"`{LOGIN_ENV}=` and `{PASSWORD_ENV}=` lines; else those environment variables", "relay"),
+    Key("mail_sender_domain", None, domain, "local senders (root@host, cron) leave as "
+        "user@this domain; default: the relay login's domain", "relay"),
+    Key("apt_update", True, boolean, "run `apt-get update` before installing a missing package "
+        "(only then); off for hosts without a mirror", "relay"),
+    Key("firewall_allowed", ["ssh"], service_list, "services let in: `ssh` (sshd's real ports), "
+        "`http/tcp`, `443/tcp`, `6000:6007/udp`, or {port, proto, from, action, comment} dicts",
+        "firewall"),
+    Key("firewall_default_incoming", "deny", choice(*POLICIES), "policy for everything not "
+        "declared", "firewall"),
+    Key("firewall_default_outgoing", "allow", choice(*POLICIES), "the relay, apt and DNS go out",
+        "firewall"),
+    Key("firewall_default_routed", "deny", choice(*POLICIES), "a mail host forwards nothing",
+        "firewall"),
+    Key("firewall_logging", "low", choice(*LOG_LEVELS), "ufw's log level", "firewall"),
+    Key("firewall_ipv6", True, boolean, "manage IPv6 rules too (ufw's IPV6=yes)", "firewall"),
+    Key("firewall_prune", "tagged", choice(*PRUNE_MODES), "remove undeclared rules: `tagged` "
+        "(only lockdown's), `all` (hand-made too) or `off`; never `ufw reset`", "firewall"),
+    Key("firewall_deadman", True, boolean, "on the first enable, schedule `ufw disable`, cancelled "
+        "only after a NEW SSH connection gets in", "firewall"),
+    Key("firewall_deadman_seconds", 120, whole_number(1, 3600), "delay before that timer "
+        "disables ufw again", "firewall"),
+    Key("firewall_deadman_check_port", None, optional_port, "port of that new SSH connection "
+        "(default: ssh_port)", "firewall"),
+    Key("audit_noise_hours", 24, whole_number(1), "journal window for relay noise (FAIL only for "
+        "noise after the last converge)", "audit"),
+    Key("audit_queue_max_age_minutes", 60, whole_number(1), "FAIL when deferred mail is older",
+        "audit"),
+    Key("audit_probe", None, probe, "`off`, or a probe function from the inventory (the lab's); "
+        "default: hosts of a `probes` group probe the others", "audit"),
+    Key("audit_probe_addresses", None, address_list, "addresses probed from outside for this "
+        "host (default: ssh_hostname or the host name)", "audit"),
+    Key("audit_json", None, path, "also write the report as JSON there (`-` = stdout); or env "
+        "LOCKDOWN_AUDIT_JSON", "audit"),
+)
+BY_NAME = {key.name: key for key in KEYS}
+
+
+def data_defaults(*sections: str) -> dict:
+    """Defaults for ``@deploy(data_defaults=...)``, so ``host.data.<key>`` works in user code."""
+    return {k.name: k.default for k in KEYS if k.section in sections and k.default is not None}
+
+
+def _value(data, name: str):
+    return BY_NAME[name].value(data)
+
+
+# --- validated settings ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Credentials:
@@ -135,107 +263,113 @@ class RelaySettings:
 
     @property
     def wrappermode(self) -> bool:
-        return self.port == 465
+        return self.port == IMPLICIT_TLS_PORT
 
 
 @dataclass(frozen=True)
 class FirewallSettings:
     allowed: list
-    default_incoming: str
-    default_outgoing: str
-    default_routed: str
-    logging: str
-    ipv6: bool
-    prune: str
-    deadman: bool
+    default_incoming: str = "deny"
+    default_outgoing: str = "allow"
+    default_routed: str = "deny"
+    logging: str = "low"
+    ipv6: bool = True
+    prune: str = "tagged"
+    deadman: bool = True
+    deadman_seconds: int = 120
+    deadman_check_port: int | None = None
+    apt_update: bool = True
 
 
-def _get(data, key):
-    value = data.get(key) if hasattr(data, "get") else None
-    return DEFAULTS[key] if value is None else value
+@dataclass(frozen=True)
+class AuditSettings:
+    relay: RelaySettings
+    firewall: FirewallSettings
+    noise_hours: int = 24
+    queue_max_age_minutes: int = 60
+    probe: Any = None  # None, "off" or a callable (see ``probe``)
+    probe_addresses: list[str] | None = None
+    json_path: str | None = None
 
 
-def _choice(data, key, choices):
-    value = _get(data, key)
-    if value not in choices:
-        raise SettingsError(key, f"{value!r} is not one of {', '.join(map(str, choices))}")
-    return value
-
-
-_BOOL_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
-
-
-def _bool(data, key) -> bool:
-    value = _get(data, key)
-    if isinstance(value, str):  # `pyinfra --data key=false` passes strings
-        value = _BOOL_WORDS.get(value.lower(), value)
-    if not isinstance(value, bool):
-        raise SettingsError(key, f"{value!r} must be True or False")
-    return value
-
-
-def validate_port(key: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
-        raise SettingsError(key, f"{value!r} is not a port number")
-    port = int(value)
-    if not 1 <= port <= 65535:
-        raise SettingsError(key, f"{port} is out of range (1-65535)")
-    return port
-
-
-def _relay_host(data) -> str:
-    provider = _choice(data, "relay_provider", ("mailgun", "custom"))
-    region = _choice(data, "mailgun_region", tuple(MAILGUN_HOSTS))
-    host = (data.get("relay_host") if hasattr(data, "get") else None) or None
-    if host is not None:
-        if not isinstance(host, str) or not (_is_ip(host) or _HOSTNAME.match(host)):
-            raise SettingsError("relay_host", f"{host!r} is not a host name or IP address")
-        return host
-    if provider == "custom":
+def relay_settings(data, environ=os.environ, require_credentials: bool = True) -> RelaySettings:
+    """
+    The relay part of host data. ``require_credentials=False`` (the audit, which never needs
+    the password): missing credentials give ``credentials=None``, and the sender domain is
+    then known only from ``mail_sender_domain`` (else ``None``).
+    """
+    provider = _value(data, "relay_provider")
+    region = _value(data, "mailgun_region")
+    host = _value(data, "relay_host")
+    if host is None and provider == "custom":
         raise SettingsError("relay_host", "is required when relay_provider is 'custom'")
-    return MAILGUN_HOSTS[region]
-
-
-def _is_ip(text: str) -> bool:
+    relay_port = _value(data, "relay_port")
+    level = _value(data, "relay_tls_level")
+    root_forward = _value(data, "mail_root_forward")
+    update = _value(data, "apt_update")
+    sender_domain = _value(data, "mail_sender_domain")
     try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+        credentials = read_credentials(data, environ)
+    except SettingsError as error:
+        if require_credentials or error.key not in (LOGIN_ENV, "relay_credentials_file"):
+            raise
+        credentials = None
+    if credentials and sender_domain is None:
+        sender_domain = domain("mail_sender_domain", credentials.login.rpartition("@")[2] or None)
+        if sender_domain is None:
+            raise SettingsError("mail_sender_domain", f"cannot be derived from the relay login "
+                                f"{credentials.login!r}", "Set it to your sending domain")
+    return RelaySettings(host=host or MAILGUN_HOSTS[region], port=relay_port, tls_level=level,
+                         sender_domain=sender_domain, root_forward=root_forward,
+                         apt_update=update, credentials=credentials)
 
 
-def _address(data, key) -> str:
-    value = _get(data, key)
-    if value is None:
-        raise SettingsError(key, "is required", "Set it to the address that should receive "
-                            "root's mail (cron, logwatch), e.g. ops@example.com")
-    if not isinstance(value, str) or not _ADDRESS.match(value):
-        raise SettingsError(key, f"{value!r} is not an e-mail address")
-    return value
+def firewall_settings(data) -> FirewallSettings:
+    """The firewall part of host data (each ``firewall_allowed`` item is checked by
+    ``firewall.firewall_rules``, which knows ufw's syntax)."""
+    return FirewallSettings(
+        allowed=_value(data, "firewall_allowed"),
+        default_incoming=_value(data, "firewall_default_incoming"),
+        default_outgoing=_value(data, "firewall_default_outgoing"),
+        default_routed=_value(data, "firewall_default_routed"),
+        logging=_value(data, "firewall_logging"),
+        ipv6=_value(data, "firewall_ipv6"),
+        prune=_value(data, "firewall_prune"),
+        deadman=_value(data, "firewall_deadman"),
+        deadman_seconds=_value(data, "firewall_deadman_seconds"),
+        deadman_check_port=_value(data, "firewall_deadman_check_port"),
+        apt_update=_value(data, "apt_update"),
+    )
 
 
-def _tls_level(data) -> str:
-    level = _get(data, "relay_tls_level")
-    if level in ("may", "none", ""):
-        raise SettingsError("relay_tls_level", f"{level!r} would let the password leave the "
-                            "host without TLS", "Use encrypt, verify or secure")
-    return _choice(data, "relay_tls_level", TLS_LEVELS)
+def audit_settings(data, environ=os.environ) -> AuditSettings:
+    """What the audit expects of a host: the deploy's own settings (no password needed)."""
+    return AuditSettings(
+        relay=relay_settings(data, environ, require_credentials=False),
+        firewall=firewall_settings(data),
+        noise_hours=_value(data, "audit_noise_hours"),
+        queue_max_age_minutes=_value(data, "audit_queue_max_age_minutes"),
+        probe=_value(data, "audit_probe"),
+        probe_addresses=_value(data, "audit_probe_addresses"),
+        json_path=_value(data, "audit_json") or environ.get("LOCKDOWN_AUDIT_JSON") or None,
+    )
 
+
+# --- credentials -----------------------------------------------------------------------------
 
 def read_credentials(data, environ=os.environ) -> Credentials:
     """Relay credentials from ``relay_credentials_file`` or the environment, never host data."""
-    for forbidden in ("relay_password", "mailgun_password", "smtp_password"):
+    for forbidden in FORBIDDEN_SECRET_KEYS:
         if hasattr(data, "get") and data.get(forbidden) is not None:
             raise SettingsError(forbidden, "secrets must not be kept in inventory data",
                                 f"Remove it; export {PASSWORD_ENV} or use relay_credentials_file")
-    path = data.get("relay_credentials_file") if hasattr(data, "get") else None
-    if path:
-        values = _read_secret_file(Path(os.path.expanduser(str(path))))
-        source = f"relay_credentials_file {path}"
+    secret_path = _value(data, "relay_credentials_file")
+    if secret_path:
+        values = _read_secret_file(Path(os.path.expanduser(secret_path)))
+        source, key = f"relay_credentials_file {secret_path}", "relay_credentials_file"
     else:
-        values, source = environ, "the environment"
+        values, source, key = environ, "the environment", LOGIN_ENV
     login, password = values.get(LOGIN_ENV), values.get(PASSWORD_ENV)
-    key = "relay_credentials_file" if path else LOGIN_ENV
     if not login or not password:
         missing = " and ".join(n for n, v in ((LOGIN_ENV, login), (PASSWORD_ENV, password)) if not v)
         raise SettingsError(key, f"no relay credentials: {missing} missing in {source}",
@@ -247,16 +381,16 @@ def read_credentials(data, environ=os.environ) -> Credentials:
     return Credentials(login=login, password=password)
 
 
-def _read_secret_file(path: Path) -> dict:
+def _read_secret_file(secret: Path) -> dict:
     key = "relay_credentials_file"
     try:
-        mode = path.stat().st_mode
-        text = path.read_text()
+        mode = secret.stat().st_mode
+        text = secret.read_text()
     except OSError as error:
-        raise SettingsError(key, f"cannot read {path}: {error.strerror}") from None
+        raise SettingsError(key, f"cannot read {secret}: {error.strerror}") from None
     if mode & 0o077:
-        raise SettingsError(key, f"{path} is readable by other users (mode {mode & 0o777:o})",
-                            f"Run: chmod 600 {path}")
+        raise SettingsError(key, f"{secret} is readable by other users (mode {mode & 0o777:o})",
+                            f"Run: chmod 600 {secret}")
     values = {}
     for line in text.splitlines():
         name, sep, value = line.strip().partition("=")
@@ -265,52 +399,17 @@ def _read_secret_file(path: Path) -> dict:
     return values
 
 
-def relay_settings(data, environ=os.environ, require_credentials: bool = True) -> RelaySettings:
-    """
-    Validate the relay part of host data; raises SettingsError naming the bad key.
+# --- the README's table ----------------------------------------------------------------------
 
-    ``require_credentials=False`` (the audit, which never needs the password): missing or
-    unreadable credentials give ``credentials=None``, and the sender domain is then known
-    only from ``mail_sender_domain`` (else ``None``).
-    """
-    host = _relay_host(data)
-    port = validate_port("relay_port", _get(data, "relay_port"))
-    tls_level = _tls_level(data)
-    root_forward = _address(data, "mail_root_forward")
-    update = apt_update(data)
-    try:
-        credentials = read_credentials(data, environ)
-    except SettingsError as error:
-        if require_credentials or error.key not in CREDENTIAL_KEYS:
-            raise
-        credentials = None
-    login_domain = credentials.login.rpartition("@")[2] if credentials else None
-    sender_domain = _get(data, "mail_sender_domain") or login_domain
-    if credentials and (not sender_domain or not _HOSTNAME.match(sender_domain)
-                        or "." not in sender_domain):
-        raise SettingsError("mail_sender_domain", f"{sender_domain!r} is not a domain",
-                            "Set it, or use a relay login of the form user@your-mailgun-domain")
-    return RelaySettings(host=host, port=port, tls_level=tls_level, sender_domain=sender_domain,
-                         root_forward=root_forward, apt_update=update, credentials=credentials)
+def markdown_table() -> str:
+    """The host data table the README shows (checked by tests/unit/test_settings.py)."""
+    lines = ["| key | default | what and why |", "|---|---|---|"]
+    for key in KEYS:
+        default = ("**required**" if key.required else
+                   "unset" if key.default is None else f"`{key.default!r}`")
+        lines.append(f"| `{key.name}` | {default} | {key.why} |")
+    return "\n".join(lines)
 
 
-def apt_update(data) -> bool:
-    """The ``apt_update`` key, for deploys that need nothing else of the relay settings."""
-    return _bool(data, "apt_update")
-
-
-def firewall_settings(data) -> FirewallSettings:
-    """Validate the firewall part of host data (rule syntax is checked by operations.ufw_rules)."""
-    allowed = _get(data, "firewall_allowed")
-    if not isinstance(allowed, (list, tuple)):
-        raise SettingsError("firewall_allowed", f"{allowed!r} must be a list of services")
-    return FirewallSettings(
-        allowed=list(allowed),
-        default_incoming=_choice(data, "firewall_default_incoming", POLICIES),
-        default_outgoing=_choice(data, "firewall_default_outgoing", POLICIES),
-        default_routed=_choice(data, "firewall_default_routed", POLICIES),
-        logging=_choice(data, "firewall_logging", LOG_LEVELS),
-        ipv6=_bool(data, "firewall_ipv6"),
-        prune=_choice(data, "firewall_prune", PRUNE_MODES),
-        deadman=_bool(data, "firewall_deadman"),
-    )
+if __name__ == "__main__":
+    print(markdown_table())

@@ -14,11 +14,27 @@ SNAPSHOT = ("find /etc/postfix /etc/ufw /etc/default/ufw -type f -exec stat -c '
 
 def audit(lab, boxes, env, json_path="/tmp/lockdown-audit-test.json"):
     argv = lab.pyinfra_argv(hosts=list(boxes)) + [
-        "-y", "deploys/audit.py", "--data", "audit_probe=lab", "--data", f"audit_json={json_path}"]
+        "-y", "deploys/audit.py", "--data", f"audit_json={json_path}"]
     result = lab.run(argv, env=env, timeout=300)
     with open(json_path) as handle:
         report = json.load(handle)
     return result, report, {h["host"]: h for h in report["hosts"]}
+
+
+def assert_report_is_the_end(result, clean: bool):
+    """A failing audit is an answer, not a crash: the table, one summary line per host and
+    overall, exit status 1 - no traceback, no pyinfra error text after it."""
+    output = result.stdout + result.stderr
+    for crash in ("Traceback", "Unexpected error", "pyinfra error", "Error: executed",
+                  "No hosts remaining"):
+        assert crash not in output, output[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    overall = [i for i, line in enumerate(lines) if line.startswith("audit: ")]
+    assert len(overall) == 1, result.stdout[-3000:]
+    if clean:
+        assert result.returncode == 0
+    else:
+        assert result.returncode == 1 and overall[0] == len(lines) - 1, result.stdout[-3000:]
 
 
 def failed(hosts, name):
@@ -33,6 +49,7 @@ def test_audit_clean_drifts_reconverge_unreachable(lab, two_boxes, standin):
     before = [box.root(SNAPSHOT).stdout for box in two_boxes]
     result, report, hosts = audit(lab, two_boxes, env)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert_report_is_the_end(result, clean=True)
     assert report["ok"] and set(hosts) == {box1.name, box2.name}
     for name in hosts:
         verdicts = {c["id"]: c["verdict"] for c in hosts[name]["checks"]}
@@ -51,13 +68,15 @@ def test_audit_clean_drifts_reconverge_unreachable(lab, two_boxes, standin):
     for command in ("ufw --force delete 1", "ufw disable"):
         assert box2.root(command).returncode == 0, command
     result, report, hosts = audit(lab, two_boxes, env)
-    assert result.returncode != 0 and not report["ok"]
+    assert_report_is_the_end(result, clean=False)
+    assert not report["ok"]
     assert {"postfix.relayhost", "postfix.tls_level", "postfix.sasl_map", "postfix.loopback_only",
             "postfix.no_public_listener", "ufw.rules"} <= failed(hosts, box1.name)
-    assert "8080" in next(c["found"] for c in hosts[box1.name]["checks"] if c["id"] == "ufw.rules")
+    rules = {name: next(c["value"] for c in hosts[name]["checks"] if c["id"] == "ufw.rules")
+             for name in hosts}
+    assert [r.rsplit(" ", 2)[-2] for r in rules[box1.name]["unexpected"]] == ["8080", "8080"]
     assert {"ufw.enabled", "ufw.rules"} <= failed(hosts, box2.name)
-    assert "missing: " in next(c["found"] for c in hosts[box2.name]["checks"]
-                               if c["id"] == "ufw.rules")
+    assert len(rules[box2.name]["missing"]) == 1 and rules[box2.name]["unexpected"] == []
     for name in (box1.name, box2.name):
         assert f"{name}: FAIL" in result.stdout
 
@@ -72,7 +91,7 @@ def test_audit_clean_drifts_reconverge_unreachable(lab, two_boxes, standin):
         result, report, hosts = audit(lab, two_boxes, env)
     finally:
         box2.root("systemctl start ssh")
-    assert result.returncode != 0
+    assert_report_is_the_end(result, clean=False)
     assert hosts[box2.name]["status"] == "unreachable"
     assert hosts[box1.name]["status"] == "pass"
     assert f"{box2.name}: UNREACHABLE" in result.stdout
@@ -106,14 +125,21 @@ def test_relay_noise_is_counted_from_outside_and_stops_after_reconverge(lab, two
     assert result.returncode != 0
     assert checks["noise.relay_denied"]["verdict"] == "FAIL"
     # ours, plus the audit's own relay attempt from the probe host
-    assert int(checks["noise.relay_denied"]["found"].split()[0]) >= 2, checks["noise.relay_denied"]
+    assert checks["noise.relay_denied"]["value"]["since_converge"] >= 2, checks["noise.relay_denied"]
     assert checks["outside.smtp"]["verdict"] == "FAIL"
-    assert f"via {probe.name}" in checks["outside.smtp"]["found"]
+    assert checks["outside.smtp"]["value"]["via"] == probe.name
 
     converge(lab, [target], env, data={"firewall_prune": "all"})
     assert not lab.probe.tcp_open(target.ipv4, 25)
     assert not lab.probe.smtp_relay_attempt(target.ipv4, 25)["connected"]
     result, checks = audit_from_probe_host(lab, target, probe, env)
     assert result.returncode == 0, {k: c for k, c in checks.items() if c["verdict"] != "PASS"}
-    assert checks["noise.relay_denied"]["found"].startswith("0 since")
+    assert checks["noise.relay_denied"]["value"]["since_converge"] == 0
     assert checks["outside.smtp"]["verdict"] == "PASS"
+
+
+def test_auditing_a_never_converged_host_is_a_report_not_a_crash(lab, box, standin):
+    result, report, hosts = audit(lab, [box], new_credentials(standin))
+    assert_report_is_the_end(result, clean=False)
+    assert hosts[box.name]["status"] == "fail"
+    assert {"postfix.installed", "ufw.enabled"} <= failed(hosts, box.name)

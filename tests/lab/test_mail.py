@@ -1,7 +1,5 @@
 """The Postfix null client on real booted boxes: mail relays with AUTH inside TLS, nothing
 listens for SMTP from outside, a second run changes nothing, the secret is never shown."""
-import time
-
 import pytest
 
 from tests.lab.deploy_helpers import (
@@ -23,17 +21,14 @@ def converged(lab, box, standin):
 
 def test_fresh_box_relays_root_mail_authenticated_over_tls(lab, converged, standin):
     box, env = converged
-    started = time.monotonic()
     send_mail(box, to="root", subject="cron says hi")
     messages = standin.wait_for_messages(1, timeout=15)
-    elapsed = time.monotonic() - started
     assert len(messages) == 1, f"nothing arrived; queue:\n{queue(box)}"
     message = messages[0]
     assert message["login"] == LOGIN and message["tls"] is True and message["port"] == 587
     assert message["rcpt_tos"] == [FORWARD]
     assert message["mail_from"] == "root@mg.lab.test"  # rewritten from root@<host>
     assert "Subject: cron says hi" in message["data"]
-    assert elapsed < 10
     assert "Mail queue is empty" in queue(box)
 
 

@@ -26,7 +26,7 @@ def _run(op, **kwargs):
 
 
 @pytest.mark.parametrize("content", [HiddenValue(CONTENT), CONTENT])
-@pytest.mark.parametrize("op", [postfix.secret_file, postfix.sasl_password_map])
+@pytest.mark.parametrize("op", [postfix.map_file, postfix.sasl_password_map])
 def test_postfix_secret_only_in_stdin(op, content):
     kwargs = {"path": "/etc/postfix/sasl_passwd", "content": content, "current": MISSING}
     if op is postfix.sasl_password_map:

@@ -97,3 +97,62 @@ def test_audit_reads_relay_settings_without_credentials():
     with pytest.raises(SettingsError) as error:  # other keys are still validated
         relay_settings({**BASE, "relay_port": 0}, {}, require_credentials=False)
     assert error.value.key == "relay_port"
+
+
+@pytest.mark.parametrize("data, key", [
+    ({"firewall_deadman_seconds": 0}, "firewall_deadman_seconds"),
+    ({"firewall_deadman_seconds": 3601}, "firewall_deadman_seconds"),
+    ({"firewall_deadman_seconds": True}, "firewall_deadman_seconds"),
+    ({"firewall_deadman_check_port": "ssh"}, "firewall_deadman_check_port"),
+    ({"audit_noise_hours": 0}, "audit_noise_hours"),
+    ({"audit_queue_max_age_minutes": "x"}, "audit_queue_max_age_minutes"),
+    ({"audit_probe": "lab"}, "audit_probe"),
+    ({"audit_probe_addresses": ["not an address!"]}, "audit_probe_addresses"),
+])
+def test_every_other_key_is_validated_in_the_same_place(data, key):
+    from pyinfra_lockdown.settings import audit_settings
+
+    with pytest.raises(SettingsError) as error:
+        audit_settings({**BASE, **data}, ENV)
+    assert error.value.key == key
+
+
+def test_strings_from_the_command_line_are_accepted():
+    # `pyinfra --data key=value` passes strings
+    s = firewall_settings({"firewall_deadman_seconds": "30", "firewall_ipv6": "no",
+                           "firewall_deadman_check_port": "2222"})
+    assert (s.deadman_seconds, s.ipv6, s.deadman_check_port) == (30, False, 2222)
+
+
+def test_a_probe_function_from_the_inventory_is_kept():
+    from pyinfra_lockdown.settings import audit_settings
+
+    def probe(addresses, ports):
+        return {"via": "test", "results": [], "error": None}
+
+    assert audit_settings({**BASE, "audit_probe": probe}, ENV).probe is probe
+    assert audit_settings({**BASE, "audit_probe": "off"}, ENV).probe == "off"
+
+
+def test_readme_host_data_table_is_the_one_settings_generates():
+    from pathlib import Path
+
+    from pyinfra_lockdown.settings import KEYS, markdown_table
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    begin, end = "<!-- host-data:begin -->\n", "\n<!-- host-data:end -->"
+    assert begin in readme and end in readme, "README lost its generated host data table"
+    table = readme.split(begin, 1)[1].split(end, 1)[0]
+    assert table == markdown_table(), (
+        "README's host data table differs from pyinfra_lockdown/settings.py: regenerate it "
+        "with `python -m pyinfra_lockdown.settings`")
+    assert len(table.splitlines()) == len(KEYS) + 2
+
+
+def test_deploy_data_defaults_come_from_the_keys():
+    from pyinfra_lockdown.settings import BY_NAME, data_defaults
+
+    defaults = data_defaults("firewall")
+    assert set(defaults) == {k for k, v in BY_NAME.items()
+                             if v.section == "firewall" and v.default is not None}
+    assert all(defaults[k] == BY_NAME[k].default for k in defaults)

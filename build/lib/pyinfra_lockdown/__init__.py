@@ -1,1 +1,0 @@
-"""lockdown: a send-only Postfix relaying through Mailgun (or another relay), behind ufw."""

@@ -1,0 +1,56 @@
+"""The audit: is every host still as the deploy left it? Facts only, nothing on a host changes.
+
+Each host is read with ONE remote command (the AuditState combined fact, as root). The expected
+state comes from the same host data and the same functions the mail and firewall deploys use,
+so the relay password is not needed (without it the SASL map is checked for owner, mode and
+freshness, not content). The only operation is a local ``python.call`` per host that prints the
+report once every host has been read; when anything fails the run ends with exit status 1.
+
+Why probe from outside: the question is what the internet sees. A check from a laptop is
+worthless for port 25 (most home ISPs block outbound 25) and the host itself sees loopback.
+Put a small VPS at another provider in a ``probes`` inventory group.
+"""
+from __future__ import annotations
+
+from pyinfra import host as current_host
+from pyinfra import state as current_state
+from pyinfra.api import deploy
+from pyinfra.operations import python
+
+from .audit_checks import expected_state, host_checks
+from .audit_probe import call_probe, probe_from_host
+from .audit_report import PROBES_GROUP, audit_run, report_step
+from .facts.audit_state import AuditState
+from .settings import AuditSettings, audit_settings, data_defaults
+
+
+@deploy("lockdown audit", data_defaults=data_defaults("relay", "firewall", "audit"))
+def audit(settings: AuditSettings | None = None):
+    """
+    Audit this host against what the deploys would converge it to (default: from host data).
+    Hosts of the ``probes`` group are not audited: they probe every other host from outside.
+
+    + settings: an ``AuditSettings``; when None it is read and validated from host data
+    """
+    run = audit_run(current_state)
+    if PROBES_GROUP in current_host.groups:
+        probe_from_host(current_host, current_state, PROBES_GROUP)
+        return
+    # Bad host data stops the run, as in the deploys (one error naming the key).
+    settings = settings or audit_settings(current_host.data)
+    if settings.json_path and run.json_path is None:
+        run.json_path = settings.json_path
+    expected = expected_state(settings)
+    try:
+        found = current_host.get_fact(AuditState, noise_hours=expected.noise_hours, _sudo=True)
+    except Exception as error:  # a host that connects but cannot be read is reported
+        run.record(current_host.name, error=f"{type(error).__name__}: {error}",
+                   address=current_host.data.get("ssh_hostname"))
+    else:
+        probe = call_probe(current_host, settings)
+        if probe is not None:
+            run.probes[current_host.name] = probe
+        run.record(current_host.name, host_checks(expected, found, probe=None),
+                   address=current_host.data.get("ssh_hostname"))
+    python.call(name="report (local, reads only)", function=report_step)
+

@@ -1,0 +1,113 @@
+"""lockdown as users get it: the wheel installed into a fresh venv in a directory that has
+nothing of this repository, called from a user project of its own (examples/ plus its own
+`deploys/`, `facts/` and `operations/` packages, which must never be imported), converging a
+lab box, relaying a mail and auditing it. The box is then checked with testinfra."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import testinfra
+
+from lab.config import REPO_ROOT
+from tests.lab.deploy_helpers import LOGIN, new_credentials, send_mail
+
+pytestmark = pytest.mark.lab
+FORWARD = "ops@user.test"
+SHADOWS = ("deploys", "facts", "operations")  # the user's own packages, next to deploy.py
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+                    "--no-deps", "--wheel-dir", str(out), str(REPO_ROOT)], check=True, timeout=600)
+    return next(out.glob("pyinfra_lockdown-*.whl"))
+
+
+@pytest.fixture(scope="module")
+def user_venv(tmp_path_factory, wheel) -> Path:
+    venv = tmp_path_factory.mktemp("user") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # The lock pins the same pyinfra and friends the repository is tested with.
+    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
+                    "-c", str(REPO_ROOT / "requirements.lock"), str(wheel)], check=True, timeout=600)
+    return venv
+
+
+def test_the_wheel_holds_the_product_only(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    version = wheel.name.split("-")[1]
+    assert {name.split("/")[0] for name in names} == {
+        "pyinfra_lockdown", f"pyinfra_lockdown-{version}.dist-info"}
+    packages = {name.rsplit("/", 1)[0] for name in names if name.endswith(".py")}
+    assert packages == {"pyinfra_lockdown", "pyinfra_lockdown/facts", "pyinfra_lockdown/operations"}
+
+
+def _user_project(root: Path, box, key: Path) -> Path:
+    project = root / "project"
+    project.mkdir()
+    for name in ("deploy.py", "audit.py"):  # the files a user copies, unchanged
+        shutil.copy(REPO_ROOT / "examples" / name, project / name)
+    for package in SHADOWS:
+        (project / package).mkdir()
+        (project / package / "__init__.py").write_text(
+            f"raise ImportError('lockdown imported the user project\\'s own {package}/')\n")
+    data = {
+        "ssh_user": "deploy", "ssh_key": str(key), "_sudo": True,
+        "ssh_known_hosts_file": "/dev/null", "ssh_strict_host_key_checking": "off",
+        "relay_host": "10.77.0.1", "mail_root_forward": FORWARD, "apt_update": False,
+    }
+    (project / "inventory.py").write_text(f"mail_servers = [({box.ipv4!r}, {data!r})]\n")
+    return project
+
+
+def test_a_user_project_converges_relays_and_audits_a_box(lab, box, standin, user_venv,
+                                                         tmp_path):
+    project = _user_project(tmp_path, box, lab.config.ssh_key)
+    env = {**new_credentials(standin), "PYTHONPATH": ""}
+
+    def pyinfra(*args: str) -> subprocess.CompletedProcess:
+        return lab.run([str(user_venv / "bin" / "pyinfra"), "-y", "inventory.py", *args],
+                       env=env, cwd=project, timeout=300)
+
+    first = pyinfra("--json", "deploy.py")
+    assert first.returncode == 0, first.stderr[-4000:]
+    assert json.loads(first.stdout)["results"]["totals"]["success"] > 0
+
+    send_mail(box, to="root", subject="from a user project")
+    messages = standin.wait_for_messages(1, timeout=15)
+    assert [(m["login"], m["tls"], m["rcpt_tos"]) for m in messages] == [(LOGIN, True, [FORWARD])]
+
+    again = pyinfra("--json", "deploy.py")
+    assert again.returncode == 0, again.stderr[-4000:]
+    totals = json.loads(again.stdout)["results"]["totals"]
+    assert totals["success"] == 0 and totals["error"] == 0, totals
+
+    report_file = tmp_path / "audit.json"
+    audit = pyinfra("--data", f"audit_json={report_file}", "audit.py")
+    assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-3000:]
+    report = json.loads(report_file.read_text())
+    assert report["ok"] and report["failing_hosts"] == []
+    assert {c["verdict"] for c in report["hosts"][0]["checks"]} <= {"PASS", "N/A"}
+
+    # The box as testinfra sees it, over a real SSH login started inside the lab namespace.
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text(
+        f"Host {box.ipv4}\n  User deploy\n  IdentityFile {lab.config.ssh_key}\n"
+        "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+        f"  ProxyCommand ip netns exec {lab.config.netns} nc %h %p\n")
+    host = testinfra.get_host(f"ssh://{box.ipv4}", ssh_config=str(ssh_config), sudo=True)
+    assert host.service("postfix").is_running
+    assert host.service("postfix").is_enabled
+    secret = host.file("/etc/postfix/sasl_passwd")
+    assert (secret.user, secret.group, secret.mode) == ("root", "root", 0o600)
+    smtp = [s for s in host.socket.get_listening_sockets()
+            if s.startswith("tcp://") and s.rsplit(":", 1)[1] in ("25", "465", "587")]
+    assert smtp and all("127.0.0.1" in s or "::1" in s for s in smtp), smtp
+    assert "Status: active" in host.check_output("ufw status")
