@@ -8,7 +8,6 @@ mail_servers = (
     ],
     {
         "ssh_user": "deploy",
-        "_sudo": True,
         "ssh_strict_host_key_checking": "yes",
         "mail_root_forward": "ops@example.com",  # required: where root's mail goes
         "mailgun_region": "us",  # or "eu"

@@ -1,7 +1,7 @@
 # Example production inventory: copy it (e.g. to inventories/mine.py), edit, then run
 #     export MAILGUN_SMTP_LOGIN=postmaster@mg.example.com MAILGUN_SMTP_PASSWORD=...
 #     pyinfra inventories/mine.py deploys/mail.py
-# Every host data key and its default is documented in deploys/settings.py.
+# Every host data key and its default: the README's "Host data" table (pyinfra_lockdown/settings.py).
 # Never put the relay password here: it comes from the environment or relay_credentials_file.
 
 mail_servers = (

@@ -362,7 +362,7 @@ def noise_checks(exp: Expected, state: dict) -> list[Check]:
 
 
 def outside_check(probe: dict | None) -> Check:
-    """``probe``: {"via": "lab"|probe host, "results": [{address, port, open, relay}], "error"}."""
+    """``probe``: {"via": "lab prober"|probe host, "results": [{address, port, open, relay}], "error"}."""
     expected = f"{'/'.join(map(str, SMTP_PORTS))} closed from outside, no relay"
     if probe is None:
         return Check("outside.smtp", NA, expected, "no probes group / audit_probe unset")

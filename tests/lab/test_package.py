@@ -1,10 +1,14 @@
 """lockdown as users get it: the wheel installed into a fresh venv in a directory that has
 nothing of this repository, called from a user project of its own (examples/ plus its own
 `deploys/`, `facts/` and `operations/` packages, which must never be imported), converging a
-lab box, relaying a mail and auditing it. The box is then checked with testinfra."""
+lab box, relaying a mail and auditing it. The box is then checked with testinfra.
+
+Run with both ends of the pyinfra range pyproject.toml declares: the newest is the locked
+release, the oldest is the range's lower bound."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import testinfra
+import tomllib
+from packaging.version import Version
 
 from lab.config import REPO_ROOT
 from tests.lab.deploy_helpers import LOGIN, new_credentials, send_mail
@@ -30,13 +36,26 @@ def wheel(tmp_path_factory) -> Path:
     return next(out.glob("pyinfra_lockdown-*.whl"))
 
 
-@pytest.fixture(scope="module")
-def user_venv(tmp_path_factory, wheel) -> Path:
-    venv = tmp_path_factory.mktemp("user") / "venv"
+def oldest_pyinfra() -> str:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    spec = next(d for d in project["dependencies"] if d.startswith("pyinfra"))
+    return re.search(r">=\s*([0-9.]+)", spec).group(1)
+
+
+@pytest.fixture(scope="module", params=["newest", "oldest"])
+def user_venv(request, tmp_path_factory, wheel) -> Path:
+    venv = tmp_path_factory.mktemp(f"user-{request.param}") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    # The lock pins the same pyinfra and friends the repository is tested with.
+    pins = (["-c", str(REPO_ROOT / "requirements.lock")] if request.param == "newest"
+            else [f"pyinfra=={oldest_pyinfra()}"])
     subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-                    "-c", str(REPO_ROOT / "requirements.lock"), str(wheel)], check=True, timeout=600)
+                    *pins, str(wheel)], check=True, timeout=600)
+    version = subprocess.run([str(venv / "bin" / "python"), "-c",
+                              "import pyinfra.version as v; print(v.__version__)"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    wanted = (re.search(r"^pyinfra==(\S+)$", (REPO_ROOT / "requirements.lock").read_text(),
+                        re.M).group(1) if request.param == "newest" else oldest_pyinfra())
+    assert Version(version) == Version(wanted), (request.param, version)
     return venv
 
 
@@ -59,7 +78,7 @@ def _user_project(root: Path, box, key: Path) -> Path:
         (project / package / "__init__.py").write_text(
             f"raise ImportError('lockdown imported the user project\\'s own {package}/')\n")
     data = {
-        "ssh_user": "deploy", "ssh_key": str(key), "_sudo": True,
+        "ssh_user": "deploy", "ssh_key": str(key),  # no _sudo: deploy.py passes _sudo=True
         "ssh_known_hosts_file": "/dev/null", "ssh_strict_host_key_checking": "off",
         "relay_host": "10.77.0.1", "mail_root_forward": FORWARD, "apt_update": False,
     }
@@ -107,7 +126,8 @@ def test_a_user_project_converges_relays_and_audits_a_box(lab, box, standin, use
     assert host.service("postfix").is_enabled
     secret = host.file("/etc/postfix/sasl_passwd")
     assert (secret.user, secret.group, secret.mode) == ("root", "root", 0o600)
-    smtp = [s for s in host.socket.get_listening_sockets()
-            if s.startswith("tcp://") and s.rsplit(":", 1)[1] in ("25", "465", "587")]
-    assert smtp and all("127.0.0.1" in s or "::1" in s for s in smtp), smtp
+    listening = [s for s in host.socket.get_listening_sockets() if s.startswith("tcp")]
+    assert any(s.endswith(":22") for s in listening), listening  # sshd, seen the same way
+    smtp = [s for s in listening if s.rsplit(":", 1)[1] in ("25", "465", "587")]
+    assert all("127.0.0.1" in s or "::1" in s for s in smtp), smtp
     assert "Status: active" in host.check_output("ufw status")
