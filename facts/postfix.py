@@ -43,6 +43,9 @@ SERVICE_TYPES = ("inet", "unix", "unix-dgram", "fifo", "pass")
 
 SMTP_PORTS = (25, 465, 587)
 
+# The main.cf templates a Postfix package ships; their compatibility_level is the release's own.
+STOCK_MAIN_CF_TEMPLATES = ("/usr/share/postfix/main.cf.debian", "/usr/share/postfix/main.cf.dist")
+
 NOT_INSTALLED = "postfix: not-installed"
 
 
@@ -467,23 +470,30 @@ class SmtpListeners(FactBase):
 class PostfixParameters(FactBase):
     """
     Returns the effective values of a few main.cf parameters, read with ONE ``postconf -h``
-    (the built-in defaults, ``postconf -d -h``, while main.cf does not exist yet):
+    (the built-in defaults, ``postconf -d -h``, while main.cf does not exist yet), and the
+    ``compatibility_level`` the installed release ships in its main.cf template (Debian's
+    ``main.cf.debian``, else upstream's ``main.cf.dist``; ``None`` when neither says):
 
     .. code:: python
 
-        {"default_database_type": "hash", "myhostname": "web1.example.com"}
+        {"default_database_type": "hash", "myhostname": "web1.example.com",
+         "compatibility_level": "3.6", "stock_compatibility_level": "3.9"}
 
     ``None`` when Postfix is not installed. ``myhostname`` is the domain unqualified local
     addresses get; ``default_database_type`` the map type ``postmap`` writes by default.
     """
 
     @override
-    def command(self, names=("default_database_type", "myhostname")) -> str:
+    def command(self, names=("default_database_type", "myhostname", "compatibility_level")) -> str:
         quoted = " ".join(shlex.quote(name) for name in names)
         header = shlex.quote("names: " + " ".join(names))
+        templates = " ".join(STOCK_MAIN_CF_TEMPLATES)
         return _postfix_installed_guard(
             f"echo {header}; if [ -f {MAIN_CF} ]; then {POSTCONF} -h {quoted}; "
-            f"else {POSTCONF} -d -h {quoted}; fi"
+            f"else {POSTCONF} -d -h {quoted}; fi; "
+            f"for t in {templates}; do [ -f \"$t\" ] && "
+            "sed -n 's/^compatibility_level *= *\\([0-9.]*\\).*/stock: \\1/p' \"$t\" && break; "
+            "done; true"
         )
 
     @override
@@ -493,7 +503,8 @@ class PostfixParameters(FactBase):
         if not output[0].startswith("names: "):
             raise FactProcessError(f"PostfixParameters: unexpected output: {output!r}")
         names = output[0].split()[1:]
-        values = [line.strip() for line in output[1:]]
+        stock = [line.split(":", 1)[1].strip() for line in output[1:] if line.startswith("stock:")]
+        values = [line.strip() for line in output[1:] if not line.startswith("stock:")]
         if len(values) != len(names):
             raise FactProcessError(f"PostfixParameters: {len(names)} names, {len(values)} values")
-        return dict(zip(names, values))
+        return {**dict(zip(names, values)), "stock_compatibility_level": (stock or [None])[0]}

@@ -18,6 +18,9 @@ UFW_NOT_INSTALLED = "ufw: not installed"
 UFW_UNREADABLE = "ufw: cannot read /etc/ufw/user.rules (run as root)"
 SSHD_NOT_INSTALLED = "sshd: not installed"
 SSHD_FAILED = "sshd -T failed:"
+SOCKET_STATE = "ssh.socket: "
+SOCKET_LISTEN = "ssh.socket "
+SSHD_LISTENING = "sshd listening: "
 NO_SSH_CONNECTION = "ssh-connection: none"
 
 POLICY_NAMES = {"ACCEPT": "allow", "DROP": "deny", "REJECT": "reject"}
@@ -179,26 +182,41 @@ def normalize_any(address: str) -> str:
 
 class SshdConfig(FactBase):
     """
-    sshd's effective listening ports and addresses, from ``sshd -T`` (needs root).
+    The ports sshd really accepts connections on, and how it was configured (needs root).
 
     .. code:: python
 
         {
-            "ports": [22, 2222],
+            "ports": [2222],          # what the firewall must let in
+            "config_ports": [22],     # sshd -T (sshd_config)
             "listen": [{"address": "0.0.0.0", "port": 22}, {"address": "::", "port": 22}],
             "address_family": "any",  # "any" | "inet" | "inet6"
+            "socket": {"active": True, "ports": [2222]},   # ssh.socket (systemd)
+            "sshd_listening": [],     # ports a running sshd itself listens on (ss -p)
         }
 
-    ``ports`` are the ports sshd really listens on (the union of its ``listenaddress`` ports).
-    ``None`` when sshd is not installed; ``FactProcessError`` when ``sshd -T`` fails (for
-    example when not run as root: "no hostkeys available", or a bad sshd_config).
+    When ``ssh.socket`` is active (Ubuntu 24.04's default, an admin's choice on Debian),
+    systemd owns the listening socket: its ``Listen`` addresses, after every drop-in (and
+    Ubuntu's generator-written one under /run), are the real ports, while ``sshd -T`` still
+    prints sshd_config's. Otherwise sshd_config's ports are. A running sshd's own listening
+    ports are added either way (a standalone ssh.service next to the socket, or a changed
+    sshd_config not yet restarted). ``None`` when sshd is not installed;
+    ``FactProcessError`` when ``sshd -T`` fails (not root, a bad sshd_config).
     """
 
     command = (
         "sshd_bin=$(command -v sshd || echo /usr/sbin/sshd); "
         f"if [ ! -x \"$sshd_bin\" ]; then echo '{SSHD_NOT_INSTALLED}'; "
-        'elif sshd_out=$("$sshd_bin" -T 2>&1); '
-        "then printf '%s\\n' \"$sshd_out\" | grep -E '^(port|listenaddress|addressfamily) '; true; "
+        # sshd -T refuses to run without its privilege separation directory, which only
+        # ssh.service creates: under ssh.socket alone, give it an empty one in a private
+        # mount namespace (nothing on the host changes).
+        'elif sshd_out=$(if [ -d /run/sshd ]; then "$sshd_bin" -T; else '
+        "unshare --mount sh -c 'mount -t tmpfs -o mode=755 lockdown-fact /run && "
+        "mkdir /run/sshd && exec \"$0\" -T' \"$sshd_bin\"; fi 2>&1); "
+        "then printf '%s\\n' \"$sshd_out\" | grep -E '^(port|listenaddress|addressfamily) '; "
+        f"echo \"{SOCKET_STATE}$(systemctl is-active ssh.socket 2>/dev/null)\"; "
+        f"systemctl show -p Listen ssh.socket 2>/dev/null | sed 's/^/{SOCKET_LISTEN}/'; "
+        "ss -Htlnp 2>/dev/null | awk '/\"sshd\"/ {print \"" + SSHD_LISTENING + "\" $4}'; true; "
         f"else printf '{SSHD_FAILED} %s\\n' \"$sshd_out\" | head -n 3; fi"
     )
 
@@ -210,16 +228,45 @@ class SshdConfig(FactBase):
             raise FactProcessError(" ".join(lines))
 
         config_ports, listen, family = [], [], "any"
+        socket_active, socket_ports, listening = False, set(), set()
         for line in lines:
-            key, _, value = line.partition(" ")
-            if key == "port":
-                config_ports.append(int(value))
-            elif key == "listenaddress":
-                listen.append(parse_listen_address(value))
-            elif key == "addressfamily":
-                family = value
-        ports = sorted({entry["port"] for entry in listen} or set(config_ports))
-        return {"ports": ports, "listen": listen, "address_family": family}
+            if line.startswith(SOCKET_STATE):
+                socket_active = line[len(SOCKET_STATE):] == "active"
+            elif line.startswith(SOCKET_LISTEN):
+                socket_ports |= set(_socket_listen_ports(line[len(SOCKET_LISTEN):]))
+            elif line.startswith(SSHD_LISTENING):
+                listening.add(parse_listen_address(line[len(SSHD_LISTENING):])["port"])
+            else:
+                key, _, value = line.partition(" ")
+                if key == "port":
+                    config_ports.append(int(value))
+                elif key == "listenaddress":
+                    listen.append(parse_listen_address(value))
+                elif key == "addressfamily":
+                    family = value
+        configured = {entry["port"] for entry in listen} or set(config_ports)
+        ports = (socket_ports if socket_active else configured) | listening
+        return {
+            "ports": sorted(ports),
+            "config_ports": sorted(configured),
+            "listen": listen,
+            "address_family": family,
+            "socket": {"active": socket_active, "ports": sorted(socket_ports)},
+            "sshd_listening": sorted(listening),
+        }
+
+
+def _socket_listen_ports(value: str) -> list[int]:
+    """``systemctl show -p Listen``: "Listen=[::]:2222 (Stream)" (one line per listen) or,
+    with several in one line, space-separated pairs; only Stream (TCP) listens count."""
+    ports = []
+    for match in re.finditer(r"(\S+) \((\w+)\)", value.removeprefix("Listen=")):
+        address, kind = match.groups()
+        if kind == "Stream" and not address.startswith("/"):  # AF_UNIX paths are not ports
+            port = address.rsplit(":", 1)[-1]
+            if port.isdigit():
+                ports.append(int(port))
+    return ports
 
 
 def parse_listen_address(value: str) -> dict:

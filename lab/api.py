@@ -60,11 +60,12 @@ class Lab:
         with self.store.update() as state:
             state.netns = self.config.netns
 
-    def ensure_image(self) -> Path:
+    def ensure_image(self, suite: str = image.DEFAULT_SUITE) -> Path:
         self._require()
-        rootfs = image.ensure_image(self.config.cache_dir)
-        with self.store.update() as state:
-            state.image = str(rootfs)
+        rootfs = image.ensure_image(self.config.cache_dir, suite)
+        if suite == image.DEFAULT_SUITE:
+            with self.store.update() as state:
+                state.image = str(rootfs)
         return rootfs
 
     def ensure_ssh_key(self) -> Path:
@@ -85,15 +86,24 @@ class Lab:
         return processes.is_alive(self.store.load().standin)
 
     # --- boxes ---------------------------------------------------------------------------
-    def up(self, count: int = 1, timeout: float = 120) -> list[Box]:
-        """Boot `count` fresh boxes in parallel; returns them when all are ready."""
+    def up(self, count: int = 1, timeout: float = 120,
+           suites: list[str] | None = None) -> list[Box]:
+        """Boot `count` fresh boxes in parallel; returns them when all are ready.
+
+        ``suites``: the Debian release of each box (default: all bookworm), e.g.
+        ``["bookworm", "trixie"]`` for a mixed pair.
+        """
+        suites = list(suites or [image.DEFAULT_SUITE] * count)
+        if len(suites) != count:
+            raise LabError(f"{count} boxes but {len(suites)} suites", "give one suite per box")
         self.ensure_network()
-        rootfs = self.ensure_image()
+        images = {suite: self.ensure_image(suite) for suite in dict.fromkeys(suites)}
         self.ensure_ssh_key()
-        records = [self._allocate() for _ in range(count)]
+        records = [self._allocate(suite) for suite in suites]
         with step(f"booting {', '.join(r.name for r in records)}"):
             with ThreadPoolExecutor(max_workers=max(1, count)) as pool:
-                futures = [pool.submit(self._boot, record, rootfs, timeout) for record in records]
+                futures = [pool.submit(self._boot, record, images[record.suite], timeout)
+                           for record in records]
                 errors = [f.exception() for f in futures]
         failed = [e for e in errors if e is not None]
         if failed:
@@ -102,8 +112,8 @@ class Lab:
                 detail="\n".join(str(e) for e in failed))
         return [self.box(record.name) for record in records]
 
-    def add_box(self, timeout: float = 120) -> Box:
-        return self.up(1, timeout=timeout)[0]
+    def add_box(self, timeout: float = 120, suite: str = image.DEFAULT_SUITE) -> Box:
+        return self.up(1, timeout=timeout, suites=[suite])[0]
 
     def boxes(self) -> list[Box]:
         state = self.store.load()
@@ -117,10 +127,9 @@ class Lab:
 
     def restart_box(self, box: Box, timeout: float = 120) -> Box:
         """Halt and boot again on the same upper dir (state survives), with a new netns."""
-        image_path = self.store.load().image
-        rootfs = Path(image_path) if image_path else self.ensure_image()
         with step(f"restarting {box.name}"):
             record = self.store.load().boxes[box.name]
+            rootfs = self.ensure_image(record.suite)
             box_ops.stop(record, self.config)
             with self.store.update() as state:
                 state.netns_serial += 1
@@ -141,7 +150,7 @@ class Lab:
         with self.store.update() as state:
             state.boxes.pop(box.name, None)
 
-    def _allocate(self) -> BoxRecord:
+    def _allocate(self, suite: str = image.DEFAULT_SUITE) -> BoxRecord:
         with self.store.update() as state:
             index = A.next_free_index(state.last_box_index)
             state.last_box_index = index
@@ -150,7 +159,7 @@ class Lab:
             record = BoxRecord(
                 name=name, index=index, ipv4=A.box_ipv4(index), ipv6=A.box_ipv6(index),
                 netns=self.config.box_netns(name, state.netns_serial),
-                dir=str(self.config.boxes_dir / name),
+                dir=str(self.config.boxes_dir / name), suite=image.check_suite(suite),
             )
             state.boxes[name] = record
         return record

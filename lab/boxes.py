@@ -51,6 +51,10 @@ class Box:
         return self.record.ipv6
 
     @property
+    def suite(self) -> str:
+        return self.record.suite
+
+    @property
     def netns(self) -> str:
         return self.record.netns
 

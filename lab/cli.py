@@ -17,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="network, image, stand-in, and N fresh boxes (default 1)")
     up.add_argument("count", nargs="?", type=int, default=1)
+    up.add_argument("--suite", action="append", choices=image.SUITES, metavar="SUITE",
+                    help=f"Debian release of the boxes ({', '.join(image.SUITES)}; default "
+                         f"{image.DEFAULT_SUITE}); repeat it once per box for a mixed lab")
     commands.add_parser("down", help="stop and remove everything the lab created")
     commands.add_parser("status", help="boxes, addresses, PIDs, alive or not")
     ssh = commands.add_parser("ssh", help="SSH into a box as deploy (from the lab namespace)")
@@ -27,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("demo", help="converge a box, relay a mail to the stand-in, audit")
     build = commands.add_parser("build", help="build the box image (cached by recipe hash)")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
+    build.add_argument("--suite", choices=image.SUITES, default=image.DEFAULT_SUITE)
     args = parser.parse_args(argv)
 
     lab = Lab()
@@ -43,12 +47,17 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_up(lab: Lab, args) -> int:
     started = time.monotonic()
     lab.ensure_network()
-    lab.ensure_image()
+    suites = args.suite or [image.DEFAULT_SUITE]
+    if len(suites) == 1:
+        suites = suites * args.count
+    elif len(suites) != args.count:
+        raise LabError(f"{args.count} boxes but {len(suites)} --suite options",
+                       "give --suite once (every box) or once per box")
     lab.standin_start()
-    boxes = lab.up(args.count)
+    boxes = lab.up(args.count, suites=suites)
     print(f"{len(boxes)} box(es) ready in {time.monotonic() - started:.1f}s:")
     for box in boxes:
-        print(f"  {box.name:8} {box.ipv4:12} {box.ipv6}")
+        print(f"  {box.name:8} {box.ipv4:12} {box.ipv6:10} {box.suite}")
     print("next: python -m lab ssh box1 | python -m lab exec -- pyinfra inventories/lab.py ... | python -m lab down")
     return 0
 
@@ -91,10 +100,10 @@ def cmd_exec(lab: Lab, args) -> int:
 
 
 def cmd_build(lab: Lab, args) -> int:
-    if args.force and image.is_built(lab.config.cache_dir):
+    if args.force and image.is_built(lab.config.cache_dir, args.suite):
         import shutil
-        shutil.rmtree(image.image_dir(lab.config.cache_dir))
-    print(lab.ensure_image())
+        shutil.rmtree(image.image_dir(lab.config.cache_dir, args.suite))
+    print(lab.ensure_image(args.suite))
     return 0
 
 

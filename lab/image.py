@@ -1,4 +1,6 @@
-"""The box image: a Debian 12 rootfs built by mmdebstrap, cached by a hash of its recipe."""
+"""The box images: a Debian rootfs per suite (12 bookworm, 13 trixie) built by mmdebstrap from
+Debian's archive, each cached by a hash of its recipe. The recipe is the same for every suite:
+whatever differs between the releases is the releases' own doing."""
 from __future__ import annotations
 
 import hashlib
@@ -12,7 +14,8 @@ from pathlib import Path
 from .errors import LabError
 from .progress import say, step
 
-SUITE = "bookworm"
+SUITES = ("bookworm", "trixie")
+DEFAULT_SUITE = "bookworm"
 PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "openssh-server", "sudo",
     "postfix", "libsasl2-modules", "bsd-mailx",
@@ -34,9 +37,15 @@ DPKG_OPTIONS = [
 PREP_SCRIPT = Path(__file__).with_name("image_prep.sh")
 
 
-def recipe_hash() -> str:
+def check_suite(suite: str) -> str:
+    if suite not in SUITES:
+        raise LabError(f"unknown suite {suite!r}", f"use one of: {', '.join(SUITES)}")
+    return suite
+
+
+def recipe_hash(suite: str = DEFAULT_SUITE) -> str:
     recipe = {
-        "suite": SUITE,
+        "suite": check_suite(suite),
         "variant": "apt",
         "packages": sorted(PACKAGES),
         "preseed": DEBCONF_PRESEED,
@@ -46,19 +55,19 @@ def recipe_hash() -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def image_dir(cache_dir: Path) -> Path:
-    return Path(cache_dir) / "images" / recipe_hash()
+def image_dir(cache_dir: Path, suite: str = DEFAULT_SUITE) -> Path:
+    return Path(cache_dir) / "images" / f"{suite}-{recipe_hash(suite)}"
 
 
-def rootfs(cache_dir: Path) -> Path:
-    return image_dir(cache_dir) / "rootfs"
+def rootfs(cache_dir: Path, suite: str = DEFAULT_SUITE) -> Path:
+    return image_dir(cache_dir, suite) / "rootfs"
 
 
-def is_built(cache_dir: Path) -> bool:
-    return (image_dir(cache_dir) / "complete").exists()
+def is_built(cache_dir: Path, suite: str = DEFAULT_SUITE) -> bool:
+    return (image_dir(cache_dir, suite) / "complete").exists()
 
 
-def mmdebstrap_argv(target: Path) -> list[str]:
+def mmdebstrap_argv(target: Path, suite: str = DEFAULT_SUITE) -> list[str]:
     preseed = DEBCONF_PRESEED.replace("'", "")
     argv = [
         "mmdebstrap", "--variant=apt", "--mode=root", "--verbose",
@@ -68,28 +77,28 @@ def mmdebstrap_argv(target: Path) -> list[str]:
     ]
     argv += [f"--dpkgopt={option}" for option in DPKG_OPTIONS]
     # No mirror argument: mmdebstrap's default is the Debian mirror this host reaches.
-    return argv + [SUITE, str(target)]
+    return argv + [check_suite(suite), str(target)]
 
 
-def ensure_image(cache_dir: Path) -> Path:
-    """Return the cached rootfs, building it first if the recipe changed."""
-    if is_built(cache_dir):
-        return rootfs(cache_dir)
+def ensure_image(cache_dir: Path, suite: str = DEFAULT_SUITE) -> Path:
+    """Return the suite's cached rootfs, building it first if the recipe changed."""
+    if is_built(cache_dir, suite):
+        return rootfs(cache_dir, suite)
     if shutil.which("mmdebstrap") is None:
         raise LabError("mmdebstrap is not installed", "apt-get install -y mmdebstrap systemd-container netcat-openbsd")
-    final = image_dir(cache_dir)
+    final = image_dir(cache_dir, suite)
     final.parent.mkdir(parents=True, exist_ok=True)
     building = final.with_name(f"{final.name}.building-{os.getpid()}")
     log = final.with_name(f"{final.name}.log")
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir()
-    with step(f"building box image {final.name} (log: {log})"):
-        _run_with_ticker(mmdebstrap_argv(building / "rootfs"), log)
+    with step(f"building {suite} box image {final.name} (log: {log})"):
+        _run_with_ticker(mmdebstrap_argv(building / "rootfs", suite), log)
         (building / "complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
         if final.exists():  # a stale, incomplete image from an interrupted build
             shutil.rmtree(final)
         os.rename(building, final)
-    return rootfs(cache_dir)
+    return rootfs(cache_dir, suite)
 
 
 def _run_with_ticker(argv: list[str], log: Path) -> None:

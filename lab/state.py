@@ -36,6 +36,7 @@ class BoxRecord:
     dir: str
     status: str = "creating"  # creating -> booting -> running -> stopped
     process: ProcessRecord | None = None
+    suite: str = "bookworm"  # the Debian release of the box's image
 
     @property
     def upper(self) -> Path:

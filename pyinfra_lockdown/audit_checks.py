@@ -44,7 +44,6 @@ class Expected:
     firewall: FirewallSettings
     noise_hours: int = 24
     queue_max_age_minutes: int = 60
-    main_cf: dict = field(default_factory=dict)
 
 
 def expected_state(settings: AuditSettings) -> Expected:
@@ -59,7 +58,6 @@ def expected_state(settings: AuditSettings) -> Expected:
         sender_domain=relay.sender_domain, firewall=settings.firewall,
         noise_hours=settings.noise_hours,
         queue_max_age_minutes=settings.queue_max_age_minutes,
-        main_cf=main_cf_settings(relay),
     )
 
 
@@ -109,7 +107,7 @@ def _setting_check(check_id: str, key: str, expected: dict, found: dict) -> Chec
 def postfix_checks(exp: Expected, state: dict) -> list[Check]:
     main_state = state.get("main_cf") or {}
     found = _main(state)
-    want = exp.main_cf
+    want = main_cf_settings(exp.relay, state.get("parameters"))
     checks = []
     installed = bool((state.get("packages") or {}).get("postfix")) and main_state.get("installed")
     status = state.get("status") or {}

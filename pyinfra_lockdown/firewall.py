@@ -44,13 +44,34 @@ def guard_against_lockout(settings: FirewallSettings, rules: list[dict], found: 
     (rules that ``firewall_prune`` keeps are not counted on), so the declared rules alone
     must keep this session and every sshd port reachable.
     """
-    reason = lockout_reason(rules, sshd_ports(found), found["ssh_connection"], settings.ipv6,
+    ports, connection = sshd_ports(found), found["ssh_connection"]
+    reason = lockout_reason(rules, ports, connection, settings.ipv6,
                             default_incoming=settings.default_incoming)
     if reason:
-        raise SettingsError(
-            "firewall_allowed", f"refusing to touch the firewall: {reason}",
-            'Add "ssh" (sshd\'s real ports) or a rule for your address; nothing was changed',
-        )
+        raise SettingsError("firewall_allowed", f"refusing to touch the firewall: {reason}",
+                            lockout_fix(settings, rules, ports, connection) +
+                            "; nothing was changed")
+
+
+def lockout_fix(settings: FirewallSettings, rules: list[dict], ports: list[int],
+                connection: dict | None) -> str:
+    """The one change that fixes a refused firewall, for what was declared and found."""
+    family = connection["family"] if connection else 4
+    opened = sorted({r["port"] for r in rules if r["v6"] == (family == 6)
+                     and r["action"] in ("allow", "limit")})
+    listening = (f"sshd accepts connections on port(s) {', '.join(map(str, ports))}; the "
+                 f"declared rules open {', '.join(opened) or 'nothing'} over IPv{family}")
+    if connection and family == 6 and not settings.ipv6:
+        return f"{listening}. Set firewall_ipv6: true, or connect over IPv4"
+    if "ssh" not in settings.allowed:
+        return f'{listening}. Add "ssh" to firewall_allowed (it opens sshd\'s real ports)'
+    arrived = int(connection["server_port"]) if connection else None
+    if arrived is not None and arrived not in ports:
+        return (f"{listening}, but this session arrived on port {arrived}, where sshd does not "
+                f'listen (a forwarded port?). Add "{arrived}/tcp" to firewall_allowed, or connect '
+                f"to port {ports[0]}")
+    return (f"{listening}; a deny rule or a `from` restriction shuts this session out. Allow "
+            f"{connection['client'] if connection else 'anywhere'} on port {ports[0]} first")
 
 
 @deploy("lockdown firewall", data_defaults=data_defaults("firewall"))

@@ -19,10 +19,32 @@ CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 LOCAL_DOMAINS = ("localhost", "localhost.localdomain")
 
 
-def main_cf_settings(relay: RelaySettings) -> dict[str, str]:
-    """The main.cf lockdown owns. Values are written exactly like this and compared so."""
+# The oldest compatibility level whose defaults lockdown relies on (smtpd_relay_restrictions,
+# chroot off...). A release that ships a newer one keeps it: see compatibility_level().
+MIN_COMPATIBILITY_LEVEL = "3.6"
+
+
+def _level(text: str | None) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in (text or "0").split("."))
+    except ValueError:  # e.g. a ${...} expression: treat as unknown, never as higher
+        return (0,)
+
+
+def compatibility_level(parameters: dict | None) -> str:
+    """Never lower what the host has or its release ships (``parameters``: PostfixParameters):
+    the highest of lockdown's minimum, the release's stock level and the current value."""
+    parameters = parameters or {}
+    candidates = [MIN_COMPATIBILITY_LEVEL, parameters.get("stock_compatibility_level"),
+                  parameters.get("compatibility_level")]
+    return max((c for c in candidates if c), key=_level)
+
+
+def main_cf_settings(relay: RelaySettings, parameters: dict | None = None) -> dict[str, str]:
+    """The main.cf lockdown owns, for a host whose PostfixParameters are ``parameters``.
+    Values are written exactly like this and compared so."""
     settings = {
-        "compatibility_level": "3.6",
+        "compatibility_level": compatibility_level(parameters),
         # Null client: nothing is delivered here; mail for local users is aliased away.
         # myorigin is pinned because Debian's "Internet Site" sets it to /etc/mailname,
         # which may differ from myhostname, the domain the alias tables match.
@@ -92,12 +114,12 @@ def mail_relay(settings: RelaySettings | None = None):
         packages=PACKAGES, update=relay.apt_update, current=found["packages"],
     )
     # main.cf first: postmap and postconf -M need it, and a fresh box has none.
-    settings = main_cf_settings(relay)
+    parameters = found["parameters"] or {}  # None until Postfix is installed
+    settings = main_cf_settings(relay, parameters)
     main = if_needed(
         postfix.main_cf, name=f"main.cf: null client via {relay.relayhost}, TLS {relay.tls_level}",
         settings=settings, current=found["main_cf"],
     )
-    parameters = found["parameters"] or {}  # None until Postfix is installed
     myhostname = parameters.get("myhostname")
     aliases = if_needed(
         postfix.map_file, name=f"Local recipients go to {relay.root_forward}",

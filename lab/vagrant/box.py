@@ -45,7 +45,7 @@ end
 
 def recipe_hash() -> str:
     recipe = {
-        "suite": lab_image.SUITE, "packages": PACKAGES, "preseed": lab_image.DEBCONF_PRESEED,
+        "suite": lab_image.DEFAULT_SUITE, "packages": PACKAGES, "preseed": lab_image.DEBCONF_PRESEED,
         "dpkg": lab_image.DPKG_OPTIONS, "prep": PREP_SCRIPT.read_text(), "disk_gb": DISK_GB,
         "box_vagrantfile": BOX_VAGRANTFILE, "key": vagrant_public_key().read_text().strip(),
     }
@@ -125,7 +125,7 @@ def _mmdebstrap_argv(target: Path) -> list[str]:
     ]
     argv += [f"--dpkgopt={option}" for option in lab_image.DPKG_OPTIONS]
     # No mirror argument: mmdebstrap's default is the Debian mirror this host reaches.
-    return argv + [lab_image.SUITE, str(target)]
+    return argv + [lab_image.DEFAULT_SUITE, str(target)]
 
 
 def _copy_kernel(work: Path) -> None:
