@@ -169,7 +169,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if unexpected:
         terminalreporter.write_line(
             "FAILED: tests skipped in " + ", ".join(f"{t} ({n})" for t, n in unexpected.items())
-            + " on a machine that can run them (root, tools present); see the skip reasons above."
+            + " on a machine that can run them (root, tools present); see SKIPPED below for why."
             " LOCKDOWN_ALLOW_SKIP=1 allows skips", red=True, bold=True)
         # counted in pytest's closing line, which CI reads: "... N unexpected skips in ..."
         terminalreporter.stats.setdefault("unexpected skips", []).extend(
