@@ -3,15 +3,18 @@
 Runs pytest in a subprocess with this project's pytest configuration (pyproject.toml: the
 pytest-timeout method) on a small file whose tests hang the ways this suite can: a gevent
 sleep, a read on a silent child's pipe (the Vagrant probe's old hang) and a busy loop, all in
-a process patched by `import pyinfra_cli` like the real one. Only the limit is shortened.
+a process patched by `import pyinfra_cli` like the real one, and a wait on a child through
+lab.waiting with no deadline of its own (the child must be stopped when the test fails). Only the limit is shortened.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
+from lab import processes
 from lab.config import REPO_ROOT
 
 HANGING = '''
@@ -34,6 +37,10 @@ def test_spins():
     while True:
         pass
 
+def test_waits_on_a_child_without_deadline(tmp_path):
+    from lab import waiting
+    waiting.run(["/bin/sh", "-c", "echo $$ > '{pidfile}'; exec sleep 600"], timeout=None)
+
 def test_after_the_hangs():
     assert True
 '''
@@ -41,13 +48,15 @@ def test_after_the_hangs():
 
 @pytest.mark.timeout(120)
 def test_a_hanging_test_fails_alone_and_the_run_goes_on(tmp_path):
-    (tmp_path / "test_hanging.py").write_text(HANGING)
+    pidfile = tmp_path / "child.pid"
+    (tmp_path / "test_hanging.py").write_text(HANGING.replace("{pidfile}", str(pidfile)))
     log = tmp_path / "pytest.log"
     with open(log, "w") as out:
         child = subprocess.Popen(
             [sys.executable, "-m", "pytest", "-c", str(REPO_ROOT / "pyproject.toml"), "--rootdir", str(tmp_path),
              "-p", "no:cacheprovider", "-o", "timeout=2", str(tmp_path / "test_hanging.py")],
-            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "COLUMNS": "200"})
         try:
             child.wait(timeout=90)
         except subprocess.TimeoutExpired:
@@ -55,7 +64,10 @@ def test_a_hanging_test_fails_alone_and_the_run_goes_on(tmp_path):
             child.wait()
             pytest.fail("the inner pytest run hung: " + log.read_text()[-3000:])
     text = log.read_text()
-    for name in ("test_sleeps_forever", "test_reads_a_silent_child", "test_spins"):
+    for name in ("test_sleeps_forever", "test_reads_a_silent_child", "test_spins",
+                 "test_waits_on_a_child_without_deadline"):
         assert f"FAILED test_hanging.py::{name} - Failed: Timeout" in text, text[-3000:]
-    assert "3 failed, 1 passed" in text, text[-3000:]
+    assert "4 failed, 1 passed" in text, text[-3000:]
     assert child.returncode == 1
+    # the timeout's exception went through lab.waiting, which stopped the child
+    assert processes.start_time(int(pidfile.read_text())) is None
