@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import addresses as A
 from . import boxes as box_ops
-from . import image, network, processes, standin, teardown
+from . import image, network, processes, standin, teardown, waiting
 from .boxes import Box
 from .config import REPO_ROOT, LabConfig
 from .errors import LabError
@@ -184,10 +184,9 @@ class Lab:
             cwd: Path | str = REPO_ROOT, input: str | None = None) -> subprocess.CompletedProcess:
         """Run argv inside the lab namespace (where the boxes are reachable)."""
         network.require(self.config.netns)
-        return subprocess.run(network.in_netns(self.config.netns, list(argv)),
-                              env={**os.environ, **self.config.env(), **(env or {})}, cwd=cwd, timeout=timeout,
-                              capture_output=True, text=True, input=input,
-                              stdin=None if input is not None else subprocess.DEVNULL)
+        return waiting.run(network.in_netns(self.config.netns, list(argv)),
+                           env={**os.environ, **self.config.env(), **(env or {})}, cwd=cwd,
+                           timeout=timeout, input=input)
 
     def pyinfra_argv(self, hosts: list[Box] | None = None) -> list[str]:
         """Base argv for pyinfra against lab boxes (add the operation/deploy and options).

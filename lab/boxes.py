@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import addresses as A
-from . import cgroups, network, processes
+from . import cgroups, network, processes, waiting
 from .config import LabConfig
 from .errors import LabError
 from .state import BoxRecord, ProcessRecord
@@ -68,20 +68,18 @@ class Box:
         if leader is None:
             raise LabError(f"{self.name} is not running", "see `python -m lab status`; boot a new box")
         argv = command if isinstance(command, list) else ["/bin/sh", "-c", command]
-        return subprocess.run(
+        return waiting.run(
             ["nsenter", "-t", str(leader), "-m", "-u", "-i", "-n", "-p", "-r", "-w", "--",
              "/usr/bin/env", "-i", f"PATH={SAFE_PATH}", "HOME=/root", "LANG=C.UTF-8", *argv],
-            capture_output=True, text=True, timeout=timeout, input=input,
-            stdin=None if input is not None else subprocess.DEVNULL,
+            timeout=timeout, input=input,
         )
 
     def ssh(self, command: str = "true", *, user: str = "deploy", timeout: float = 60,
             input: str | None = None) -> subprocess.CompletedProcess:
         """Run `command` through a real SSH login from the lab namespace."""
-        return subprocess.run(
+        return waiting.run(
             network.in_netns(self.config.netns, self.ssh_argv(user) + [command]),
-            capture_output=True, text=True, timeout=timeout, input=input,
-            stdin=None if input is not None else subprocess.DEVNULL,
+            timeout=timeout, input=input,
         )
 
     def ssh_argv(self, user: str = "deploy") -> list[str]:
@@ -229,10 +227,10 @@ def unmount(path: Path) -> None:
     for attempt in range(20):
         if not is_mounted(path):
             return
-        if subprocess.run(["umount", str(path)], capture_output=True).returncode == 0:
+        if waiting.run(["umount", str(path)], timeout=30).returncode == 0:
             return
         time.sleep(0.1)
-    subprocess.run(["umount", "--lazy", str(path)], capture_output=True)
+    waiting.run(["umount", "--lazy", str(path)], timeout=30)
 
 
 def tail(path: Path, count: int = 25) -> str:
@@ -251,6 +249,6 @@ def _passwd_ids(root: Path, user: str) -> tuple[int, int]:
 
 
 def _check(argv: list[str], what: str, todo: str) -> None:
-    result = subprocess.run(argv, capture_output=True, text=True)
+    result = waiting.run(argv, timeout=120)
     if result.returncode != 0:
         raise LabError(what, todo, detail=f"{shlex.join(argv)}\n{result.stderr}")

@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from . import waiting
 from .errors import LabError
 from .progress import say, step
 
@@ -101,16 +102,25 @@ def ensure_image(cache_dir: Path, suite: str = DEFAULT_SUITE) -> Path:
     return rootfs(cache_dir, suite)
 
 
-def _run_with_ticker(argv: list[str], log: Path) -> None:
+def _run_with_ticker(argv: list[str], log: Path, timeout: float = 1800) -> None:
+    # Output into the log file and a poll loop that checks the clock: holds under gevent too.
     started = time.monotonic()
     with open(log, "w") as out:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        leader = waiting.leader_of(process)
         next_tick = started + 10
-        while process.poll() is None:
-            time.sleep(0.5)
-            if time.monotonic() >= next_tick:
-                next_tick += 10
-                say(f"  still building ({time.monotonic() - started:.0f}s): {_last_line(log)}")
+        try:
+            while process.poll() is None:
+                time.sleep(0.5)
+                if time.monotonic() >= next_tick:
+                    next_tick += 10
+                    say(f"  still building ({time.monotonic() - started:.0f}s): {_last_line(log)}")
+                if time.monotonic() - started > timeout:
+                    raise LabError(f"mmdebstrap timed out after {timeout:.0f}s", f"read {log}, then retry",
+                                   detail=_tail(log, 15))
+        finally:
+            waiting.stop(process, leader)
     if process.returncode != 0:
         raise LabError(
             f"mmdebstrap failed (exit {process.returncode})",

@@ -12,7 +12,6 @@ import json
 import os
 import smtplib
 import socket
-import subprocess
 import sys
 
 from . import addresses as A
@@ -70,8 +69,9 @@ class Probe:
         from .network import in_netns
 
         argv = in_netns(self.lab_netns, [sys.executable, "-m", "lab.probe", *args])
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT,
-                                env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        from .waiting import run
+
+        result = run(argv, timeout=timeout, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
         if result.returncode != 0:
             raise RuntimeError(f"probe failed: {result.stderr.strip()}")
         return json.loads(result.stdout)

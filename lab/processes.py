@@ -8,15 +8,18 @@ import time
 from .state import ProcessRecord
 
 
-def start_time(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (clock ticks after boot), or None if there is no such process."""
-    try:
-        stat = open(f"/proc/{pid}/stat").read()
-    except OSError:
+def start_time(pid: int, reap: bool = True) -> int | None:
+    """Field 22 of /proc/PID/stat (clock ticks after boot), or None if there is no such process.
+
+    A zombie counts as gone; with `reap` it is reaped (pass reap=False for a child a Popen object
+    still owns, so its exit status stays with Popen).
+    """
+    fields = _stat_fields(pid)
+    if fields is None:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
     if fields[0] == "Z":  # exited, waiting to be reaped: counts as gone
-        _reap(pid)
+        if reap:
+            _reap(pid)
         return None
     return int(fields[19])
 
@@ -34,20 +37,49 @@ def is_alive(process: ProcessRecord | None) -> bool:
 
 def stop(process: ProcessRecord | None, timeout: float = 10.0) -> None:
     """SIGTERM the recorded process, SIGKILL it if it is still there after `timeout`."""
-    if not is_alive(process):
+    stop_all([process] if process is not None else [], timeout=timeout)
+
+
+def stop_all(records: list[ProcessRecord], timeout: float = 10.0) -> None:
+    """SIGTERM every recorded process still alive, SIGKILL those left after `timeout`.
+
+    Only /proc reads, os.kill and time.sleep: the deadline holds in a gevent-patched process too.
+    """
+    alive = [r for r in records if is_alive(r)]
+    if not alive:
         return
-    assert process is not None
-    _signal(process.pid, signal.SIGTERM)
+    for process in alive:
+        _signal(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not is_alive(process):
+        alive = [r for r in alive if is_alive(r)]
+        if not alive:
             return
         time.sleep(0.05)
-    if is_alive(process):
-        _signal(process.pid, signal.SIGKILL)
+    for process in alive:
+        if is_alive(process):
+            _signal(process.pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while is_alive(process) and time.monotonic() < deadline:
+    while any(is_alive(r) for r in alive) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def group_members(leader: ProcessRecord) -> list[ProcessRecord]:
+    """Live processes in the process group `leader` created (pgid == its PID, started no earlier).
+
+    Linux does not hand out a PID that is still some group's id, so while members exist the
+    group id is the one `leader` created; the start-time check guards the leader's own PID.
+    """
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        fields = _stat_fields(int(entry))
+        if fields is None or fields[0] == "Z":
+            continue
+        if int(fields[2]) == leader.pid and int(fields[19]) >= leader.start_time:
+            found.append(ProcessRecord(pid=int(entry), start_time=int(fields[19])))
+    return found
 
 
 def children(pid: int) -> list[int]:
@@ -62,6 +94,16 @@ def children(pid: int) -> list[int]:
         if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
             found.append(int(entry))
     return found
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name: [0] state, [2] pgrp, [19] start time."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2:].split()
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -4,15 +4,14 @@ from __future__ import annotations
 import shlex
 import subprocess
 
+from . import waiting
 from .errors import LabError
 
 
 def run(argv: list[str], *, check: bool = True, timeout: float | None = 60, todo: str = "",
         input: str | None = None, **kwargs) -> subprocess.CompletedProcess:
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                                input=input, stdin=None if input is not None else subprocess.DEVNULL,
-                                **kwargs)
+        result = waiting.run(argv, timeout=timeout, input=input, **kwargs)
     except FileNotFoundError as error:
         raise LabError(f"command not found: {argv[0]}", todo or "install it (see lab/README.md)") from error
     except subprocess.TimeoutExpired as error:

@@ -78,3 +78,101 @@ def standin(lab):
     lab.standin.set(**DEFAULT_CONTROL)
     if not lab.standin_running():
         lab.standin_start()
+
+
+# --- time limits per tier (issue 9 item 2) ----------------------------------------------------
+# pyproject's `timeout` (pytest-timeout) is the unit tier's limit. A lab or Vagrant test's limit
+# also covers the session/module fixtures its setup may run first (image build, box build,
+# package install, VM boot under TCG), so it sits above those fixtures' own deadlines.
+# A test's own @pytest.mark.timeout(N) wins.
+TIER_TIMEOUTS = {"lab": 900, "vagrant": 2700}
+
+
+def _tier(nodeid: str) -> str:
+    parts = nodeid.split("/")
+    return parts[1] if len(parts) > 2 and parts[0] == "tests" else "other"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        limit = TIER_TIMEOUTS.get(_tier(item.nodeid))
+        if limit and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(limit))
+
+
+# --- what each tier ran, and how long (issue 9 item 4) -----------------------------------------
+# Shown at the end of every run. On a machine where the lab can run (root, tools present:
+# Lab.missing_requirements() is empty), a skipped lab or Vagrant test is a failure of the run
+# (exit status 1, and the closing line says "unexpected skips"), so a tier that did not run can
+# not look green. LOCKDOWN_ALLOW_SKIP=1 allows it (e.g. a laptop without root).
+_TIERS = ("unit", "lab", "vagrant")
+_started: dict[str, float] = {}
+_wall: dict[str, float] = {}
+_outcomes: dict[str, dict[str, int]] = {}
+
+
+def pytest_runtest_logstart(nodeid, location):
+    import time
+
+    _started[nodeid] = time.monotonic()
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    import time
+
+    tier = _tier(nodeid)
+    _wall[tier] = _wall.get(tier, 0.0) + time.monotonic() - _started.pop(nodeid, time.monotonic())
+
+
+def pytest_runtest_logreport(report):
+    # One outcome per test: a failed/skipped setup, else the call, plus a failed teardown.
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed") \
+            or (report.when == "teardown" and report.outcome == "failed"):
+        counts = _outcomes.setdefault(_tier(report.nodeid), {})
+        outcome = "error" if report.when != "call" and report.outcome == "failed" else report.outcome
+        counts[outcome] = counts.get(outcome, 0) + 1
+
+
+def _skips_allowed() -> tuple[bool, str]:
+    if os.environ.get("LOCKDOWN_ALLOW_SKIP") == "1":
+        return True, "LOCKDOWN_ALLOW_SKIP=1"
+    from lab.api import Lab
+
+    problems = Lab.missing_requirements()
+    if problems:
+        return True, "this machine cannot run the lab: " + "; ".join(problems)
+    return False, ""
+
+
+def pytest_sessionfinish(session, exitstatus):
+    skipped = {t: c.get("skipped", 0) for t, c in _outcomes.items() if t in ("lab", "vagrant")}
+    allowed, why = _skips_allowed() if any(skipped.values()) else (True, "")
+    session.config._lockdown_unexpected_skips = {} if allowed else {t: n for t, n in skipped.items() if n}
+    session.config._lockdown_skip_note = why
+    if session.config._lockdown_unexpected_skips and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not _outcomes:
+        return
+    terminalreporter.section("tiers")
+    for tier in [t for t in _TIERS if t in _outcomes] + [t for t in _outcomes if t not in _TIERS]:
+        counts = _outcomes[tier]
+        shown = ", ".join(f"{counts[k]} {k}" for k in ("passed", "failed", "error", "skipped", "xfailed",
+                                                         "xpassed") if counts.get(k))
+        terminalreporter.write_line(f"{tier:8} {shown or 'nothing ran'} in {_wall.get(tier, 0.0):.0f}s")
+    for tier in _TIERS:
+        if tier not in _outcomes:
+            terminalreporter.write_line(f"{tier:8} not selected")
+    unexpected = getattr(config, "_lockdown_unexpected_skips", {})
+    if unexpected:
+        terminalreporter.write_line(
+            "FAILED: tests skipped in " + ", ".join(f"{t} ({n})" for t, n in unexpected.items())
+            + " on a machine that can run them (root, tools present); see SKIPPED below for why."
+            " LOCKDOWN_ALLOW_SKIP=1 allows skips", red=True, bold=True)
+        # counted in pytest's closing line, which CI reads: "... N unexpected skips in ..."
+        terminalreporter.stats.setdefault("unexpected skips", []).extend(
+            [None] * sum(unexpected.values()))
+    elif getattr(config, "_lockdown_skip_note", ""):
+        terminalreporter.write_line("skips allowed: " + config._lockdown_skip_note)

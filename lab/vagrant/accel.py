@@ -11,11 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import time
 from pathlib import Path
 
-from .. import processes
+from .. import waiting
 from ..progress import say
 from .paths import VagrantPaths
 
@@ -44,31 +42,27 @@ def driver(paths: VagrantPaths, kernel: Path) -> str:
 def _probe(kernel: Path) -> tuple[str, str]:
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "qemu", "no usable /dev/kvm"
-    argv = ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-m", "256", "-nodefaults",
+    return probe_with(probe_argv(kernel))
+
+
+def probe_argv(kernel: Path) -> list[str]:
+    return ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-m", "256", "-nodefaults",
             "-display", "none", "-serial", "stdio", "-nic", "none", "-no-reboot",
             "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1"]
-    started = time.monotonic()
-    child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, start_new_session=True)
-    record = processes.record(child.pid) if child.poll() is None else None
-    output, exited = b"", None
-    try:
-        os.set_blocking(child.stdout.fileno(), False)
-        while time.monotonic() - started < PROBE_SECONDS:
-            chunk = child.stdout.read() or b""
-            output += chunk
-            text = output.decode(errors="replace")
-            if any(mark in text for mark in WORKS):
-                return "kvm", f"kernel ran under KVM ({time.monotonic() - started:.1f}s to panic as expected)"
-            if child.poll() is not None and not chunk:
-                exited = child.returncode
-                break
-            time.sleep(0.2)
-    finally:
-        processes.stop(record, timeout=3)
-        child.wait()
-    lines = output.decode(errors="replace").strip().splitlines()
+
+
+def probe_with(argv: list[str], seconds: float = PROBE_SECONDS) -> tuple[str, str]:
+    """Run the probe command `argv` for at most `seconds` and judge its output.
+
+    The waiting is lab.waiting.watch: output goes to a file and the deadline is checked by a
+    poll loop, so it holds in a gevent-patched process (pytest's: pyinfra_cli patches it),
+    where a read on the child's pipe would wait for output a hung kernel never prints.
+    """
+    watched = waiting.watch(argv, seconds=seconds, until=lambda text: any(mark in text for mark in WORKS))
+    if watched.matched:
+        return "kvm", f"kernel ran under KVM ({watched.seconds:.1f}s to panic as expected)"
+    lines = watched.output.strip().splitlines()
     last = lines[-1][:100] if lines else "no output"
-    if exited is not None:
-        return "qemu", f"qemu -enable-kvm exited ({exited}) before the kernel ran: {last}"
-    return "qemu", f"kernel under KVM showed no sign of life in {PROBE_SECONDS}s: {last}"
+    if watched.returncode is not None:
+        return "qemu", f"qemu -enable-kvm exited ({watched.returncode}) before the kernel ran: {last}"
+    return "qemu", f"kernel under KVM showed no sign of life in {seconds:g}s: {last}"

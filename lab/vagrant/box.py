@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from .. import image as lab_image
+from .. import waiting
 from ..errors import LabError
 from ..progress import say
 from .system_deps import vagrant_public_key
@@ -157,17 +158,21 @@ def _stage(started: float, title: str, log: Path, argv: list[str], timeout: floa
     with open(log, "a") as out:
         out.write(f"\n$ {' '.join(argv)}\n")
         out.flush()
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        # Output into the log file and a poll loop that checks the clock: holds under gevent too.
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        leader = waiting.leader_of(process)
         deadline, next_tick = time.monotonic() + timeout, time.monotonic() + 15
-        while process.poll() is None:
-            time.sleep(0.5)
-            if time.monotonic() >= next_tick:
-                next_tick += 15
-                say(f"  [{time.monotonic() - started:5.0f}s] {title}: still running")
-            if time.monotonic() > deadline:
-                process.kill()
-                process.wait()
-                raise LabError(f"{title} timed out after {timeout:.0f}s", f"read {log}, then retry")
+        try:
+            while process.poll() is None:
+                time.sleep(0.5)
+                if time.monotonic() >= next_tick:
+                    next_tick += 15
+                    say(f"  [{time.monotonic() - started:5.0f}s] {title}: still running")
+                if time.monotonic() > deadline:
+                    raise LabError(f"{title} timed out after {timeout:.0f}s", f"read {log}, then retry")
+        finally:
+            waiting.stop(process, leader)  # stops it (and its process group) only if still running
     if process.returncode != 0:
         raise LabError(f"{title} failed (exit {process.returncode})",
                        f"read {log}; check that apt reaches the Debian mirror (apt-get update), then rerun "

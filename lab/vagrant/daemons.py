@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .. import processes
+from .. import processes, waiting
 from ..errors import LabError
 from ..state import ProcessRecord
 from .paths import VagrantPaths
@@ -46,8 +46,7 @@ def running(paths: VagrantPaths) -> bool:
 
 
 def virsh(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-    result = subprocess.run(["virsh", "-c", URI, "-q", *args], capture_output=True, text=True,
-                            timeout=timeout, stdin=subprocess.DEVNULL)
+    result = waiting.run(["virsh", "-c", URI, "-q", *args], timeout=timeout)
     if check and result.returncode != 0:
         raise LabError(f"virsh {' '.join(args)} failed: {result.stderr.strip()}",
                        "see the libvirtd log in the lab state dir (vagrant/logs/libvirtd.log)")

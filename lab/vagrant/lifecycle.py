@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import time
 
+from .. import waiting
 from ..api import Lab
 from ..config import REPO_ROOT
 from ..errors import LabError
@@ -50,9 +51,10 @@ class LocalVagrant:
             extra_env: dict | None = None) -> subprocess.CompletedProcess:
         """Run argv inside the lab namespace from the repo root, with the Vagrant environment."""
         env = {**os.environ, **self.env(), **(extra_env or {})}
-        return subprocess.run(in_netns(self.lab.config.netns, argv), env=env, cwd=REPO_ROOT,
-                              timeout=timeout, stdin=subprocess.DEVNULL, text=True,
-                              capture_output=capture)
+        # A captured run gets its own process group, so a timeout also stops vagrant's children;
+        # an uncaptured one (output on the terminal) stays in ours.
+        return waiting.run(in_netns(self.lab.config.netns, argv), env=env, cwd=REPO_ROOT,
+                           timeout=timeout, capture=capture, new_session=capture)
 
     def vagrant(self, *args: str, check: bool = True, capture: bool = True,
                 timeout: float | None = 1800) -> subprocess.CompletedProcess:

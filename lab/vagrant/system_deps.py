@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
+from .. import waiting
 from ..errors import LabError
 from ..progress import step
 from ..shell import run
@@ -28,7 +28,7 @@ DEFAULT_NET_AUTOSTART = Path("/etc/libvirt/qemu/networks/autostart/default.xml")
 def missing_packages(packages: list[str] = PACKAGES) -> list[str]:
     missing = []
     for package in packages:
-        result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
+        result = waiting.run(["dpkg-query", "-W", "-f=${Status}", package], timeout=60)
         if "ok installed" not in result.stdout:
             missing.append(package)
     return missing
@@ -72,7 +72,7 @@ class _services_blocked:
 
 def vagrant_public_key() -> Path:
     """Vagrant's insecure public key as shipped inside Debian's vagrant package."""
-    result = subprocess.run(["dpkg", "-L", "vagrant"], capture_output=True, text=True)
+    result = waiting.run(["dpkg", "-L", "vagrant"], timeout=60)
     for line in result.stdout.splitlines():
         if line.endswith("/keys/vagrant.pub"):
             return Path(line)

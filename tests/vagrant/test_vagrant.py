@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from lab import waiting
 from lab.config import REPO_ROOT
 
 pytestmark = pytest.mark.vagrant
@@ -25,8 +26,10 @@ PYINFRA = str(Path(sys.executable).parent / "pyinfra")
 def _require_root_and_vagrant():
     if os.geteuid() != 0:
         pytest.skip("needs root (runs vagrant in an empty network namespace)")
-    if shutil.which("vagrant") is None:
-        pytest.skip("vagrant missing: python -c 'from lab.vagrant import system_deps as s; s.ensure_installed()'")
+    if shutil.which("vagrant") is None:  # a fresh machine: install it (Debian packages), don't skip
+        from lab.vagrant import system_deps
+
+        system_deps.ensure_installed()
 
 
 @pytest.mark.parametrize("flavour", ["debian", "ubuntu"])
@@ -37,8 +40,8 @@ def test_vagrantfile_validates_with_public_boxes(flavour):
         env.update(VAGRANT_HOME=home, VAGRANT_CHECKPOINT_DISABLE="1", VAGRANT_BOX_UPDATE_CHECK_DISABLE="1",
                    VAGRANT_DOTFILE_PATH=f"{home}/dotfile", LOCKDOWN_VAGRANT_BOX=flavour, LOCKDOWN_VAGRANT_PROBE="1")
         # An empty network namespace: nothing vagrant might try can leave this machine.
-        result = subprocess.run(["unshare", "--net", "vagrant", "validate", "--ignore-provider"], cwd=REPO_ROOT,
-                                env=env, capture_output=True, text=True, timeout=120)
+        result = waiting.run(["unshare", "--net", "vagrant", "validate", "--ignore-provider"], cwd=REPO_ROOT,
+                             env=env, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Vagrantfile validated successfully" in result.stdout
 
@@ -123,8 +126,8 @@ def test_destroy_leaves_nothing_behind(vm, timings):
     assert not Path(f"/etc/libvirt/qemu/networks/{vm.paths.network_name}.xml").exists()
     assert not Path(f"/etc/libvirt/storage/{vm.paths.pool_name}.xml").exists()
     assert not vm.paths.pool_dir.exists()
-    bridge = subprocess.run(["ip", "-n", vm.lab.config.netns, "link", "show", vm.paths.bridge_name],
-                            capture_output=True)
+    bridge = waiting.run(["ip", "-n", vm.lab.config.netns, "link", "show", vm.paths.bridge_name],
+                         timeout=30)
     assert bridge.returncode != 0, "the libvirt bridge is still in the lab namespace"
     assert _live_processes_mentioning("lockdown_mail") == []
     assert _live_processes_mentioning(vm.paths.network_name) == []

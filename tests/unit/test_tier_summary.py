@@ -1,0 +1,58 @@
+"""Issue 9 item 4: the run says what each tier ran, and a skipped tier is not silently green.
+
+Runs pytest in a subprocess on a tiny tree shaped like ours (tests/unit, tests/lab) with this
+project's conftest hooks, where the lab test skips.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lab.api import Lab
+from lab.config import REPO_ROOT
+
+
+def _run(tmp_path: Path, **env: str) -> tuple[int, str]:
+    tests = tmp_path / "tests"
+    (tests / "unit").mkdir(parents=True)
+    (tests / "lab").mkdir()
+    (tests / "conftest.py").write_text("from tests.conftest import *  # noqa: the project's hooks\n")
+    (tests / "unit" / "test_u.py").write_text("def test_passes():\n    pass\n")
+    (tests / "lab" / "test_l.py").write_text(
+        "import pytest\n\ndef test_needs_the_lab():\n    pytest.skip('lab not available: pretend')\n")
+    log = tmp_path / "pytest.log"
+    base = {k: v for k, v in os.environ.items() if k != "LOCKDOWN_ALLOW_SKIP"}
+    with open(log, "w") as out:
+        child = subprocess.run(
+            [sys.executable, "-m", "pytest", "-c", str(REPO_ROOT / "pyproject.toml"), "--rootdir", str(tmp_path),
+             "-p", "no:cacheprovider", "tests"],
+            check=False, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=90,
+            env={**base, "PYTHONPATH": str(REPO_ROOT), **env})
+    return child.returncode, log.read_text()
+
+
+@pytest.mark.timeout(120)
+def test_a_skipped_lab_test_fails_the_run_where_the_lab_can_run(tmp_path):
+    returncode, text = _run(tmp_path)
+    assert "unit     1 passed in" in text, text
+    assert "lab      1 skipped in" in text, text
+    assert "vagrant  not selected" in text, text
+    closing = text.strip().splitlines()[-1]
+    if Lab.missing_requirements():  # e.g. not root: skips are expected there, and said so
+        assert returncode == 0, text
+        assert "skips allowed: this machine cannot run the lab" in text
+    else:
+        assert returncode == 1, text
+        assert "FAILED: tests skipped in lab (1)" in text
+        assert "1 passed, 1 skipped, 1 unexpected skips" in closing, closing
+
+
+@pytest.mark.timeout(120)
+def test_lockdown_allow_skip_allows_it_and_says_so(tmp_path):
+    returncode, text = _run(tmp_path, LOCKDOWN_ALLOW_SKIP="1")
+    assert returncode == 0, text
+    assert "skips allowed: LOCKDOWN_ALLOW_SKIP=1" in text
