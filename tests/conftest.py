@@ -38,17 +38,24 @@ def lab():
     instance.down()  # leftovers of a crashed earlier session
     try:
         instance.ensure_network()
-        instance.ensure_image()
+        for suite in SUITES:
+            instance.ensure_image(suite)
         instance.standin_start()
         yield instance
     finally:
         instance.down()
 
 
-@pytest.fixture
-def box(lab):
-    """A fresh booted box for one test, removed afterwards."""
-    fresh = lab.add_box()
+# Every test that takes a `box` runs once per Debian release the lab builds (ids
+# box[bookworm], box[trixie]); a test can pin one with
+# @pytest.mark.parametrize("box", ["trixie"], indirect=True).
+SUITES = ("bookworm", "trixie")
+
+
+@pytest.fixture(params=SUITES)
+def box(lab, request):
+    """A fresh booted box of each suite for one test, removed afterwards."""
+    fresh = lab.add_box(suite=request.param)
     try:
         yield fresh
     finally:
@@ -57,7 +64,8 @@ def box(lab):
 
 @pytest.fixture
 def two_boxes(lab):
-    boxes = lab.up(2)
+    """A mixed pair: one Debian 12 and one Debian 13 box, converged and audited together."""
+    boxes = lab.up(2, suites=list(SUITES))
     try:
         yield boxes
     finally:
