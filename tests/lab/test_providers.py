@@ -62,7 +62,11 @@ def test_provider_preset_relays_with_its_login_over_tls(lab, box, standin, provi
     extra, port, implicit, sender = CASES[provider]
     env = use(standin, provider)
     data = {"relay_provider": provider, **extra}
-    converge(lab, [box], env, data=data)
+    result, _ = converge(lab, [box], env, data=data)
+    # Never shown under the new names either (Postmark's login is its token, a secret too).
+    for secret in (env["LOCKDOWN_RELAY_PASSWORD"],) + ((env["LOCKDOWN_RELAY_LOGIN"],)
+                                                        if provider == "postmark" else ()):
+        assert secret not in result.stdout + result.stderr
     wrapper = box.root("postconf -h smtp_tls_wrappermode relayhost").stdout.split()
     assert wrapper == ["yes" if implicit else "no", f"[10.77.0.1]:{port}"]
 
