@@ -10,9 +10,10 @@ mail_servers = (
         "ssh_user": "deploy",
         "ssh_strict_host_key_checking": "yes",
         "mail_root_forward": "ops@example.com",  # required: where root's mail goes
-        "mailgun_region": "us",  # or "eu"
+        "relay_provider": "mailgun",  # or ses, sendgrid, postmark, brevo, custom (README)
+        "relay_region": "us",  # Mailgun: us or eu; SES: the AWS region (required)
         # "relay_port": 2525,  # when the network filters 587
-        # "relay_credentials_file": "~/.config/lockdown/mailgun.env",  # chmod 600
+        # "relay_credentials_file": "~/.config/lockdown/relay.env",  # chmod 600
     },
 )
 

@@ -5,6 +5,7 @@ from .postfix import (
     ALIASES_MAP,
     SASL_PASSWORD_MAP,
     SENDERS_MAP,
+    PostfixDefaults,
     PostfixMainCf,
     PostfixMasterServices,
     PostfixParameters,
@@ -20,7 +21,7 @@ class LockdownState(CombinedFact):
     """
     Returns a dict of the granular facts' values, keyed by section:
 
-    packages, main_cf, master, parameters, status, listeners, sasl_map,
+    packages, main_cf, master, parameters, defaults, status, listeners, sasl_map,
     aliases_map, senders_map, ufw, sshd, ssh_connection
     """
 
@@ -31,6 +32,7 @@ class LockdownState(CombinedFact):
             "main_cf": (PostfixMainCf, {}),
             "master": (PostfixMasterServices, {}),
             "parameters": (PostfixParameters, {}),
+            "defaults": (PostfixDefaults, {}),
             "status": (PostfixStatus, {}),
             "listeners": (SmtpListeners, {}),
             "sasl_map": (SecretFileState, {"path": sasl_map}),

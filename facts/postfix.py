@@ -508,3 +508,37 @@ class PostfixParameters(FactBase):
         if len(values) != len(names):
             raise FactProcessError(f"PostfixParameters: {len(names)} names, {len(values)} values")
         return {**dict(zip(names, values)), "stock_compatibility_level": (stock or [None])[0]}
+
+
+class PostfixDefaults(FactBase):
+    """
+    Returns Postfix's BUILT-IN defaults (``postconf -d -h``) of a few parameters: what this
+    Postfix version itself writes, so the deploy can speak its dialect without a table of
+    release numbers:
+
+    .. code:: python
+
+        {"mail_version": "3.7.11", "smtp_tls_mandatory_protocols": ">=TLSv1"}
+
+    ``None`` when Postfix is not installed. Works with or without main.cf.
+    """
+
+    NAMES = ("mail_version", "smtp_tls_mandatory_protocols")
+
+    @override
+    def command(self, names=NAMES) -> str:
+        quoted = " ".join(shlex.quote(name) for name in names)
+        header = shlex.quote("defaults: " + " ".join(names))
+        return _postfix_installed_guard(f"echo {header}; {POSTCONF} -d -h {quoted}")
+
+    @override
+    def process(self, output):
+        if output[0] == NOT_INSTALLED:
+            return None
+        if not output[0].startswith("defaults: "):
+            raise FactProcessError(f"PostfixDefaults: unexpected output: {output!r}")
+        names = output[0].split()[1:]
+        values = [normalize_value(line) for line in output[1:]]
+        if len(values) != len(names):
+            raise FactProcessError(f"PostfixDefaults: {len(names)} names, {len(values)} values")
+        return dict(zip(names, values))

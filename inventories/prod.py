@@ -1,5 +1,5 @@
 # Example production inventory: copy it (e.g. to inventories/mine.py), edit, then run
-#     export MAILGUN_SMTP_LOGIN=postmaster@mg.example.com MAILGUN_SMTP_PASSWORD=...
+#     export LOCKDOWN_RELAY_LOGIN=postmaster@mg.example.com LOCKDOWN_RELAY_PASSWORD=...
 #     pyinfra inventories/mine.py deploys/mail.py
 # Every host data key and its default: the README's "Host data" table (pyinfra_lockdown/settings.py).
 # Never put the relay password here: it comes from the environment or relay_credentials_file.
@@ -17,9 +17,11 @@ mail_servers = (
         # Check host keys against a known_hosts file you keep (ssh-keyscan once, verify, commit).
         "ssh_strict_host_key_checking": "yes",
         # "ssh_known_hosts_file": "inventories/known_hosts",
-        "mailgun_region": "us",  # or "eu"
+        # mailgun | ses | sendgrid | postmark | brevo | custom: README "Relay providers"
+        "relay_provider": "mailgun",
+        "relay_region": "us",  # Mailgun: us or eu; SES: the AWS region (required)
         "relay_port": 587,  # 587 STARTTLS, 465 implicit TLS, 2525 when 587 is filtered
         "mail_root_forward": "ops@example.com",
-        # "relay_credentials_file": "~/.config/lockdown/mailgun.env",  # chmod 600, outside the repo
+        # "relay_credentials_file": "~/.config/lockdown/relay.env",  # chmod 600, outside the repo
     },
 )

@@ -11,7 +11,7 @@ from pathlib import Path
 from . import cgroups, network, processes
 from .config import REPO_ROOT, LabConfig
 from .errors import LabError
-from .standin_server import DEFAULT_CONTROL, MODES
+from .standin_server import DEFAULT_CONTROL, MODES, PROFILES
 from .state import StateStore
 
 LOG_NAME = "standin.log"
@@ -23,11 +23,16 @@ class Standin:
     def __init__(self, directory: Path):
         self.directory = Path(directory)
 
-    def set(self, login: str | None = None, password: str | None = None, mode: str = "normal") -> None:
+    def set(self, login: str | None = None, password: str | None = None, mode: str = "normal",
+            provider: str | None = None) -> None:
+        """Credentials, mode and (when given) the provider the stand-in behaves like."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        if provider is not None and provider not in PROFILES:
+            raise ValueError(f"provider must be one of {sorted(PROFILES)}, not {provider!r}")
         control = self.control()
-        control.update({k: v for k, v in (("login", login), ("password", password)) if v is not None})
+        control.update({k: v for k, v in (("login", login), ("password", password),
+                                          ("provider", provider)) if v is not None})
         control["mode"] = mode
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.directory / ".control.json.tmp"

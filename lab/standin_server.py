@@ -1,13 +1,17 @@
-"""Mailgun stand-in: an aiosmtpd server run by the lab inside the lab namespace.
+"""Relay stand-in (Mailgun by default): an aiosmtpd server run by the lab inside the lab namespace.
 
     python -m lab.standin_server DIR
 
-Listens on 10.77.0.1 and fd77::1, port 587 (STARTTLS) and 465 (implicit TLS). Reads
-DIR/control.json at every new connection: {"login", "password", "mode"} with mode
-"normal" | "no_starttls" (STARTTLS not offered, AUTH still refused without TLS) |
-"reject_auth" (every AUTH fails with 535). Appends each accepted message to
-DIR/messages.jsonl and each notable SMTP event (connect, STARTTLS, every AUTH attempt) to
-DIR/events.jsonl, one JSON object a line.
+Listens on 10.77.0.1 and fd77::1: STARTTLS on 25, 587, 2525, 2587 and implicit TLS on 465,
+2465 (the union of the providers' ports). Reads DIR/control.json at every new connection:
+{"login", "password", "mode", "provider"}. ``provider`` (a key of PROFILES) makes it behave
+like that relay: ports it does not offer close the connection at once, and AUTH fails unless
+the login follows that provider's convention (this is the lab's own model of the providers,
+written independently of pyinfra_lockdown/providers.py). mode "normal" | "no_starttls"
+(STARTTLS not offered, AUTH still refused without TLS) | "reject_auth" (every AUTH fails with
+535) | "old_tls" (STARTTLS offers only TLS 1.0/1.1). Appends each accepted message to
+DIR/messages.jsonl and each notable SMTP event (connect, refused port, STARTTLS, every AUTH
+attempt) to DIR/events.jsonl, one JSON object a line.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import asyncio
 import datetime
 import ipaddress
 import json
+import re
 import signal
 import ssl
 import sys
@@ -27,8 +32,26 @@ from . import addresses as A
 
 SUBMISSION_PORT = 587
 SMTPS_PORT = 465
-DEFAULT_CONTROL = {"login": "postmaster@lab.test", "password": "lab-password", "mode": "normal"}
-MODES = ("normal", "no_starttls", "reject_auth")
+STARTTLS_PORTS = (25, 587, 2525, 2587)
+IMPLICIT_TLS_PORTS = (465, 2465)
+DEFAULT_CONTROL = {"login": "postmaster@lab.test", "password": "lab-password", "mode": "normal",
+                   "provider": "mailgun"}
+MODES = ("normal", "no_starttls", "reject_auth", "old_tls")
+
+# How each provider behaves, from its documentation: the ports it answers on and what its
+# SMTP login looks like (login, password) -> bool.
+PROFILES = {
+    "mailgun": {"ports": (25, 465, 587, 2525),
+                "login": lambda login, password: "@" in login},
+    "ses": {"ports": (25, 465, 587, 2465, 2587),
+            "login": lambda login, password: re.fullmatch(r"AKIA[A-Z0-9]{16}", login) is not None},
+    "sendgrid": {"ports": (25, 465, 587, 2525),
+                 "login": lambda login, password: login == "apikey"},
+    "postmark": {"ports": (25, 587, 2525),  # STARTTLS only; server token as user and password
+                 "login": lambda login, password: login == password and "@" not in login},
+    "brevo": {"ports": (465, 587, 2525),
+              "login": lambda login, password: "@" in login},
+}
 
 _write_lock = threading.Lock()
 
@@ -49,6 +72,8 @@ def read_control(directory: Path) -> dict:
         control = dict(DEFAULT_CONTROL)
     if control["mode"] not in MODES:
         control["mode"] = "normal"
+    if control["provider"] not in PROFILES:
+        control["provider"] = "mailgun"
     return control
 
 
@@ -94,6 +119,11 @@ class RecordingSMTP(SMTP):
     @property
     def tls_active(self) -> bool:
         return self.implicit_tls or self._tls_protocol is not None
+
+    @property
+    def tls_version(self) -> str | None:
+        ssl_object = self.transport.get_extra_info("ssl_object") if self.transport else None
+        return ssl_object.version() if ssl_object is not None else None
 
     def event(self, kind: str, **fields) -> None:
         peer = self.session.peer if self.session else None
@@ -144,6 +174,8 @@ class Handler:
             "rcpt_tos": list(envelope.rcpt_tos),
             "login": login,
             "tls": server.tls_active,
+            "tls_version": server.tls_version,
+            "provider": read_control(self.directory)["provider"],
             "port": self.port,
             "received_at": now(),
             "data": envelope.content.decode("utf-8", errors="replace")
@@ -153,24 +185,49 @@ class Handler:
 
 
 def make_authenticator(control: dict, log):
+    follows = PROFILES[control["provider"]]["login"]
+
     def authenticator(server, session, envelope, mechanism, auth_data):
+        login = password = None
+        if isinstance(auth_data, LoginPassword):
+            login = auth_data.login.decode(errors="replace")
+            password = auth_data.password.decode(errors="replace")
+        convention = login is not None and follows(login, password)
         ok = (
             control["mode"] != "reject_auth"
-            and isinstance(auth_data, LoginPassword)
-            and auth_data.login.decode(errors="replace") == control["login"]
-            and auth_data.password.decode(errors="replace") == control["password"]
+            and convention
+            and login == control["login"]
+            and password == control["password"]
         )
-        login = auth_data.login.decode(errors="replace") if isinstance(auth_data, LoginPassword) else None
-        log("auth_result", mechanism=mechanism, login=login, success=ok)
+        log("auth_result", mechanism=mechanism, login=login, success=ok,
+            provider=control["provider"], convention=convention)
         # handled=False keeps auth_data in the session (aiosmtpd gotcha).
         return AuthResult(success=ok, handled=False, auth_data=auth_data)
     return authenticator
 
 
-def protocol_factory(directory: Path, port: int, tls_context: ssl.SSLContext, implicit_tls: bool):
-    def build() -> RecordingSMTP:
+class RefusedPort(asyncio.Protocol):
+    """A port the current provider does not offer: logged, then closed at once."""
+
+    def __init__(self, directory: Path, port: int):
+        self.directory, self.port = directory, port
+
+    def connection_made(self, transport) -> None:
+        peer = transport.get_extra_info("peername")
+        append_jsonl(self.directory / "events.jsonl", {
+            "event": "refused_port", "port": self.port, "peer": peer[0] if peer else None,
+            "at": now()})
+        transport.close()
+
+
+def protocol_factory(directory: Path, port: int, tls_context: ssl.SSLContext, implicit_tls: bool,
+                     old_tls_context: ssl.SSLContext | None = None):
+    def build() -> RecordingSMTP | RefusedPort:
         control = read_control(directory)  # at every new connection: tests switch modes live
+        if port not in PROFILES[control["provider"]]["ports"]:
+            return RefusedPort(directory, port)
         starttls = not implicit_tls and control["mode"] != "no_starttls"
+        context = old_tls_context if control["mode"] == "old_tls" and old_tls_context else tls_context
         server: RecordingSMTP | None = None
 
         def log(kind, **fields):
@@ -180,7 +237,7 @@ def protocol_factory(directory: Path, port: int, tls_context: ssl.SSLContext, im
             Handler(directory, port),
             directory=directory, port=port, implicit_tls=implicit_tls,
             hostname=A.STANDIN_HOSTNAME,
-            tls_context=tls_context if starttls else None,
+            tls_context=context if starttls else None,
             require_starttls=starttls,
             auth_required=True,
             # On 465 the whole connection is TLS, which aiosmtpd cannot see by itself.
@@ -191,18 +248,36 @@ def protocol_factory(directory: Path, port: int, tls_context: ssl.SSLContext, im
     return build
 
 
+def old_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """A server context that offers only TLS 1.0 and 1.1 (what a relay stuck before 2021 did)."""
+    import warnings
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL 3 allows TLS < 1.2 only at level 0
+    context.load_cert_chain(cert, key)
+    return context
+
+
 async def serve(directory: Path) -> None:
     cert, key = ensure_certificate(directory)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
+    old_context = old_tls_context(cert, key)
     loop = asyncio.get_running_loop()
     servers = []
     for host in (A.GATEWAY_V4, A.GATEWAY_V6):
-        servers.append(await loop.create_server(
-            protocol_factory(directory, SUBMISSION_PORT, context, implicit_tls=False), host, SUBMISSION_PORT))
-        servers.append(await loop.create_server(
-            protocol_factory(directory, SMTPS_PORT, context, implicit_tls=True), host, SMTPS_PORT,
-            ssl=context))
+        for port in STARTTLS_PORTS:
+            servers.append(await loop.create_server(
+                protocol_factory(directory, port, context, implicit_tls=False,
+                                 old_tls_context=old_context), host, port))
+        for port in IMPLICIT_TLS_PORTS:
+            servers.append(await loop.create_server(
+                protocol_factory(directory, port, context, implicit_tls=True), host, port,
+                ssl=context))
     (directory / "ready").write_text("ok\n")
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -16,7 +16,10 @@ from typing import Any
 
 from .facts.postfix import COMPILED_MAP_SUFFIX, SMTP_PORTS
 from .firewall import firewall_rules, sshd_ports
-from .mail import aliases_map, main_cf_settings, sasl_map_line, senders_map
+from .mail import (
+    TLS_FLOOR_PARAMETERS, aliases_map, main_cf_settings, sasl_map_line, senders_map,
+    tls_floor_spellings,
+)
 from .operations.ufw import checked_rules, describe, rules_to_add
 from .operations.ufw_rules import identity, is_tagged, ssh_allowed
 from .settings import TLS_LEVELS, AuditSettings, FirewallSettings, RelaySettings
@@ -130,6 +133,7 @@ def postfix_checks(exp: Expected, state: dict) -> list[Check]:
         f"smtp_tls_security_level = {want['smtp_tls_security_level']} (never below encrypt)",
         _show(level)))
     checks.append(_setting_check("postfix.tls_wrappermode", "smtp_tls_wrappermode", want, found))
+    checks.append(tls_floor_check(state))
 
     sasl_keys = ("smtp_sasl_auth_enable", "smtp_sasl_security_options",
                  "smtp_sasl_tls_security_options", "smtp_sasl_password_maps")
@@ -181,6 +185,43 @@ def postfix_checks(exp: Expected, state: dict) -> list[Check]:
             f"(want {_show(want[k])})" for k in other)))
     checks.append(queue_check(exp, state))
     return checks
+
+
+def tls_floor_check(state: dict) -> Check:
+    """Postfix refuses TLS below 1.2 towards the relay, in a spelling this Postfix reads."""
+    defaults = state.get("defaults")
+    spellings = tls_floor_spellings(defaults)
+    found = _main(state)
+    values = {name: found.get(name) for name in TLS_FLOOR_PARAMETERS}
+    wrong = [name for name, value in values.items() if value not in spellings]
+    version = (defaults or {}).get("mail_version")
+    return Check(
+        "postfix.tls_floor", _verdict(not wrong),
+        f"{' and '.join(TLS_FLOOR_PARAMETERS)} = {spellings[0]} (no TLS below 1.2)",
+        "as declared" + (f" (Postfix {version})" if version else "") if not wrong else
+        "; ".join(f"{name} = {_show(values[name])}" for name in wrong),
+        {**values, "mail_version": version})
+
+
+# Known delay reasons of deferred mail -> (cause, what it means). Postfix's own wording.
+QUEUE_CAUSES = (
+    ("Cannot start TLS: handshake failure", "tls_handshake",
+     "the TLS handshake with the relay failed: it may offer only TLS below 1.2, which "
+     "the TLS floor (postfix.tls_floor) refuses; no AUTH was sent"),
+    ("TLS is required, but was not offered", "no_starttls",
+     "the relay did not offer STARTTLS (stripped?); no AUTH was sent"),
+    ("certificate verification failed", "tls_verify",
+     "the relay's certificate did not verify under relay_tls_level"),
+    ("SASL authentication failed", "auth_failed",
+     "the relay refused the credentials: check them, then converge again"),
+)
+
+
+def queue_cause(reason: str | None) -> tuple[str | None, str | None]:
+    for needle, cause, meaning in QUEUE_CAUSES:
+        if reason and needle.lower() in reason.lower():
+            return cause, meaning
+    return None, None
 
 
 def _has_static(value) -> bool:
@@ -259,8 +300,12 @@ def queue_check(exp: Expected, state: dict) -> Check:
                      f"{deferred} deferred, age unknown (postfix not running)")
     age = (queue.get("now") or 0) - queue["oldest_arrival"]
     reason = f"; reason: {queue['reason']}" if queue.get("reason") else ""
+    cause, meaning = queue_cause(queue.get("reason"))
     return Check("postfix.queue", _verdict(age <= limit * 60), expected,
-                 f"{deferred} deferred, oldest {_age(age)}{reason}")
+                 f"{deferred} deferred, oldest {_age(age)}{reason}"
+                 + (f"; cause: {meaning}" if meaning else ""),
+                 {"deferred": deferred, "oldest_age_seconds": age, "reason": queue.get("reason"),
+                  "cause": cause})
 
 
 # --- ufw -------------------------------------------------------------------------------------

@@ -18,6 +18,14 @@ PACKAGES = ["postfix", "libsasl2-modules", "ca-certificates"]
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 LOCAL_DOMAINS = ("localhost", "localhost.localdomain")
 
+# The TLS floor towards the relay: never below TLS 1.2 (Mailgun refuses 1.0/1.1 since 2021;
+# the other presets document 1.2+). Two spellings: the protocol range Postfix >= 3.6 reads,
+# and the exclusion list every version reads. Which one a host gets is decided from what its
+# Postfix writes for its own built-in default (``postconf -d``), never from a version table.
+TLS_FLOOR_PARAMETERS = ("smtp_tls_mandatory_protocols", "smtp_tls_protocols")
+RANGE_FLOOR = ">=TLSv1.2"
+EXCLUSION_FLOOR = "!SSLv2, !SSLv3, !TLSv1, !TLSv1.1"
+
 
 # The oldest compatibility level whose defaults lockdown relies on (smtpd_relay_restrictions,
 # chroot off...). A release that ships a newer one keeps it: see compatibility_level().
@@ -72,6 +80,24 @@ def main_cf_settings(relay: RelaySettings, parameters: dict | None = None) -> di
     return settings
 
 
+def tls_floor_spellings(defaults: dict | None) -> tuple[str, ...]:
+    """The floor's spellings this host's Postfix reads, preferred first. ``defaults``: the
+    PostfixDefaults fact; ``None`` (Postfix not installed yet) gets the exclusion list, which
+    every version reads (so a later run, knowing the version, keeps it)."""
+    builtin = (defaults or {}).get("smtp_tls_mandatory_protocols") or ""
+    if ">=" in builtin or "<=" in builtin:  # this Postfix speaks protocol ranges itself
+        return (RANGE_FLOOR, EXCLUSION_FLOOR)
+    return (EXCLUSION_FLOOR,)
+
+
+def tls_floor_settings(defaults: dict | None, current: dict | None = None) -> dict[str, str]:
+    """main.cf lines of the TLS floor; an already written spelling this host reads is kept."""
+    spellings = tls_floor_spellings(defaults)
+    current = current or {}
+    return {name: current[name] if current.get(name) in spellings else spellings[0]
+            for name in TLS_FLOOR_PARAMETERS}
+
+
 def _local_domains_pattern(myhostname: str | None) -> str:
     domains = [myhostname] if myhostname else []
     return "|".join(re.escape(d) for d in dict.fromkeys(domains + list(LOCAL_DOMAINS)))
@@ -115,7 +141,8 @@ def mail_relay(settings: RelaySettings | None = None):
     )
     # main.cf first: postmap and postconf -M need it, and a fresh box has none.
     parameters = found["parameters"] or {}  # None until Postfix is installed
-    settings = main_cf_settings(relay, parameters)
+    settings = {**main_cf_settings(relay, parameters),
+                **tls_floor_settings(found["defaults"], (found["main_cf"] or {}).get("settings"))}
     main = if_needed(
         postfix.main_cf, name=f"main.cf: null client via {relay.relayhost}, TLS {relay.tls_level}",
         settings=settings, current=found["main_cf"],

@@ -3,8 +3,9 @@ and one line of why. The README's table is generated from ``KEYS`` (``python -m
 pyinfra_lockdown.settings``) and a test keeps the two equal.
 
 Secrets are NOT host data: the relay login and password come from the environment
-(MAILGUN_SMTP_LOGIN, MAILGUN_SMTP_PASSWORD) or from the file named by
-``relay_credentials_file``. Each ``*_settings(data)`` function validates its part of the host
+(LOCKDOWN_RELAY_LOGIN, LOCKDOWN_RELAY_PASSWORD; the older MAILGUN_SMTP_* names still work) or
+from the file named by ``relay_credentials_file``. The provider presets (hosts, ports, login
+conventions) are data in ``providers.py``; this module applies them. Each ``*_settings(data)`` function validates its part of the host
 data and raises ``SettingsError`` naming the first bad key, before any host is changed.
 """
 
@@ -20,12 +21,13 @@ from typing import Any, Callable
 from pyinfra.api.exceptions import PyinfraError
 
 from .operations.ufw_rules import LOG_LEVELS, POLICIES, PRUNE_MODES
+from .providers import CUSTOM, PROVIDER_NAMES, PROVIDERS, Provider
 
-MAILGUN_HOSTS = {"us": "smtp.mailgun.org", "eu": "smtp.eu.mailgun.org"}
-PROVIDERS = ("mailgun", "custom")
 TLS_LEVELS = ("encrypt", "verify", "secure")
-IMPLICIT_TLS_PORT = 465
-LOGIN_ENV, PASSWORD_ENV = "MAILGUN_SMTP_LOGIN", "MAILGUN_SMTP_PASSWORD"
+IMPLICIT_TLS_PORT = 465  # custom relays: wrappermode on this port unless relay_tls_wrappermode says
+LOGIN_ENV, PASSWORD_ENV = "LOCKDOWN_RELAY_LOGIN", "LOCKDOWN_RELAY_PASSWORD"
+# The names before providers other than Mailgun existed; still read, never both disagreeing.
+LEGACY_ENV = {LOGIN_ENV: "MAILGUN_SMTP_LOGIN", PASSWORD_ENV: "MAILGUN_SMTP_PASSWORD"}
 FORBIDDEN_SECRET_KEYS = ("relay_password", "mailgun_password", "smtp_password")
 AUDIT_PROBE_OFF = "off"
 
@@ -53,6 +55,11 @@ def choice(*choices) -> Callable[[str, Any], Any]:
         return value
     check.shown = " | ".join(map(str, choices))
     return check
+
+
+def optional_choice(*choices) -> Callable[[str, Any], Any]:
+    strict = choice(*choices)
+    return lambda key, value: None if value is None else strict(key, value)
 
 
 def boolean(key, value) -> bool:
@@ -91,6 +98,26 @@ def host_name(key, value) -> str | None:
         return None
     if not isinstance(value, str) or not (_is_ip(value) or _HOSTNAME.match(value)):
         raise SettingsError(key, f"{value!r} is not a host name or IP address")
+    return value
+
+
+def relay_host(key, value) -> str | None:
+    """Unset (None) means the provider's host; an empty string is a mistake, not "unset"."""
+    if value == "":
+        raise SettingsError(key, "is empty", "Remove the key to use the provider's host, or set "
+                            "it to the relay's host name or IP address")
+    return host_name(key, value)
+
+
+def optional_boolean(key, value) -> bool | None:
+    return None if value is None else boolean(key, value)
+
+
+def region(key, value) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9-]{2,32}", value):
+        raise SettingsError(key, f"{value!r} is not a region name")
     return value
 
 
@@ -176,20 +203,27 @@ class Key:
 KEYS = (
     Key("mail_root_forward", None, email, "receives mail for root, postmaster and every local "
         "user (cron, logwatch)", "relay", required=True),
-    Key("relay_provider", "mailgun", choice(*PROVIDERS),
-        "`custom`: any other relay, then `relay_host` is required", "relay"),
-    Key("mailgun_region", "us", choice(*MAILGUN_HOSTS),
-        "`us` -> smtp.mailgun.org, `eu` -> smtp.eu.mailgun.org (separate accounts)", "relay"),
-    Key("relay_host", None, host_name, "host name or IP of the relay; overrides provider and "
-        "region", "relay"),
-    Key("relay_port", 587, port, f"587 or 2525 STARTTLS; {IMPLICIT_TLS_PORT} implicit TLS "
-        "(set automatically); 2525 when the network filters 587", "relay"),
+    Key("relay_provider", "mailgun", choice(*PROVIDER_NAMES),
+        "a preset (see Relay providers) or `custom`: any other relay, then `relay_host` is "
+        "required", "relay"),
+    Key("relay_region", None, region, "Mailgun: `us` (default) or `eu` (separate accounts); "
+        "Amazon SES: required, the AWS region, e.g. `eu-west-1`", "relay"),
+    Key("mailgun_region", None, optional_choice(*PROVIDERS["mailgun"].regions),
+        "older spelling of `relay_region` for Mailgun (`us` or `eu`)", "relay"),
+    Key("relay_host", None, relay_host, "host name or IP of the relay; overrides only the "
+        "provider's host (its ports and login rules still apply)", "relay"),
+    Key("relay_port", 587, port, "one of the provider's ports (see Relay providers); 2525 "
+        "(SES: 2587) when the network filters 587", "relay"),
+    Key("relay_tls_wrappermode", None, optional_boolean, "`custom` only: implicit TLS on "
+        f"`relay_port` (default: only on {IMPLICIT_TLS_PORT}); presets know their ports", "relay"),
     Key("relay_tls_level", "encrypt", tls_level, "`encrypt`, `verify` or `secure`; `may`/`none` are "
         "refused: AUTH never leaves the host without TLS", "relay"),
     Key("relay_credentials_file", None, path, "chmod-600 file outside the repo with "
-        f"`{LOGIN_ENV}=` and `{PASSWORD_ENV}=` lines; else those environment variables", "relay"),
+        f"`{LOGIN_ENV}=` and `{PASSWORD_ENV}=` lines; else those environment variables "
+        f"(`{LEGACY_ENV[LOGIN_ENV]}`/`{LEGACY_ENV[PASSWORD_ENV]}` also read)", "relay"),
     Key("mail_sender_domain", None, domain, "local senders (root@host, cron) leave as "
-        "user@this domain; default: the relay login's domain", "relay"),
+        "user@this domain; default: the relay login's domain (Mailgun, custom); required "
+        "for SES, SendGrid, Postmark, Brevo", "relay"),
     Key("apt_update", True, boolean, "run `apt-get update` before installing a missing package "
         "(only then); off for hosts without a mirror", "relay"),
     Key("firewall_allowed", ["ssh"], service_list, "services let in: `ssh` (sshd's real ports), "
@@ -254,16 +288,14 @@ class RelaySettings:
     root_forward: str
     apt_update: bool
     credentials: Credentials | None = field(repr=False)  # None only for the audit
+    provider: str = "mailgun"
+    wrappermode: bool = False  # implicit TLS (smtp_tls_wrappermode)
 
     @property
     def relayhost(self) -> str:
         """The relayhost value: brackets suppress the MX lookup."""
         host = f"ipv6:{self.host}" if ":" in self.host else self.host
         return f"[{host}]:{self.port}"
-
-    @property
-    def wrappermode(self) -> bool:
-        return self.port == IMPLICIT_TLS_PORT
 
 
 @dataclass(frozen=True)
@@ -294,16 +326,18 @@ class AuditSettings:
 
 def relay_settings(data, environ=os.environ, require_credentials: bool = True) -> RelaySettings:
     """
-    The relay part of host data. ``require_credentials=False`` (the audit, which never needs
-    the password): missing credentials give ``credentials=None``, and the sender domain is
-    then known only from ``mail_sender_domain`` (else ``None``).
+    The relay part of host data, with the provider's preset applied. ``require_credentials=False``
+    (the audit, which never needs the password): missing credentials give ``credentials=None``,
+    and the sender domain is then known only from ``mail_sender_domain`` (else ``None``).
     """
-    provider = _value(data, "relay_provider")
-    region = _value(data, "mailgun_region")
+    name = _value(data, "relay_provider")
+    preset = PROVIDERS.get(name)
     host = _value(data, "relay_host")
-    if host is None and provider == "custom":
-        raise SettingsError("relay_host", "is required when relay_provider is 'custom'")
+    if host is None and preset is None:
+        raise SettingsError("relay_host", f"is required when relay_provider is {CUSTOM!r}")
+    region = _region(data, preset)
     relay_port = _value(data, "relay_port")
+    wrappermode = _wrappermode(data, preset, relay_port)
     level = _value(data, "relay_tls_level")
     root_forward = _value(data, "mail_root_forward")
     update = _value(data, "apt_update")
@@ -314,14 +348,76 @@ def relay_settings(data, environ=os.environ, require_credentials: bool = True) -
         if require_credentials or error.key not in (LOGIN_ENV, "relay_credentials_file"):
             raise
         credentials = None
+    if credentials and preset is not None:
+        problem = preset.check_login(credentials.login, credentials.password)
+        if problem:  # the login is no secret; the password is never shown
+            # Not shown: for Postmark the login is the token, for SES an access key id.
+            raise SettingsError(LOGIN_ENV, f"the relay login does not look like a "
+                                f"{preset.title} login, which {problem}",
+                                "Check the credentials, or relay_provider")
+    if sender_domain is None and preset is not None and not preset.login_names_domain:
+        raise SettingsError("mail_sender_domain", f"is required with relay_provider {name!r}: "
+                            f"a {preset.title} login says nothing about your sending domain",
+                            "Set it to the domain your mail is sent from (verified at "
+                            f"{preset.title}), e.g. example.com")
     if credentials and sender_domain is None:
         sender_domain = domain("mail_sender_domain", credentials.login.rpartition("@")[2] or None)
         if sender_domain is None:
-            raise SettingsError("mail_sender_domain", f"cannot be derived from the relay login "
-                                f"{credentials.login!r}", "Set it to your sending domain")
-    return RelaySettings(host=host or MAILGUN_HOSTS[region], port=relay_port, tls_level=level,
+            raise SettingsError("mail_sender_domain", "cannot be derived from the relay login "
+                                "(it is not an address)", "Set it to your sending domain")
+    return RelaySettings(host=host or preset.host(region), port=relay_port, tls_level=level,
                          sender_domain=sender_domain, root_forward=root_forward,
-                         apt_update=update, credentials=credentials)
+                         apt_update=update, credentials=credentials, provider=name,
+                         wrappermode=wrappermode)
+
+
+def _region(data, preset: Provider | None) -> str | None:
+    """The provider's region: ``relay_region`` (``mailgun_region`` is Mailgun's older name)."""
+    chosen, legacy = _value(data, "relay_region"), _value(data, "mailgun_region")
+    if legacy is not None and (preset is None or preset.name != "mailgun"):
+        raise SettingsError("mailgun_region", "applies only to relay_provider 'mailgun'",
+                            "Use relay_region")
+    if chosen and legacy and chosen != legacy:
+        raise SettingsError("relay_region", f"{chosen!r} contradicts mailgun_region {legacy!r}",
+                            "Keep one of the two")
+    chosen = chosen or legacy
+    if preset is None or not preset.hosts or list(preset.hosts) == [""]:
+        if chosen is not None:
+            raise SettingsError("relay_region", f"{chosen!r}: relay_provider "
+                                f"{(preset.name if preset else CUSTOM)!r} has no regions")
+        return None
+    if preset.region_format is not None:
+        if chosen is None:
+            raise SettingsError("relay_region", f"is required with relay_provider "
+                                f"{preset.name!r}", f"Set it to your {preset.title} region, "
+                                "e.g. eu-west-1 (the region your identities are verified in)")
+        if not preset.region_format.match(chosen):
+            raise SettingsError("relay_region", f"{chosen!r} is not an AWS region name "
+                                "(e.g. us-east-1, eu-west-1)")
+        return chosen
+    chosen = chosen or preset.default_region
+    if chosen not in preset.regions:
+        raise SettingsError("relay_region", f"{chosen!r} is not a {preset.title} region: "
+                            f"one of {', '.join(preset.regions)}")
+    return chosen
+
+
+def _wrappermode(data, preset: Provider | None, relay_port: int) -> bool:
+    """Implicit TLS: a preset knows which of its ports speak it; a custom relay may say."""
+    asked = _value(data, "relay_tls_wrappermode")
+    if preset is None:
+        return relay_port == IMPLICIT_TLS_PORT if asked is None else asked
+    if relay_port not in preset.ports:
+        raise SettingsError("relay_port", f"{relay_port} is not offered by {preset.title}: "
+                            f"STARTTLS on {', '.join(map(str, preset.starttls_ports))}"
+                            + (f", implicit TLS on {', '.join(map(str, preset.implicit_tls_ports))}"
+                               if preset.implicit_tls_ports else ", no implicit-TLS port"))
+    implicit = relay_port in preset.implicit_tls_ports
+    if asked is not None and asked != implicit:
+        raise SettingsError("relay_tls_wrappermode", f"{asked} contradicts {preset.title}'s "
+                            f"port {relay_port} ({'implicit TLS' if implicit else 'STARTTLS'})",
+                            "Remove it: presets know their ports")
+    return implicit
 
 
 def firewall_settings(data) -> FirewallSettings:
@@ -358,7 +454,10 @@ def audit_settings(data, environ=os.environ) -> AuditSettings:
 # --- credentials -----------------------------------------------------------------------------
 
 def read_credentials(data, environ=os.environ) -> Credentials:
-    """Relay credentials from ``relay_credentials_file`` or the environment, never host data."""
+    """Relay credentials from ``relay_credentials_file`` or the environment, never host data.
+
+    Each of login and password is read under its neutral name (LOCKDOWN_RELAY_*) or its older
+    Mailgun name; when both names are set they must agree (values are never shown)."""
     for forbidden in FORBIDDEN_SECRET_KEYS:
         if hasattr(data, "get") and data.get(forbidden) is not None:
             raise SettingsError(forbidden, "secrets must not be kept in inventory data",
@@ -369,9 +468,17 @@ def read_credentials(data, environ=os.environ) -> Credentials:
         source, key = f"relay_credentials_file {secret_path}", "relay_credentials_file"
     else:
         values, source, key = environ, "the environment", LOGIN_ENV
-    login, password = values.get(LOGIN_ENV), values.get(PASSWORD_ENV)
+    found = {}
+    for name, legacy in LEGACY_ENV.items():
+        new, old = values.get(name), values.get(legacy)
+        if new and old and new != old:
+            raise SettingsError(key, f"{name} and {legacy} are both set in {source} and differ",
+                                f"Keep only {name}")
+        found[name] = new or old
+    login, password = found[LOGIN_ENV], found[PASSWORD_ENV]
     if not login or not password:
-        missing = " and ".join(n for n, v in ((LOGIN_ENV, login), (PASSWORD_ENV, password)) if not v)
+        missing = " and ".join(f"{n} (or {LEGACY_ENV[n]})" for n, v in
+                               ((LOGIN_ENV, login), (PASSWORD_ENV, password)) if not v)
         raise SettingsError(key, f"no relay credentials: {missing} missing in {source}",
                             f"Export {LOGIN_ENV} and {PASSWORD_ENV}, or set relay_credentials_file "
                             "to a file holding both")

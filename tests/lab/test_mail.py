@@ -111,9 +111,13 @@ def test_password_never_shown_nor_world_readable(lab, box, standin):
 
 
 @pytest.mark.parametrize("env_change, data, key", [
-    ({"MAILGUN_SMTP_PASSWORD": ""}, {}, "MAILGUN_SMTP_LOGIN"),
-    ({}, {"relay_provider": "sendgrid"}, "relay_provider"),
-    ({}, {"mailgun_region": "asia", "relay_host": ""}, "mailgun_region"),
+    ({"MAILGUN_SMTP_PASSWORD": ""}, {}, "LOCKDOWN_RELAY_LOGIN"),
+    ({}, {"relay_provider": "sendgird"}, "relay_provider"),
+    ({}, {"mailgun_region": "asia"}, "mailgun_region"),
+    ({}, {"relay_host": ""}, "relay_host"),  # once silently Mailgun US
+    ({}, {"relay_provider": "ses"}, "relay_region"),
+    ({}, {"relay_port": 2587}, "relay_port"),  # SES's port, not Mailgun's
+    ({"MAILGUN_SMTP_LOGIN": "apikey"}, {}, "LOCKDOWN_RELAY_LOGIN"),  # not a Mailgun login
     ({}, {"relay_port": 0}, "relay_port"),
     ({}, {"relay_port": 70000}, "relay_port"),
     ({}, {"relay_tls_level": "may"}, "relay_tls_level"),

@@ -129,3 +129,27 @@ def test_report_json_and_table_agree():
     table = render_table(report)
     assert "FAIL  ufw.enabled" in table and "box2: UNREACHABLE" in table
     json.dumps(report)
+
+
+@pytest.mark.parametrize("value", [">=TLSv1", "", "!SSLv2, !SSLv3"])
+def test_a_weaker_tls_floor_fails_only_its_check(value):
+    result = verdicts(drifted(main_cf__settings__smtp_tls_protocols=value))
+    assert [c for c, check in result.items() if check.verdict == FAIL] == ["postfix.tls_floor"]
+    assert result["postfix.tls_floor"].value["smtp_tls_protocols"] == value
+
+
+def test_tls_floor_on_an_old_postfix_wants_the_exclusion_spelling():
+    old = drifted(defaults={"mail_version": "3.5.25",
+                            "smtp_tls_mandatory_protocols": "!SSLv2, !SSLv3"})
+    assert verdicts(old)["postfix.tls_floor"].verdict == FAIL  # ">=TLSv1.2" is unreadable there
+    spelled = "!SSLv2, !SSLv3, !TLSv1, !TLSv1.1"
+    old["main_cf"]["settings"].update(smtp_tls_protocols=spelled, smtp_tls_mandatory_protocols=spelled)
+    assert verdicts(old)["postfix.tls_floor"].verdict == PASS
+
+
+def test_deferred_mail_names_its_cause_from_the_queue_reason():
+    state = drifted(queue={"source": "postqueue", "now": 10_000, "total": 1, "deferred": 1,
+                           "oldest_arrival": 1_000, "reason": "Cannot start TLS: handshake failure"})
+    check = verdicts(state)["postfix.queue"]
+    assert check.verdict == FAIL and check.value["cause"] == "tls_handshake"
+    assert "below 1.2" in check.found and "no AUTH" in check.found

@@ -64,3 +64,21 @@ def test_sasl_map_key_is_the_relayhost_and_the_line_is_masked():
     line = sasl_map_line(relay(relay_port=2525))
     assert line.unmask() == "[smtp.mailgun.org]:2525 postmaster@mg.example.com:pw-1\n"
     assert "pw-1" not in str(line) and "pw-1" not in repr(line)
+
+
+def test_tls_floor_speaks_the_hosts_postfix_dialect():
+    from pyinfra_lockdown.mail import tls_floor_settings
+
+    new = {"mail_version": "3.7.11", "smtp_tls_mandatory_protocols": ">=TLSv1"}  # real box
+    old = {"mail_version": "3.5.25", "smtp_tls_mandatory_protocols": "!SSLv2, !SSLv3"}
+    floor = tls_floor_settings(new)
+    assert floor == {"smtp_tls_mandatory_protocols": ">=TLSv1.2", "smtp_tls_protocols": ">=TLSv1.2"}
+    assert set(tls_floor_settings(old).values()) == {"!SSLv2, !SSLv3, !TLSv1, !TLSv1.1"}
+    # Postfix not installed yet: the spelling every version reads, kept by later runs
+    first = tls_floor_settings(None)
+    assert set(first.values()) == {"!SSLv2, !SSLv3, !TLSv1, !TLSv1.1"}
+    assert tls_floor_settings(new, first) == first
+    # a weaker value already there is replaced, on either dialect
+    assert tls_floor_settings(new, {"smtp_tls_protocols": ">=TLSv1"}) == floor
+    assert tls_floor_settings(old, {"smtp_tls_protocols": ">=TLSv1.2"})["smtp_tls_protocols"] == (
+        "!SSLv2, !SSLv3, !TLSv1, !TLSv1.1")  # Postfix < 3.6 cannot read ranges

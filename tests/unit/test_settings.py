@@ -30,8 +30,15 @@ def test_custom_relay_host_ipv4_and_ipv6():
 
 
 @pytest.mark.parametrize("data, key", [
-    ({"relay_provider": "sendgrid"}, "relay_provider"),
+    ({"relay_provider": "sendgird"}, "relay_provider"),
     ({"mailgun_region": "asia"}, "mailgun_region"),
+    ({"relay_region": "asia"}, "relay_region"),
+    ({"relay_region": "eu", "mailgun_region": "us"}, "relay_region"),
+    ({"relay_host": ""}, "relay_host"),
+    ({"relay_port": 2465}, "relay_port"),  # SES's, not Mailgun's
+    ({"relay_tls_wrappermode": True}, "relay_tls_wrappermode"),  # 587 is STARTTLS at Mailgun
+    ({"relay_tls_wrappermode": "maybe", "relay_provider": "custom", "relay_host": "a.example"},
+     "relay_tls_wrappermode"),
     ({"relay_provider": "custom"}, "relay_host"),
     ({"relay_host": "smtp mailgun.org"}, "relay_host"),
     ({"relay_port": 0}, "relay_port"),
@@ -55,7 +62,9 @@ def test_bad_relay_values_name_their_key(data, key):
 def test_missing_credentials_name_the_variable_and_never_a_value():
     with pytest.raises(SettingsError) as error:
         relay(environ={"MAILGUN_SMTP_LOGIN": "postmaster@mg.example.com"})
-    assert "MAILGUN_SMTP_PASSWORD missing" in str(error.value)
+    assert error.value.key == "LOCKDOWN_RELAY_LOGIN"
+    assert "LOCKDOWN_RELAY_PASSWORD (or MAILGUN_SMTP_PASSWORD) missing" in str(error.value)
+    assert "postmaster@mg.example.com" not in str(error.value)
 
 
 def test_credentials_file_must_be_private(tmp_path):
