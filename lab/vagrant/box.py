@@ -1,4 +1,4 @@
-"""The local Vagrant box: a Debian 12 VM image built offline-capable by mmdebstrap.
+"""The local Vagrant box: a Debian 13 (trixie) VM image built offline-capable by mmdebstrap.
 
 Same package set as the lab's nspawn image plus a kernel, cached by a hash of its recipe in
 `$LOCKDOWN_LAB_CACHE/vagrant-boxes/<hash>/` (default /var/cache/lockdown-lab):
@@ -27,6 +27,7 @@ from ..errors import LabError
 from ..progress import say
 from .system_deps import vagrant_public_key
 
+SUITE = "trixie"  # what a new VPS or `vagrant up` with the project's Vagrantfile gets today
 EXTRA_PACKAGES = ["linux-image-amd64", "initramfs-tools", "e2fsprogs", "udev"]
 PACKAGES = sorted(set(lab_image.PACKAGES) | set(EXTRA_PACKAGES))
 DISK_GB = 3
@@ -46,7 +47,7 @@ end
 
 def recipe_hash() -> str:
     recipe = {
-        "suite": lab_image.DEFAULT_SUITE, "packages": PACKAGES, "preseed": lab_image.DEBCONF_PRESEED,
+        "suite": SUITE, "packages": PACKAGES, "preseed": lab_image.DEBCONF_PRESEED,
         "dpkg": lab_image.DPKG_OPTIONS, "prep": PREP_SCRIPT.read_text(), "disk_gb": DISK_GB,
         "box_vagrantfile": BOX_VAGRANTFILE, "key": vagrant_public_key().read_text().strip(),
     }
@@ -59,7 +60,7 @@ def box_dir(cache_dir: Path) -> Path:
 
 def box_name() -> str:
     """The name the box is added under; a new recipe gets a new name."""
-    return f"lockdown-debian12-{recipe_hash()}"
+    return f"lockdown-{SUITE}-{recipe_hash()}"
 
 
 def box_file(cache_dir: Path) -> Path:
@@ -126,7 +127,7 @@ def _mmdebstrap_argv(target: Path) -> list[str]:
     ]
     argv += [f"--dpkgopt={option}" for option in lab_image.DPKG_OPTIONS]
     # No mirror argument: mmdebstrap's default is the Debian mirror this host reaches.
-    return argv + [lab_image.DEFAULT_SUITE, str(target)]
+    return argv + [SUITE, str(target)]
 
 
 def _copy_kernel(work: Path) -> None:

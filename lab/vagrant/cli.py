@@ -1,6 +1,6 @@
 """python -m lab.vagrant up | converge | audit | ssh [CMD...] | destroy | status | build
 
-Local offline mode (this machine, CI): the lab's namespace, a locally built Debian 12 box,
+Local offline mode (this machine, CI): the lab's namespace, a locally built Debian 13 box,
 libvirtd inside the lab namespace, the lab's Mailgun stand-in as relay. Relay credentials come
 from MAILGUN_SMTP_LOGIN / MAILGUN_SMTP_PASSWORD like production; when unset, the stand-in's
 lab-only credentials are used.

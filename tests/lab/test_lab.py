@@ -46,7 +46,7 @@ def test_box_identity_and_access(box):
 
 
 def test_box_names_are_never_reused(lab, box):
-    second = lab.add_box()
+    second = lab.add_box(suite=box.suite)
     try:
         assert second.name != box.name
         assert int(second.name[3:]) > int(box.name[3:])

@@ -221,3 +221,19 @@ def test_ops_converge_blindly_when_ufw_is_not_installed_yet():
     assert run_op_without_ufw(ufw.rules, declared=parse_service("ssh")) == [
         "ufw allow proto tcp from any to any port 22 comment 'lockdown: ssh'",
     ]
+
+
+def test_lockout_fix_fits_the_case():
+    from pyinfra_lockdown.firewall import firewall_rules, lockout_fix
+    from pyinfra_lockdown.settings import firewall_settings
+
+    session = {"family": 4, "client": "10.77.0.1", "client_port": 40000,
+               "server": "10.77.0.11", "server_port": 2222}
+    no_ssh = firewall_settings({"firewall_allowed": ["http/tcp"]})
+    fix = lockout_fix(no_ssh, firewall_rules(no_ssh, [2222]), [2222], session)
+    assert "on port(s) 2222" in fix and "open 80 " in fix and 'Add "ssh"' in fix
+
+    with_ssh = firewall_settings({"firewall_allowed": ["ssh"]})
+    forwarded = {**session, "server_port": 2200}
+    fix = lockout_fix(with_ssh, firewall_rules(with_ssh, [2222]), [2222], forwarded)
+    assert 'Add "ssh"' not in fix and 'Add "2200/tcp"' in fix

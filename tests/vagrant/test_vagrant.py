@@ -32,7 +32,7 @@ def _require_root_and_vagrant():
         system_deps.ensure_installed()
 
 
-@pytest.mark.parametrize("flavour", ["debian", "ubuntu"])
+@pytest.mark.parametrize("flavour", ["debian", "debian12", "ubuntu"])
 def test_vagrantfile_validates_with_public_boxes(flavour):
     _require_root_and_vagrant()
     with tempfile.TemporaryDirectory() as home:
