@@ -1,6 +1,6 @@
 """Benchmark: lockdown's no-op re-run and audit against a bare pyinfra run (the floor).
 
-    python -m bench.noop_run [--boxes N] [--repeat R]
+    python -m bench.noop_run [--boxes N] [--repeat R] [--suite bookworm|trixie]
 
 Boots N lab boxes in a lab of its own, converges them once, then times R runs each of:
   floor   pyinfra -y inventories/lab.py exec -- true      (connect + one remote command)
@@ -52,7 +52,6 @@ def bench_lab(state_dir: str, netns: str):
     lab.down()
     try:
         lab.ensure_network()
-        lab.ensure_image()
         lab.standin_start()
         lab.standin.set(login=CREDENTIALS["MAILGUN_SMTP_LOGIN"],
                         password=CREDENTIALS["MAILGUN_SMTP_PASSWORD"])
@@ -65,12 +64,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--boxes", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--suite", default="bookworm", choices=("bookworm", "trixie"))
     args = parser.parse_args()
     with bench_lab("/tmp/lockdown-bench", "ldbench") as lab:
-        lab.up(args.boxes)
+        lab.up(args.boxes, suites=[args.suite] * args.boxes)
         base = lab.pyinfra_argv() + ["-y"]
         first = timed(lab, base + ["deploys/mail.py"])
-        print(f"boxes={args.boxes} first converge: {first:.2f}s")
+        print(f"suite={args.suite} boxes={args.boxes} first converge: {first:.2f}s")
         # Interleaved, so drift in the machine's speed hits every kind of run alike.
         samples = {name: [] for name in RUNS}
         for _ in range(args.repeat):
@@ -80,7 +80,7 @@ def main() -> None:
         for name, tail in RUNS.items():
             median = statistics.median(samples[name])
             commands = remote_commands(lab, base + tail, args.boxes)
-            print(f"boxes={args.boxes} {name:11} median {median:.3f}s  min {min(samples[name]):.3f}s  "
+            print(f"{args.suite} boxes={args.boxes} {name:11} median {median:.3f}s  min {min(samples[name]):.3f}s  "
                   f"x{median / floor:.2f} of floor  remote commands/host {commands:g}")
 
 

@@ -125,12 +125,11 @@ def settings_requiring_restart(settings: dict[str, str], current: dict | None) -
 
 
 @operation()
-def main_cf(settings: dict[str, str], remove: list[str] | None = None, current=None):
+def main_cf(settings: dict[str, str], current=None):
     """
-    Set and remove main.cf parameters with ``postconf``, changing only what differs.
+    Set main.cf parameters with ``postconf``, changing only what differs.
 
     + settings: parameter name -> value, e.g. ``{"relayhost": "[smtp.mailgun.org]:587"}``
-    + remove: parameter names to remove from main.cf (``postconf -X``) when present
     + current: a ``facts.postfix.PostfixMainCf`` value; read from the host when ``None``
 
     All differing parameters are written with one ``postconf -e``; values are compared
@@ -144,38 +143,26 @@ def main_cf(settings: dict[str, str], remove: list[str] | None = None, current=N
         postfix.main_cf(
             name="Configure Postfix as a Mailgun null client",
             settings={"relayhost": "[smtp.mailgun.org]:587", "inet_interfaces": "loopback-only"},
-            remove=["smtpd_tls_cert_file"],
         )
     """
-    remove = list(remove or [])
     for key, value in settings.items():
         _check_parameter_name(key)
         _check_single_line(f"main.cf value of {key}", value)
-    for key in remove:
-        _check_parameter_name(key)
-    if overlap := sorted(set(settings) & set(remove)):
-        raise OperationValueError(f"parameters both set and removed: {', '.join(overlap)}")
 
     current = _installed_or_reread(current, PostfixMainCf)
     existing = current["settings"] if current["main_cf"] else {}
 
     to_set = {key: value for key, value in settings.items() if _differs(existing, key, value)}
-    to_remove = [key for key in remove if key in existing]
 
-    if not to_set and not to_remove:
-        host.noop(
-            f"main.cf has all {len(settings)} settings and none of the {len(remove)} to remove"
-        )
+    if not to_set:
+        host.noop(f"main.cf has all {len(settings)} settings")
         return
 
     if not current["main_cf"]:
         yield from _ensure_main_cf_commands()
-    if to_set:
-        yield StringCommand(
-            "postconf", "-e", *(QuoteString(f"{key}={value}") for key, value in to_set.items())
-        )
-    if to_remove:
-        yield StringCommand("postconf", "-X", *(QuoteString(key) for key in to_remove))
+    yield StringCommand(
+        "postconf", "-e", *(QuoteString(f"{key}={value}") for key, value in to_set.items())
+    )
 
 
 def _normalized_entry(service: str, service_type: str, entry: str) -> str:
