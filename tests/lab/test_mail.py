@@ -144,7 +144,10 @@ INTERNET_SITE = (  # what Debian's postinst writes for "Internet Site": listens 
     "postconf -e 'alias_maps=hash:/etc/aliases' 'alias_database=hash:/etc/aliases' "
     "'myorigin=/etc/mailname' 'mydestination=$myhostname, localhost.localdomain, localhost' "
     "'relayhost=' 'mynetworks=127.0.0.0/8 [::1]/128' 'inet_interfaces=all' "
-    "'inet_protocols=all' && newaliases && systemctl restart postfix"
+    "'inet_protocols=all' && "
+    # postinst writes /etc/aliases when it configures a site (trixie's image has none before)
+    "{ [ -f /etc/aliases ] || echo 'postmaster: root' > /etc/aliases; } && "
+    "newaliases && systemctl restart postfix"
 )
 
 
