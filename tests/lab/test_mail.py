@@ -189,3 +189,19 @@ def test_tls_level_verify_refuses_an_unverifiable_relay(lab, box, standin):
     assert standin.messages() == []
     assert not [e for e in standin.events() if e.get("event") == "auth"]
     assert "Mail queue is empty" not in queue(box)
+
+
+def test_converge_keeps_the_release_compatibility_level(lab, converged):
+    # lockdown needs 3.6; a newer release's own level (Debian 13 ships 3.9) must not go down.
+    box, _ = converged
+    stock = box.root("sed -n 's/^compatibility_level *= *//p' "
+                     "/usr/share/postfix/main.cf.debian").stdout.strip()
+    level = box.root("postconf -h compatibility_level").stdout.strip()
+    assert stock, "the box's Postfix package ships no main.cf.debian"
+
+    def version(text):
+        return tuple(int(part) for part in text.split("."))
+
+    assert version(level) == max(version(stock), (3, 6)), (level, stock)
+    if box.suite == "trixie":
+        assert level == "3.9"
