@@ -18,8 +18,7 @@ UFW_NOT_INSTALLED = "ufw: not installed"
 UFW_UNREADABLE = "ufw: cannot read /etc/ufw/user.rules (run as root)"
 SSHD_NOT_INSTALLED = "sshd: not installed"
 SSHD_FAILED = "sshd -T failed:"
-SOCKET_STATE = "ssh.socket: "
-SOCKET_LISTEN = "ssh.socket "
+SOCKET = "ssh.socket "  # + systemctl show's ActiveState=... and Listen=... lines
 SSHD_LISTENING = "sshd listening: "
 NO_SSH_CONNECTION = "ssh-connection: none"
 
@@ -214,8 +213,7 @@ class SshdConfig(FactBase):
         "unshare --mount sh -c 'mount -t tmpfs -o mode=755 lockdown-fact /run && "
         "mkdir /run/sshd && exec \"$0\" -T' \"$sshd_bin\"; fi 2>&1); "
         "then printf '%s\\n' \"$sshd_out\" | grep -E '^(port|listenaddress|addressfamily) '; "
-        f"echo \"{SOCKET_STATE}$(systemctl is-active ssh.socket 2>/dev/null)\"; "
-        f"systemctl show -p Listen ssh.socket 2>/dev/null | sed 's/^/{SOCKET_LISTEN}/'; "
+        f"systemctl show -p ActiveState -p Listen ssh.socket 2>/dev/null | sed 's/^/{SOCKET}/'; "
         "ss -Htlnp 2>/dev/null | awk '/\"sshd\"/ {print \"" + SSHD_LISTENING + "\" $4}'; true; "
         f"else printf '{SSHD_FAILED} %s\\n' \"$sshd_out\" | head -n 3; fi"
     )
@@ -230,10 +228,10 @@ class SshdConfig(FactBase):
         config_ports, listen, family = [], [], "any"
         socket_active, socket_ports, listening = False, set(), set()
         for line in lines:
-            if line.startswith(SOCKET_STATE):
-                socket_active = line[len(SOCKET_STATE):] == "active"
-            elif line.startswith(SOCKET_LISTEN):
-                socket_ports |= set(_socket_listen_ports(line[len(SOCKET_LISTEN):]))
+            if line.startswith(SOCKET + "ActiveState="):
+                socket_active = line.split("=", 1)[1] == "active"
+            elif line.startswith(SOCKET + "Listen="):
+                socket_ports |= set(_socket_listen_ports(line[len(SOCKET):]))
             elif line.startswith(SSHD_LISTENING):
                 listening.add(parse_listen_address(line[len(SSHD_LISTENING):])["port"])
             else:
