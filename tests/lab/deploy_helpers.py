@@ -37,6 +37,18 @@ def send_mail(box, to: str = "root", subject: str = "lockdown test", sender: str
     assert result.returncode == 0, result.stderr
 
 
+CANARY_HEADER = "X-Lockdown-Canary:"
+
+
+def canaries(messages: list[dict]) -> list[dict]:
+    """The stand-in's messages that are lockdown's relay canary (pyinfra_lockdown/canary.py)."""
+    return [m for m in messages if CANARY_HEADER in m["data"]]
+
+
+def not_canaries(messages: list[dict]) -> list[dict]:
+    return [m for m in messages if CANARY_HEADER not in m["data"]]
+
+
 def queue(box) -> str:
     return box.root("postqueue -p").stdout
 

@@ -1,0 +1,100 @@
+"""The relay canary on real boxes (issue 17): after a relay change one message must leave, or
+the host fails with one line naming the cause; no canary is left queued; a converged host
+sends none."""
+import pytest
+
+from tests.lab.deploy_helpers import (
+    canaries, converge, new_credentials, pyinfra, queue, send_mail, wait_for,
+)
+
+pytestmark = pytest.mark.lab
+FORWARD = "admin@lab.test"  # mail_root_forward of inventories/lab.py
+
+
+def _failed_converge(lab, box, env, data=None):
+    result = pyinfra(lab, [box], "deploys/mail.py", env=env, data=data)
+    output = result.stdout + result.stderr
+    print(output[-3000:])  # the real Postfix lines, for tests/unit/test_canary.py
+    assert result.returncode != 0, output[-3000:]
+    lines = [line for line in output.splitlines() if "relay canary not delivered" in line]
+    assert len(lines) == 1, output[-3000:]
+    return lines[0], output
+
+
+def _no_canary_queued(box) -> bool:
+    listing = box.root("for q in $(postqueue -j | sed -n 's/.*\"queue_id\": *\"\\([^\"]*\\)\".*/\\1/p');"
+                       " do postcat -hq $q; done").stdout
+    return "X-Lockdown-Canary" not in listing
+
+
+def test_first_converge_sends_a_canary_and_a_second_run_none(lab, box, standin):
+    env = new_credentials(standin)
+    result, totals = converge(lab, [box], env)
+    assert "relay canary delivered" in result.stdout + result.stderr
+    sent = canaries(standin.messages())
+    assert len(sent) == 1, standin.messages()
+    assert sent[0]["rcpt_tos"] == [FORWARD] and sent[0]["tls"] is True
+    assert "Subject: lockdown relay check" in sent[0]["data"]
+    assert env["MAILGUN_SMTP_PASSWORD"] not in result.stdout + result.stderr
+    assert "Mail queue is empty" in queue(box)
+
+    standin.clear()
+    again, totals = converge(lab, [box], env)
+    assert totals["success"] == 0 and totals["error"] == 0, totals
+    assert "relay canary" not in again.stdout + again.stderr
+    assert standin.messages() == []
+
+
+def test_credential_rotation_sends_a_canary(lab, box, standin):
+    converge(lab, [box], new_credentials(standin))
+    standin.clear()
+    rotated = new_credentials(standin)
+    converge(lab, [box], rotated)
+    assert len(canaries(standin.wait_for_messages(1))) == 1
+
+
+def test_canary_off_sends_nothing(lab, box, standin):
+    converge(lab, [box], new_credentials(standin), data={"relay_canary": "false"})
+    assert standin.messages() == []
+
+
+def test_wrong_password_fails_with_the_cause_and_leaves_no_canary(lab, box, standin):
+    env = new_credentials(standin)
+    wrong = {**env, "MAILGUN_SMTP_PASSWORD": env["MAILGUN_SMTP_PASSWORD"] + "-old"}
+    line, output = _failed_converge(lab, box, wrong)
+    assert "refused the login" in line and "relay_region" in line, line
+    assert wrong["MAILGUN_SMTP_PASSWORD"] not in output
+    assert standin.messages() == []
+    assert _no_canary_queued(box), queue(box)
+
+
+def test_no_starttls_fails_with_the_cause(lab, box, standin):
+    standin.set(mode="no_starttls")
+    line, _ = _failed_converge(lab, box, _env_keeping_mode(standin))
+    assert "no STARTTLS" in line, line
+    assert not [e for e in standin.events() if e.get("event") == "auth"]
+    assert _no_canary_queued(box), queue(box)
+
+
+def _env_keeping_mode(standin):
+    """Credentials the stand-in accepts, keeping its current mode (new_credentials resets it)."""
+    mode = standin.control()["mode"]
+    env = new_credentials(standin)
+    standin.set(mode=mode)
+    return env
+
+
+def test_relay_down_fails_with_the_cause_and_other_mail_stays_queued(lab, box, standin):
+    env = new_credentials(standin)
+    converge(lab, [box], env)
+    lab.standin_stop()
+    try:
+        send_mail(box, subject="queued while the relay is down")
+        assert wait_for(lambda: "Mail queue is empty" not in queue(box))
+        rotated = new_credentials(standin)
+        line, _ = _failed_converge(lab, box, rotated)
+        assert "refused the connection" in line and "2525" in line, line
+        assert _no_canary_queued(box), queue(box)
+        assert "Mail queue is empty" not in queue(box)  # the user's mail was not touched
+    finally:
+        lab.standin_start()
