@@ -22,6 +22,7 @@ from .mail import (
 )
 from .operations.ufw import checked_rules, describe, rules_to_add
 from .operations.ufw_rules import identity, is_tagged, ssh_allowed
+from .relay_causes import relay_cause
 from .settings import TLS_LEVELS, AuditSettings, FirewallSettings, RelaySettings
 
 PASS, FAIL, NA = "PASS", "FAIL", "N/A"
@@ -203,25 +204,13 @@ def tls_floor_check(state: dict) -> Check:
         {**values, "mail_version": version})
 
 
-# Known delay reasons of deferred mail -> (cause, what it means). Postfix's own wording.
-QUEUE_CAUSES = (
-    ("Cannot start TLS: handshake failure", "tls_handshake",
-     "the TLS handshake with the relay failed: it may offer only TLS below 1.2, which "
-     "the TLS floor (postfix.tls_floor) refuses; no AUTH was sent"),
-    ("TLS is required, but was not offered", "no_starttls",
-     "the relay did not offer STARTTLS (stripped?); no AUTH was sent"),
-    ("certificate verification failed", "tls_verify",
-     "the relay's certificate did not verify under relay_tls_level"),
-    ("SASL authentication failed", "auth_failed",
-     "the relay refused the credentials: check them, then converge again"),
-)
-
-
 def queue_cause(reason: str | None) -> tuple[str | None, str | None]:
-    for needle, cause, meaning in QUEUE_CAUSES:
-        if reason and needle.lower() in reason.lower():
-            return cause, meaning
-    return None, None
+    """(cause id, what it means and the fix) from relay_causes, the one table."""
+    cause = relay_cause(reason)
+    if cause is None:
+        return None, None
+    what, fix = cause.text()
+    return cause.id, f"{what}; fix: {fix}"
 
 
 def _has_static(value) -> bool:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pyinfra import logger
 from pyinfra.api import StringCommand
 
+from .relay_causes import relay_cause
 from .settings import RelaySettings
 
 PREFIX = "lockdown-canary"
@@ -107,7 +108,12 @@ class CanaryResult:
     def reason(self) -> str:
         """Postfix's reason: the parenthesis after status=..., else the last line it logged."""
         match = re.search(r"status=[a-z]+ \((.*)\)\s*$", self.line)
-        return match.group(1) if match else (self.line or self.last)
+        if match:
+            return match.group(1)
+        if self.line:
+            return self.line
+        # qmgr's "from=<...>, size=..., nrcpt=1 (queue active)" says nothing about the relay
+        return "" if self.last.startswith(("from=", "message-id=")) else self.last
 
 
 def parse_result(lines) -> CanaryResult:
@@ -129,65 +135,25 @@ def parse_result(lines) -> CanaryResult:
                         removed=tuple(removed), log=values.get("log", ""))
 
 
-# (pattern in Postfix's reason, cause, fix); the first match wins, so order matters.
-_CAUSES = (
-    (r"SASL authentication failed|authentication (failed|credentials invalid)|\b535\b|"
-     r"Authentication required|No worthy mechs|SASL login failed",
-     "the relay refused the login (authentication failed)",
-     "check the relay login and password (LOCKDOWN_RELAY_LOGIN / LOCKDOWN_RELAY_PASSWORD or "
-     "relay_credentials_file){mailgun}"),
-    (r"TLS is required, but (was not offered|our TLS session)|STARTTLS",
-     "the relay offered no STARTTLS, and lockdown never sends the login without TLS",
-     "check relay_host/relay_port point at the provider's submission port (587, 2525 or "
-     "465 with implicit TLS); something on the path may strip STARTTLS"),
-    (r"TLS|SSL|handshake|certificate",
-     "the TLS handshake with the relay failed",
-     "check relay_port (465 is implicit TLS, 587/2525 STARTTLS) and relay_tls_level; "
-     "the relay must speak TLS 1.2 or newer"),
-    (r"Host or domain name not found|Name service error|Host not found|not resolve",
-     "the relay's host name was not found (DNS)",
-     "check relay_host / relay_region and this host's DNS resolver"),
-    (r"Sender address rejected|in reply to MAIL FROM|sender .*(denied|rejected|not allowed)|"
-     r"domain .* not (allowed|verified)",
-     "the relay refused the sender address",
-     "check mail_sender_domain: it must be a domain your relay account may send from"),
-    (r"Connection timed out|timed out while|conversation with .* timed out",
-     "the connection to the relay timed out",
-     "the network filters port {port}: try relay_port 2525 (SES: 2587)"),
-    (r"Connection refused",
-     "the relay refused the connection on port {port}",
-     "check relay_host and relay_port; if the relay is up, the network blocks the port: try "
-     "relay_port 2525 (SES: 2587)"),
-    (r"Network is unreachable|No route to host",
-     "this host has no route to the relay",
-     "check the host's network and outgoing firewall"),
-    (r"Recipient address rejected|in reply to RCPT TO|User unknown",
-     "the relay refused the recipient {to}",
-     "check relay_canary_to / mail_root_forward"),
-)
-
-
-def diagnose(result: CanaryResult, relay: RelaySettings, seconds: int, recipient: str) -> str:
+def diagnose(result: CanaryResult, relay: RelaySettings, seconds: int) -> str:
     """One line: what went wrong with the canary, from Postfix's own words, and the fix."""
     reason = result.reason
-    mailgun = (" (for Mailgun also check relay_region: US and EU accounts are separate)"
-               if relay.provider == "mailgun" else "")
-    words = dict(port=relay.port, to=recipient, mailgun=mailgun)
     where = f"via {relay.relayhost}"
     queued = f" (queue id {result.queue_id}, removed from the queue)" if result.removed else ""
     if result.result == "submit-failed":
-        return (f"relay canary: the local Postfix refused the message (sendmail failed); "
-                f"run `postfix check` and read the mail log")
-    for pattern, cause, fix in _CAUSES:
-        if reason and re.search(pattern, reason, re.IGNORECASE):
-            return (f"relay canary not delivered {where}: {cause.format(**words)}{queued}; "
-                    f"fix: {fix.format(**words)}. Postfix said: {reason}")
+        return ("relay canary: the local Postfix refused the message (sendmail failed); "
+                "run `postfix check` and read the mail log")
+    cause = relay_cause(reason)
+    if cause is not None:
+        what, fix = cause.text(port=relay.port, mailgun=relay.provider == "mailgun")
+        return (f"relay canary not delivered {where}: {what}{queued}; fix: {fix}. "
+                f"Postfix said: {reason}")
     if result.result == "timeout":
         said = f" Postfix last said: {reason}" if reason else ""
         return (f"relay canary not delivered {where}: no answer from the relay within {seconds} s"
                 f"{queued}; fix: the network may filter port {relay.port} (try relay_port "
                 f"2525), or raise relay_canary_seconds.{said}")
-    return (f"relay canary {result.result} {where}{queued}; Postfix said: "
+    return (f"relay canary not delivered {where}: {result.result}{queued}; Postfix said: "
             f"{reason or 'nothing about it'}")
 
 
@@ -204,5 +170,5 @@ def run(state, host, relay: RelaySettings, recipient: str, seconds: int) -> bool
         host.log_styled(f"relay canary delivered via {relay.relayhost} "
                         f"(queue id {result.queue_id})", fg="green", log_func=logger.info)
         return True
-    host.log_styled(diagnose(result, relay, seconds, recipient), fg="red", log_func=logger.error)
+    host.log_styled(diagnose(result, relay, seconds), fg="red", log_func=logger.error)
     return False

@@ -14,7 +14,10 @@ FORWARD = "admin@lab.test"  # mail_root_forward of inventories/lab.py
 def _failed_converge(lab, box, env, data=None):
     result = pyinfra(lab, [box], "deploys/mail.py", env=env, data=data)
     output = result.stdout + result.stderr
-    print(output[-3000:])  # the real Postfix lines, for tests/unit/test_canary.py
+    print(output[-3000:])
+    # the real Postfix lines (tests/unit/test_canary.py is built from them)
+    print("POSTFIX-LINES\n" + box.root("journalctl -q --no-pager -o cat -t postfix/smtp "
+                                       "-t postfix/error -t postfix/qmgr | tail -n 8").stdout)
     assert result.returncode != 0, output[-3000:]
     lines = [line for line in output.splitlines() if "relay canary not delivered" in line]
     assert len(lines) == 1, output[-3000:]
@@ -98,3 +101,38 @@ def test_relay_down_fails_with_the_cause_and_other_mail_stays_queued(lab, box, s
         assert "Mail queue is empty" not in queue(box)  # the user's mail was not touched
     finally:
         lab.standin_start()
+
+
+def test_relay_with_old_tls_fails_with_a_tls_cause(lab, box, standin):
+    standin.set(mode="old_tls")
+    line, _ = _failed_converge(lab, box, _env_keeping_mode(standin))
+    assert "TLS" in line and "no STARTTLS" not in line, line
+    assert standin.messages() == []
+    assert _no_canary_queued(box), queue(box)
+
+
+def test_filtered_port_times_out_with_the_cause_and_leaves_no_canary(lab, box, standin):
+    env = new_credentials(standin)
+    converge(lab, [box], env)
+    # the network drops 587 (as some providers' networks do); ufw's own chains are untouched
+    assert box.root("iptables -I OUTPUT -p tcp --dport 587 -j DROP").returncode == 0
+    line, _ = _failed_converge(lab, box, new_credentials(standin),
+                               data={"relay_canary_seconds": 5})
+    assert "within 5 s" in line and "2525" in line, line
+    assert _no_canary_queued(box), queue(box)
+
+
+def test_sender_refused_by_the_relay_names_mail_sender_domain(lab, box, standin):
+    standin.set(mode="reject_sender")
+    line, _ = _failed_converge(lab, box, _env_keeping_mode(standin))
+    assert "refused the sender" in line and "mail_sender_domain" in line, line
+    assert canaries(standin.messages()) == []
+    assert _no_canary_queued(box), queue(box)
+
+
+def test_unknown_relay_host_names_dns(lab, box, standin):
+    # the lab's boxes resolve nothing: any name outside /etc/hosts is not found at once
+    line, _ = _failed_converge(lab, box, new_credentials(standin),
+                               data={"relay_host": "relay.lab.invalid"})
+    assert "host name was not found" in line, line
+    assert _no_canary_queued(box), queue(box)
