@@ -35,7 +35,8 @@ CAUSES = (
      Cause("no_starttls", "the relay offered no STARTTLS, so no AUTH was sent",
            "check that relay_host/relay_port name the provider's submission port (587, 2525, "
            "or 465 with implicit TLS); something on the path may strip STARTTLS")),
-    (r"certificate verification failed|untrusted issuer|certificate not trusted",
+    (r"certificate verification failed|certificate not verified|untrusted issuer|"
+     r"certificate not trusted",
      Cause("tls_verify", "the relay's certificate did not verify under relay_tls_level",
            "check relay_host is the provider's name (the certificate names it), or use "
            "relay_tls_level encrypt")),

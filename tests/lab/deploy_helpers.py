@@ -49,6 +49,13 @@ def not_canaries(messages: list[dict]) -> list[dict]:
     return [m for m in messages if CANARY_HEADER not in m["data"]]
 
 
+def wait_for_mail(standin, count: int = 1, timeout: float = 30) -> list[dict]:
+    """The stand-in's messages other than canaries, once ``count`` of them arrived (or the
+    time is up)."""
+    wait_for(lambda: len(not_canaries(standin.messages())) >= count, timeout)
+    return not_canaries(standin.messages())
+
+
 def queue(box) -> str:
     return box.root("postqueue -p").stdout
 
