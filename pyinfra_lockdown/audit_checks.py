@@ -185,6 +185,7 @@ def postfix_checks(exp: Expected, state: dict) -> list[Check]:
             f"{k} = {'(value not shown)' if _has_static(found.get(k)) else _show(found.get(k))} "
             f"(want {_show(want[k])})" for k in other)))
     checks.append(queue_check(exp, state))
+    checks.append(relay_check(exp, state))
     return checks
 
 
@@ -295,6 +296,27 @@ def queue_check(exp: Expected, state: dict) -> Check:
                  + (f"; cause: {meaning}" if meaning else ""),
                  {"deferred": deferred, "oldest_age_seconds": age, "reason": queue.get("reason"),
                   "cause": cause})
+
+
+def relay_check(exp: Expected, state: dict) -> Check:
+    """The relay's last word: Postfix's newest delivery attempt in the window (RelayLastAttempt)."""
+    last = state.get("relay_last")
+    expected = f"last delivery attempt via the relay in {exp.noise_hours}h: sent"
+    if not last or last.get("log") is None:
+        return Check("postfix.relay", NA, expected, "no mail log to read")
+    if last.get("status") is None:
+        return Check("postfix.relay", NA, expected, f"no delivery attempt in {exp.noise_hours}h",
+                     {"status": None})
+    when = f" at {_clock(last['at'])}" if last.get("at") else ""
+    value = {"status": last["status"], "at": last.get("at"), "relay": last.get("relay"),
+             "reason": last.get("reason"), "cause": None}
+    if last["status"] == "sent":
+        return Check("postfix.relay", PASS, expected, f"sent{when} via {last.get('relay')}", value)
+    cause, meaning = queue_cause(last.get("reason"))
+    value["cause"] = cause
+    return Check("postfix.relay", FAIL, expected,
+                 f"{last['status']}{when}: {last.get('reason') or 'no reason logged'}"
+                 + (f"; cause: {meaning}" if meaning else ""), value)
 
 
 # --- ufw -------------------------------------------------------------------------------------

@@ -1,7 +1,11 @@
 """The relay canary on real boxes (issue 17): after a relay change one message must leave, or
 the host fails with one line naming the cause; no canary is left queued; a converged host
 sends none."""
+import json
+
 import pytest
+
+from pyinfra_lockdown.facts.audit import RelayLastAttempt
 
 from tests.lab.deploy_helpers import (
     canaries, converge, new_credentials, pyinfra, queue, send_mail, wait_for,
@@ -24,13 +28,24 @@ def _failed_converge(lab, box, env, data=None):
     return lines[0], output
 
 
+def _relay_check(lab, box, env, tmp_path) -> dict:
+    """The audit's postfix.relay check (and the raw fact output, for the unit fixtures)."""
+    print("RELAY-LAST\n" + box.root(RelayLastAttempt().command(hours=24)).stdout)  # fixtures
+    report = tmp_path / "audit.json"
+    result = pyinfra(lab, [box], "deploys/audit.py", env=env,
+                     data={"audit_json": str(report), "audit_probe": "off"})
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr[-3000:]
+    checks = {c["id"]: c for c in json.loads(report.read_text())["hosts"][0]["checks"]}
+    return checks["postfix.relay"]
+
+
 def _no_canary_queued(box) -> bool:
     listing = box.root("for q in $(postqueue -j | sed -n 's/.*\"queue_id\": *\"\\([^\"]*\\)\".*/\\1/p');"
                        " do postcat -hq $q; done").stdout
     return "X-Lockdown-Canary" not in listing
 
 
-def test_first_converge_sends_a_canary_and_a_second_run_none(lab, box, standin):
+def test_first_converge_sends_a_canary_and_a_second_run_none(lab, box, standin, tmp_path):
     env = new_credentials(standin)
     result, totals = converge(lab, [box], env)
     assert "relay canary delivered" in result.stdout + result.stderr
@@ -46,6 +61,8 @@ def test_first_converge_sends_a_canary_and_a_second_run_none(lab, box, standin):
     assert totals["success"] == 0 and totals["error"] == 0, totals
     assert "relay canary" not in again.stdout + again.stderr
     assert standin.messages() == []
+    check = _relay_check(lab, box, env, tmp_path)
+    assert check["verdict"] == "PASS" and check["value"]["status"] == "sent", check
 
 
 def test_credential_rotation_sends_a_canary(lab, box, standin):
@@ -61,7 +78,7 @@ def test_canary_off_sends_nothing(lab, box, standin):
     assert standin.messages() == []
 
 
-def test_wrong_password_fails_with_the_cause_and_leaves_no_canary(lab, box, standin):
+def test_wrong_password_fails_with_the_cause_and_leaves_no_canary(lab, box, standin, tmp_path):
     env = new_credentials(standin)
     wrong = {**env, "MAILGUN_SMTP_PASSWORD": env["MAILGUN_SMTP_PASSWORD"] + "-old"}
     line, output = _failed_converge(lab, box, wrong)
@@ -69,6 +86,8 @@ def test_wrong_password_fails_with_the_cause_and_leaves_no_canary(lab, box, stan
     assert wrong["MAILGUN_SMTP_PASSWORD"] not in output
     assert standin.messages() == []
     assert _no_canary_queued(box), queue(box)
+    check = _relay_check(lab, box, wrong, tmp_path)  # the audit names the same cause
+    assert check["verdict"] == "FAIL" and check["value"]["cause"] == "auth_failed", check
 
 
 def test_no_starttls_fails_with_the_cause(lab, box, standin):

@@ -92,7 +92,7 @@ def test_region_hint_only_for_mailgun():
     ("connect to smtp.mailgun.org[34.1.2.3]:587: Network is unreachable", "no_route"),
     ("delivery temporarily suspended: connect to 10.77.0.1[10.77.0.1]:587: Connection refused",
      "refused"),
-    ("Server certificate not verified", None),
+    ("Server certificate not verified", "tls_verify"),
     ("something Postfix never said", None),
 ])
 def test_other_postfix_reasons(reason, cause_id):
@@ -140,3 +140,38 @@ def test_canary_keys_are_validated_in_settings():
                      ("relay_canary_to", "not-an-address")):
         with pytest.raises(SettingsError, match=f"`{key}`"):
             relay(**{key: bad})
+
+
+# --- the audit's view: the relay's last word (facts.audit.RelayLastAttempt, postfix.relay) ----
+
+def test_last_delivery_line_parsed_from_the_journal():
+    from pyinfra_lockdown.facts.audit import parse_delivery_line
+
+    parsed = parse_delivery_line("1796116635.123456 box1 postfix/smtp[812]: " + AUTH)
+    assert parsed == {"at": 1796116635, "status": "deferred", "relay": "10.77.0.1[10.77.0.1]:587",
+                      "reason": "SASL authentication failed; server 10.77.0.1[10.77.0.1] said: "
+                                "535 5.7.8 Authentication credentials invalid"}
+    assert parse_delivery_line("")["status"] is None
+
+
+def _relay_verdict(relay_last):
+    import copy
+
+    from tests.unit.test_audit_checks import STATE, verdicts
+
+    state = copy.deepcopy(STATE)
+    state["relay_last"] = relay_last
+    return verdicts(state)["postfix.relay"]
+
+
+def test_audit_relay_check_passes_on_sent_and_fails_naming_the_cause():
+    from pyinfra_lockdown.facts.audit import parse_delivery_line
+
+    sent = {"log": "journal", **parse_delivery_line("1796116635.1 box1 postfix/smtp[9]: " + SENT)}
+    assert _relay_verdict(sent).verdict == "PASS"
+    failed = _relay_verdict({"log": "journal",
+                             **parse_delivery_line("1796116635.1 box1 postfix/smtp[9]: " + REFUSED)})
+    assert failed.verdict == "FAIL" and failed.value["cause"] == "refused"
+    assert "Connection refused" in failed.found and "2525" in failed.found
+    assert _relay_verdict({"log": "journal", **parse_delivery_line("")}).verdict == "N/A"
+    assert _relay_verdict({"log": None, **parse_delivery_line("")}).verdict == "N/A"
