@@ -8,6 +8,8 @@ the journal and the Postfix queue are root-only.
 """
 from __future__ import annotations
 
+import re
+
 from pyinfra.api import FactBase
 from pyinfra.api.exceptions import FactProcessError
 
@@ -158,6 +160,68 @@ class MailQueue(FactBase):
             "oldest_arrival": _int(values, "oldest_arrival", "MailQueue"),
             "reason": values.get("reason") or None,
         }
+
+
+class RelayLastAttempt(FactBase):
+    """
+    Postfix's last delivery attempt towards the relay in the last ``hours`` hours, from its
+    own log (the journal; else ``maillog_file`` or /var/log/mail.log): the newest
+    ``postfix/smtp`` or ``postfix/error`` line with a ``status=``. Postfix never logs the
+    password.
+
+    .. code:: python
+
+        {
+            "log": "journal",       # "file", or None: no log to read
+            "at": 1764163440,       # epoch seconds (journal only; None from a file)
+            "status": "deferred",   # sent | deferred | bounced | expired; None: no attempt
+            "relay": "10.77.0.1[10.77.0.1]:587",
+            "reason": "SASL authentication failed; ...",
+        }
+    """
+
+    def command(self, hours: int = 24) -> str:
+        hours = int(hours)
+        return (
+            "lf=$(postconf -h maillog_file 2>/dev/null || true); "
+            "if [ -z \"$lf\" ] && command -v journalctl >/dev/null 2>&1 "
+            "&& [ -d /run/systemd/journal ]; then echo 'log: journal'; "
+            f"journalctl -q --no-pager -o short-unix -t postfix/smtp -t postfix/error "
+            f"--since '-{hours}h' 2>/dev/null | grep ' status=' | tail -n 1 | sed 's/^/line: /'; "
+            "else [ -n \"$lf\" ] || lf=/var/log/mail.log; "
+            "if [ -r \"$lf\" ]; then echo 'log: file'; "
+            "grep -E 'postfix/(smtp|error)\\[' \"$lf\" | grep ' status=' | tail -n 1 "
+            "| sed 's/^/line: /'; else echo 'log: none'; fi; fi"
+        )
+
+    def process(self, output):
+        values = {}
+        for line in output:
+            key, _, value = line.partition(": ")
+            values[key.strip()] = value
+        log = values.get("log")
+        if log not in ("journal", "file", "none"):
+            raise FactProcessError(f"RelayLastAttempt: missing log line: {output[:2]!r}")
+        return {"log": None if log == "none" else log,
+                **parse_delivery_line(values.get("line", ""), epoch=log == "journal")}
+
+
+_DELIVERY = re.compile(r"\brelay=(?P<relay>[^,]+),.*\bstatus=(?P<status>[a-z]+)(?: \((?P<reason>.*)\))?")
+
+
+def parse_delivery_line(line: str, epoch: bool = True) -> dict:
+    """One Postfix delivery line -> at/status/relay/reason (all None for no line)."""
+    found = _DELIVERY.search(line or "")
+    if not found:
+        return {"at": None, "status": None, "relay": None, "reason": None}
+    at = None
+    if epoch:
+        try:
+            at = int(float(line.split(None, 1)[0]))
+        except (ValueError, IndexError):
+            at = None
+    return {"at": at, "status": found["status"], "relay": found["relay"],
+            "reason": found["reason"]}
 
 
 # Runs on a host of the inventory's `probes` group (outside the targets' networks): TCP

@@ -1,5 +1,5 @@
 """The audit's one remote read per host: every LockdownState section plus the audit facts."""
-from .audit import MailQueue, RelayNoise
+from .audit import MailQueue, RelayLastAttempt, RelayNoise
 from .host_state import LockdownState
 from .postfix import ALIASES_MAP, SASL_PASSWORD_MAP, SENDERS_MAP
 
@@ -8,7 +8,8 @@ class AuditState(LockdownState):
     """
     Returns LockdownState's dict (see facts/host_state.py) plus:
 
-    noise (facts.audit.RelayNoise over the last ``noise_hours``), queue (facts.audit.MailQueue)
+    noise (facts.audit.RelayNoise over the last ``noise_hours``), queue (facts.audit.MailQueue),
+    relay_last (facts.audit.RelayLastAttempt over the same window)
     """
 
     @staticmethod
@@ -18,6 +19,7 @@ class AuditState(LockdownState):
                                           senders_map=senders_map)
         sections["noise"] = (RelayNoise, {"hours": int(noise_hours)})
         sections["queue"] = (MailQueue, {})
+        sections["relay_last"] = (RelayLastAttempt, {"hours": int(noise_hours)})
         return sections
 
     def command(self, noise_hours=24, sasl_map=SASL_PASSWORD_MAP, aliases_map=ALIASES_MAP,

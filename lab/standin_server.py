@@ -9,7 +9,8 @@ like that relay: ports it does not offer close the connection at once, and AUTH 
 the login follows that provider's convention (this is the lab's own model of the providers,
 written independently of pyinfra_lockdown/providers.py). mode "normal" | "no_starttls"
 (STARTTLS not offered, AUTH still refused without TLS) | "reject_auth" (every AUTH fails with
-535) | "old_tls" (STARTTLS offers only TLS 1.0/1.1). Appends each accepted message to
+535) | "old_tls" (STARTTLS offers only TLS 1.0/1.1) | "reject_sender" (MAIL FROM refused
+with 550, as a provider does for a domain the account may not send from). Appends each accepted message to
 DIR/messages.jsonl and each notable SMTP event (connect, refused port, STARTTLS, every AUTH
 attempt) to DIR/events.jsonl, one JSON object a line.
 """
@@ -36,7 +37,7 @@ STARTTLS_PORTS = (25, 587, 2525, 2587)
 IMPLICIT_TLS_PORTS = (465, 2465)
 DEFAULT_CONTROL = {"login": "postmaster@lab.test", "password": "lab-password", "mode": "normal",
                    "provider": "mailgun"}
-MODES = ("normal", "no_starttls", "reject_auth", "old_tls")
+MODES = ("normal", "no_starttls", "reject_auth", "old_tls", "reject_sender")
 
 # How each provider behaves, from its documentation: the ports it answers on and what its
 # SMTP login looks like (login, password) -> bool.
@@ -165,6 +166,15 @@ class RecordingSMTP(SMTP):
 class Handler:
     def __init__(self, directory: Path, port: int):
         self.directory, self.port = directory, port
+
+    async def handle_MAIL(self, server: RecordingSMTP, session, envelope, address, options) -> str:
+        # reject_sender: a relay that does not let this account send from that domain
+        if read_control(self.directory)["mode"] == "reject_sender":
+            server.event("sender_rejected", mail_from=address)
+            return "550 5.7.1 Sender address rejected: domain not verified for this account"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_DATA(self, server: RecordingSMTP, session, envelope) -> str:
         auth = session.auth_data

@@ -22,6 +22,7 @@ from .mail import (
 )
 from .operations.ufw import checked_rules, describe, rules_to_add
 from .operations.ufw_rules import identity, is_tagged, ssh_allowed
+from .relay_causes import relay_cause
 from .settings import TLS_LEVELS, AuditSettings, FirewallSettings, RelaySettings
 
 PASS, FAIL, NA = "PASS", "FAIL", "N/A"
@@ -184,6 +185,7 @@ def postfix_checks(exp: Expected, state: dict) -> list[Check]:
             f"{k} = {'(value not shown)' if _has_static(found.get(k)) else _show(found.get(k))} "
             f"(want {_show(want[k])})" for k in other)))
     checks.append(queue_check(exp, state))
+    checks.append(relay_check(exp, state))
     return checks
 
 
@@ -203,25 +205,13 @@ def tls_floor_check(state: dict) -> Check:
         {**values, "mail_version": version})
 
 
-# Known delay reasons of deferred mail -> (cause, what it means). Postfix's own wording.
-QUEUE_CAUSES = (
-    ("Cannot start TLS: handshake failure", "tls_handshake",
-     "the TLS handshake with the relay failed: it may offer only TLS below 1.2, which "
-     "the TLS floor (postfix.tls_floor) refuses; no AUTH was sent"),
-    ("TLS is required, but was not offered", "no_starttls",
-     "the relay did not offer STARTTLS (stripped?); no AUTH was sent"),
-    ("certificate verification failed", "tls_verify",
-     "the relay's certificate did not verify under relay_tls_level"),
-    ("SASL authentication failed", "auth_failed",
-     "the relay refused the credentials: check them, then converge again"),
-)
-
-
 def queue_cause(reason: str | None) -> tuple[str | None, str | None]:
-    for needle, cause, meaning in QUEUE_CAUSES:
-        if reason and needle.lower() in reason.lower():
-            return cause, meaning
-    return None, None
+    """(cause id, what it means and the fix) from relay_causes, the one table."""
+    cause = relay_cause(reason)
+    if cause is None:
+        return None, None
+    what, fix = cause.text()
+    return cause.id, f"{what}; fix: {fix}"
 
 
 def _has_static(value) -> bool:
@@ -306,6 +296,27 @@ def queue_check(exp: Expected, state: dict) -> Check:
                  + (f"; cause: {meaning}" if meaning else ""),
                  {"deferred": deferred, "oldest_age_seconds": age, "reason": queue.get("reason"),
                   "cause": cause})
+
+
+def relay_check(exp: Expected, state: dict) -> Check:
+    """The relay's last word: Postfix's newest delivery attempt in the window (RelayLastAttempt)."""
+    last = state.get("relay_last")
+    expected = f"last delivery attempt via the relay in {exp.noise_hours}h: sent"
+    if not last or last.get("log") is None:
+        return Check("postfix.relay", NA, expected, "no mail log to read")
+    if last.get("status") is None:
+        return Check("postfix.relay", NA, expected, f"no delivery attempt in {exp.noise_hours}h",
+                     {"status": None})
+    when = f" at {_clock(last['at'])}" if last.get("at") else ""
+    value = {"status": last["status"], "at": last.get("at"), "relay": last.get("relay"),
+             "reason": last.get("reason"), "cause": None}
+    if last["status"] == "sent":
+        return Check("postfix.relay", PASS, expected, f"sent{when} via {last.get('relay')}", value)
+    cause, meaning = queue_cause(last.get("reason"))
+    value["cause"] = cause
+    return Check("postfix.relay", FAIL, expected,
+                 f"{last['status']}{when}: {last.get('reason') or 'no reason logged'}"
+                 + (f"; cause: {meaning}" if meaning else ""), value)
 
 
 # --- ufw -------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ import re
 from pyinfra import host as current_host
 from pyinfra.api import deploy
 from pyinfra.api.hiddenvalue import HiddenValue
-from pyinfra.operations import server
+from pyinfra.operations import python, server
+
+from . import canary
 
 from .facts.postfix import ALIASES_MAP, SASL_PASSWORD_MAP, SENDERS_MAP
 from .operations import packages, postfix
@@ -169,7 +171,7 @@ def mail_relay(settings: RelaySettings | None = None):
     if changed is None:
         if_needed(postfix.running, name="Postfix running and enabled", current=found["status"])
         return
-    postfix.reload(
+    applied = postfix.reload(
         name="postfix check, then reload (or start)",
         restart=bool(settings_requiring_restart(settings, found["main_cf"])),
         current=found["status"], _if=changed,
@@ -178,4 +180,11 @@ def mail_relay(settings: RelaySettings | None = None):
         server.shell(
             name="Retry deferred mail with the new credentials",
             commands=["postqueue -f"], _if=sasl.did_change,
+        )
+    if relay.canary:
+        # Only when the reload ran, i.e. something the relay path depends on changed.
+        python.call(
+            name=f"Relay canary: one message must leave via {relay.relayhost}",
+            function=canary.run, relay=relay, recipient=relay.canary_recipient,
+            seconds=relay.canary_seconds, _if=applied.did_change,
         )

@@ -138,6 +138,10 @@ def email(key, value) -> str:
     return value
 
 
+def optional_email(key, value) -> str | None:
+    return None if value in (None, "") else email(key, value)
+
+
 def tls_level(key, value) -> str:
     if value in ("may", "none", ""):
         raise SettingsError(key, f"{value!r} would let the password leave the host without TLS",
@@ -224,6 +228,13 @@ KEYS = (
     Key("mail_sender_domain", None, domain, "local senders (root@host, cron) leave as "
         "user@this domain; default: the relay login's domain (Mailgun, custom); required "
         "for SES, SendGrid, Postmark, Brevo", "relay"),
+    Key("relay_canary", True, boolean, "after a converge that changed the relay path, send one "
+        "message and follow it in Postfix's log until the relay took it; the host fails with "
+        "the cause otherwise", "relay"),
+    Key("relay_canary_seconds", 30, whole_number(5, 600), "how long the canary may take to "
+        "leave (then it is removed from the queue and the host fails)", "relay"),
+    Key("relay_canary_to", None, optional_email, "the canary's recipient (default: "
+        "`mail_root_forward`)", "relay"),
     Key("apt_update", True, boolean, "run `apt-get update` before installing a missing package "
         "(only then); off for hosts without a mirror", "relay"),
     Key("firewall_allowed", ["ssh"], service_list, "services let in: `ssh` (sshd's real ports), "
@@ -290,6 +301,13 @@ class RelaySettings:
     credentials: Credentials | None = field(repr=False)  # None only for the audit
     provider: str = "mailgun"
     wrappermode: bool = False  # implicit TLS (smtp_tls_wrappermode)
+    canary: bool = True  # send and follow a canary after a relay change (canary.py)
+    canary_seconds: int = 30
+    canary_to: str | None = None  # None: root_forward
+
+    @property
+    def canary_recipient(self) -> str:
+        return self.canary_to or self.root_forward
 
     @property
     def relayhost(self) -> str:
@@ -368,7 +386,9 @@ def relay_settings(data, environ=os.environ, require_credentials: bool = True) -
     return RelaySettings(host=host or preset.host(region), port=relay_port, tls_level=level,
                          sender_domain=sender_domain, root_forward=root_forward,
                          apt_update=update, credentials=credentials, provider=name,
-                         wrappermode=wrappermode)
+                         wrappermode=wrappermode, canary=_value(data, "relay_canary"),
+                         canary_seconds=_value(data, "relay_canary_seconds"),
+                         canary_to=_value(data, "relay_canary_to"))
 
 
 def _region(data, preset: Provider | None) -> str | None:

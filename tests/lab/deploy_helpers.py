@@ -37,6 +37,25 @@ def send_mail(box, to: str = "root", subject: str = "lockdown test", sender: str
     assert result.returncode == 0, result.stderr
 
 
+CANARY_HEADER = "X-Lockdown-Canary:"
+
+
+def canaries(messages: list[dict]) -> list[dict]:
+    """The stand-in's messages that are lockdown's relay canary (pyinfra_lockdown/canary.py)."""
+    return [m for m in messages if CANARY_HEADER in m["data"]]
+
+
+def not_canaries(messages: list[dict]) -> list[dict]:
+    return [m for m in messages if CANARY_HEADER not in m["data"]]
+
+
+def wait_for_mail(standin, count: int = 1, timeout: float = 30) -> list[dict]:
+    """The stand-in's messages other than canaries, once ``count`` of them arrived (or the
+    time is up)."""
+    wait_for(lambda: len(not_canaries(standin.messages())) >= count, timeout)
+    return not_canaries(standin.messages())
+
+
 def queue(box) -> str:
     return box.root("postqueue -p").stdout
 

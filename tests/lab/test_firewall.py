@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from lab import network
-from tests.lab.deploy_helpers import converge, new_credentials, pyinfra, send_mail, wait_for
+from tests.lab.deploy_helpers import (
+    converge, new_credentials, pyinfra, send_mail, wait_for, wait_for_mail,
+)
 
 pytestmark = pytest.mark.lab
 FIREWALL = "deploys/firewall.py"
@@ -65,7 +67,7 @@ def test_fresh_box_only_declared_ports_reachable_and_mail_still_relays(lab, box,
     assert deadman_timer_state(box) != "active", "the dead-man timer was not cancelled"
 
     send_mail(box, subject="through the firewall")
-    messages = standin.wait_for_messages(1, timeout=15)
+    messages = wait_for_mail(standin, 1, timeout=15)
     assert ["Subject: through the firewall" in m["data"] for m in messages] == [True]
 
 

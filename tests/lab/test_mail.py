@@ -3,7 +3,8 @@ listens for SMTP from outside, a second run changes nothing, the secret is never
 import pytest
 
 from tests.lab.deploy_helpers import (
-    LOGIN, converge, new_credentials, pyinfra, queue, send_mail, wait_for,
+    LOGIN, canaries, converge, new_credentials, not_canaries, pyinfra, queue, send_mail,
+    wait_for, wait_for_mail,
 )
 
 pytestmark = pytest.mark.lab
@@ -16,13 +17,14 @@ SEARCHED = "/etc /var /tmp /root /home /run /srv /opt /usr/local"  # every writa
 def converged(lab, box, standin):
     env = new_credentials(standin)
     converge(lab, [box], env)
+    assert len(canaries(standin.messages())) == 1  # the relay canary (tests/lab/test_canary.py)
     return box, env
 
 
 def test_fresh_box_relays_root_mail_authenticated_over_tls(lab, converged, standin):
     box, env = converged
     send_mail(box, to="root", subject="cron says hi")
-    messages = standin.wait_for_messages(1, timeout=15)
+    messages = wait_for_mail(standin, 1, timeout=15)
     assert len(messages) == 1, f"nothing arrived; queue:\n{queue(box)}"
     message = messages[0]
     assert message["login"] == LOGIN and message["tls"] is True and message["port"] == 587
@@ -58,7 +60,7 @@ def test_relay_without_starttls_defers_and_never_sends_auth(lab, converged, stan
     standin.clear()
     send_mail(box, subject="must not leak")
     assert wait_for(lambda: "TLS is required" in _mail_log(box)), _mail_log(box)
-    assert standin.messages() == []
+    assert not_canaries(standin.messages()) == []
     assert not [e for e in standin.events() if e.get("event") == "auth"], standin.events()
     assert "Mail queue is empty" not in queue(box)  # deferred, not lost
 
@@ -66,7 +68,8 @@ def test_relay_without_starttls_defers_and_never_sends_auth(lab, converged, stan
 def test_bad_password_defers_then_fixed_credentials_deliver_without_loss(lab, converged, standin):
     box, env = converged
     wrong = {**env, "MAILGUN_SMTP_PASSWORD": env["MAILGUN_SMTP_PASSWORD"] + "-old"}
-    converge(lab, [box], wrong)
+    failed = pyinfra(lab, [box], "deploys/mail.py", env=wrong)  # the canary catches it
+    assert failed.returncode != 0 and "refused the login" in failed.stdout + failed.stderr
     standin.clear()
     send_mail(box, subject="queued while the password was wrong")
     assert wait_for(lambda: "authentication failed" in _mail_log(box)), _mail_log(box)
@@ -74,7 +77,7 @@ def test_bad_password_defers_then_fixed_credentials_deliver_without_loss(lab, co
     assert "Mail queue is empty" not in queue(box)
 
     converge(lab, [box], env)  # the fixed credentials
-    messages = standin.wait_for_messages(1, timeout=30)
+    messages = wait_for_mail(standin, 1, timeout=30)
     assert ["Subject: queued while the password was wrong" in m["data"] for m in messages] == [True]
     assert "Mail queue is empty" in queue(box)
 
@@ -84,7 +87,7 @@ def test_port_465_relays_over_implicit_tls(lab, box, standin):
     converge(lab, [box], env, data={"relay_port": 465})
     assert "smtp_tls_wrappermode = yes" in box.root("postconf smtp_tls_wrappermode").stdout
     send_mail(box, subject="via smtps")
-    messages = standin.wait_for_messages(1, timeout=15)
+    messages = wait_for_mail(standin, 1, timeout=15)
     assert len(messages) == 1 and messages[0]["port"] == 465 and messages[0]["tls"] is True
 
 
@@ -161,7 +164,7 @@ def test_internet_site_box_stops_listening_and_relays(lab, box, standin):
     converge(lab, [box], new_credentials(standin))
     assert not lab.probe.tcp_open(box.ipv4, 25) and not lab.probe.tcp_open(box.ipv6, 25)
     send_mail(box, to="root", subject="logwatch")
-    messages = standin.wait_for_messages(1, timeout=15)
+    messages = wait_for_mail(standin, 1, timeout=15)
     assert [(m["mail_from"], m["rcpt_tos"]) for m in messages] == [
         ("root@mg.lab.test", [FORWARD])], queue(box)
 
@@ -183,7 +186,9 @@ def test_failing_postfix_check_fails_the_host_and_leaves_postfix_running(lab, co
 def test_tls_level_verify_refuses_an_unverifiable_relay(lab, box, standin):
     """The stand-in's certificate is self-signed: with verify, mail must wait, not leave."""
     env = new_credentials(standin)
-    converge(lab, [box], env, data={"relay_tls_level": "verify"})
+    failed = pyinfra(lab, [box], "deploys/mail.py", env=env, data={"relay_tls_level": "verify"})
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0 and "certificate did not verify" in output, output[-3000:]
     send_mail(box, subject="needs a verified relay")
     assert wait_for(lambda: "certificate" in _mail_log(box).lower()), _mail_log(box)
     assert standin.messages() == []

@@ -21,7 +21,7 @@ import tomllib
 from packaging.version import Version
 
 from lab.config import REPO_ROOT
-from tests.lab.deploy_helpers import LOGIN, new_credentials, send_mail
+from tests.lab.deploy_helpers import LOGIN, new_credentials, send_mail, wait_for_mail
 
 pytestmark = pytest.mark.lab
 FORWARD = "ops@user.test"
@@ -100,7 +100,7 @@ def test_a_user_project_converges_relays_and_audits_a_box(lab, box, standin, use
     assert json.loads(first.stdout)["results"]["totals"]["success"] > 0
 
     send_mail(box, to="root", subject="from a user project")
-    messages = standin.wait_for_messages(1, timeout=15)
+    messages = wait_for_mail(standin, 1, timeout=15)
     assert [(m["login"], m["tls"], m["rcpt_tos"]) for m in messages] == [(LOGIN, True, [FORWARD])]
 
     again = pyinfra("--json", "deploy.py")

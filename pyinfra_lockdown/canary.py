@@ -1,0 +1,174 @@
+"""The relay canary: after a converge changed the relay path, prove one message leaves.
+
+One remote command (``canary_script``) submits a small message through the local Postfix
+(``sendmail -t``, a ``X-Lockdown-Canary: <id>`` header and a Message-ID carrying the id),
+finds its queue id in Postfix's own log (the journal, or ``maillog_file``/``/var/log/mail.log``
+where that is what the host has), follows that queue id until Postfix logs ``status=sent``,
+a deferral or a bounce, or the time limit passes; a canary still queued then is removed
+(``postsuper -d`` of that queue id only, found by its header). It prints machine-readable
+``lockdown-canary key=value`` lines. ``parse_result`` reads them and ``diagnose`` (pure) turns
+the relay's last word into one message naming the cause and the fix.
+
+Nothing secret is part of the command or its output: the recipient, the id and Postfix's log
+lines (Postfix never logs the SASL password).
+"""
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+from dataclasses import dataclass
+
+from pyinfra import logger
+from pyinfra.api import StringCommand
+
+from .relay_causes import relay_cause
+from .settings import RelaySettings
+
+PREFIX = "lockdown-canary"
+HEADER = "X-Lockdown-Canary"
+SUBJECT = "lockdown relay check"
+
+# $1 id, $2 recipient, $3 time limit in seconds. Exits 0 whenever it reached a verdict.
+_SCRIPT = r"""
+set -u
+id=$1; to=$2; limit=$3; start=$(date +%s)
+out() { echo "lockdown-canary $1"; }
+lf=$(postconf -h maillog_file 2>/dev/null || true)
+if [ -n "$lf" ]; then src=file
+elif command -v journalctl >/dev/null 2>&1 && [ -d /run/systemd/journal ]; then src=journal
+else src=file; lf=/var/log/mail.log; fi
+skip=1
+if [ "$src" = file ]; then skip=$(( $(cat "$lf" 2>/dev/null | wc -l) + 1 )); fi
+logs() {
+  if [ "$src" = journal ]; then
+    journalctl -q --no-pager -o cat --since "@$((start - 1))" -t postfix/cleanup \
+      -t postfix/smtp -t postfix/error -t postfix/qmgr -t postfix/bounce 2>/dev/null
+  else tail -n +"$skip" "$lf" 2>/dev/null; fi
+}
+out "log=$src"
+printf 'To: %s\nFrom: root\nSubject: lockdown relay check %s\n%s: %s\nMessage-ID: <lockdown-canary-%s@lockdown.invalid>\n\n%s\n' \
+  "$to" "$id" "X-Lockdown-Canary" "$id" "$id" \
+  "lockdown sent this after changing the relay settings, to prove mail leaves this host." \
+  | sendmail -t -i -f root || { out "result=submit-failed"; exit 0; }
+qid=; line=
+while :; do
+  text=$(logs)
+  if [ -z "$qid" ]; then
+    qid=$(printf '%s\n' "$text" | grep -F "message-id=<lockdown-canary-$id@" | awk \
+      '{for (i = 1; i < NF; i++) if ($(i+1) ~ /^message-id=/) {sub(/:$/, "", $i); print $i; exit}}')
+  fi
+  if [ -n "$qid" ]; then
+    line=$(printf '%s\n' "$text" | grep -E "(^|[^0-9A-Za-z])$qid: to=<.*status=(sent|deferred|bounced|expired)" | head -n 1)
+    [ -n "$line" ] && break
+  fi
+  [ $(( $(date +%s) - start )) -ge "$limit" ] && break
+  sleep 0.5
+done
+out "queue_id=${qid:-unknown}"
+status=$(printf '%s\n' "$line" | sed -n 's/.* status=\([a-z]*\).*/\1/p')
+out "result=${status:-timeout}"
+[ -n "$line" ] && out "line=${line#*: to=}"
+if [ "$status" != sent ]; then
+  # the last thing Postfix said about the canary, even without a verdict yet
+  [ -z "$line" ] && [ -n "$qid" ] && last=$(printf '%s\n' "$text" | grep -F "$qid: " | tail -n 1) \
+    && [ -n "$last" ] && out "last=${last#*$qid: }"
+  for q in $(postqueue -j 2>/dev/null | sed -n 's/.*"queue_id": *"\([^"]*\)".*/\1/p'); do
+    if postcat -hq "$q" 2>/dev/null | grep -qx "X-Lockdown-Canary: $id"; then
+      postsuper -d "$q" >/dev/null 2>&1 && out "removed=$q"
+    fi
+  done
+fi
+exit 0
+"""
+
+
+def new_id() -> str:
+    return secrets.token_hex(6)
+
+
+def canary_script(canary_id: str, recipient: str, seconds: int) -> StringCommand:
+    """The one shell command that submits and follows the canary (nothing secret in it)."""
+    if not re.fullmatch(r"[0-9a-f]{6,32}", canary_id):
+        raise ValueError(f"bad canary id {canary_id!r}")
+    args = " ".join(shlex.quote(str(a)) for a in (canary_id, recipient, int(seconds)))
+    return StringCommand(f"sh -c {shlex.quote(_SCRIPT.strip())} lockdown-canary {args}")
+
+
+@dataclass(frozen=True)
+class CanaryResult:
+    result: str  # sent | deferred | bounced | expired | timeout | submit-failed | unknown
+    queue_id: str | None = None
+    line: str = ""  # "<rcpt>, relay=..., status=... (reason)"
+    last: str = ""  # the last log line about the canary when no verdict came
+    removed: tuple[str, ...] = ()
+    log: str = ""
+
+    @property
+    def reason(self) -> str:
+        """Postfix's reason: the parenthesis after status=..., else the last line it logged."""
+        match = re.search(r"status=[a-z]+ \((.*)\)\s*$", self.line)
+        if match:
+            return match.group(1)
+        if self.line:
+            return self.line
+        # qmgr's "from=<...>, size=..., nrcpt=1 (queue active)" says nothing about the relay
+        return "" if self.last.startswith(("from=", "message-id=")) else self.last
+
+
+def parse_result(lines) -> CanaryResult:
+    values: dict[str, str] = {}
+    removed = []
+    for line in lines:
+        head, _, rest = str(line).strip().partition(" ")
+        if head != PREFIX:
+            continue
+        key, _, value = rest.partition("=")
+        if key == "removed":
+            removed.append(value)
+        else:
+            values.setdefault(key, value)
+    queue_id = values.get("queue_id")
+    return CanaryResult(result=values.get("result", "unknown"),
+                        queue_id=None if queue_id in (None, "unknown") else queue_id,
+                        line=values.get("line", ""), last=values.get("last", ""),
+                        removed=tuple(removed), log=values.get("log", ""))
+
+
+def diagnose(result: CanaryResult, relay: RelaySettings, seconds: int) -> str:
+    """One line: what went wrong with the canary, from Postfix's own words, and the fix."""
+    reason = result.reason
+    where = f"via {relay.relayhost}"
+    queued = f" (queue id {result.queue_id}, removed from the queue)" if result.removed else ""
+    if result.result == "submit-failed":
+        return ("relay canary: the local Postfix refused the message (sendmail failed); "
+                "run `postfix check` and read the mail log")
+    cause = relay_cause(reason)
+    if cause is not None:
+        what, fix = cause.text(port=relay.port, mailgun=relay.provider == "mailgun")
+        return (f"relay canary not delivered {where}: {what}{queued}; fix: {fix}. "
+                f"Postfix said: {reason}")
+    if result.result == "timeout":
+        said = f" Postfix last said: {reason}" if reason else ""
+        return (f"relay canary not delivered {where}: no answer from the relay within {seconds} s"
+                f"{queued}; fix: the network may filter port {relay.port} (try relay_port "
+                f"2525), or raise relay_canary_seconds.{said}")
+    return (f"relay canary not delivered {where}: {result.result}{queued}; Postfix said: "
+            f"{reason or 'nothing about it'}")
+
+
+def run(state, host, relay: RelaySettings, recipient: str, seconds: int) -> bool:
+    """python.call body: one remote command; False (the host fails) with one message."""
+    canary_id = new_id()
+    ok, output = host.run_shell_command(
+        canary_script(canary_id, recipient, seconds),
+        print_output=state.print_output, print_input=state.print_input, _sudo=True,
+        _timeout=seconds + 60,
+    )
+    result = parse_result(line.line for line in output if line.buffer_name == "stdout")
+    if ok and result.result == "sent":
+        host.log_styled(f"relay canary delivered via {relay.relayhost} "
+                        f"(queue id {result.queue_id})", fg="green", log_func=logger.info)
+        return True
+    host.log_styled(diagnose(result, relay, seconds), fg="red", log_func=logger.error)
+    return False

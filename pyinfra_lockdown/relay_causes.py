@@ -1,0 +1,79 @@
+"""What Postfix's reason for not delivering to the relay means, and the fix: ONE pure table.
+
+Used by the relay canary (canary.py: the one-line diagnosis when the canary does not leave)
+and by the audit (audit_checks.queue_check: the cause of deferred mail). Input is Postfix's own
+wording, the parenthesis of ``status=deferred (...)`` or the last line it logged about a
+message; the patterns come from lines captured on lab boxes (tests/unit/test_relay_causes.py).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Cause:
+    id: str
+    what: str  # the cause, one clause
+    fix: str  # what to do; may use {port}, {mailgun}
+
+    def text(self, port: int | str = "the relay port", mailgun: bool = False) -> tuple[str, str]:
+        hint = (" (for Mailgun also check relay_region: US and EU accounts are separate)"
+                if mailgun else "")
+        return self.what.format(port=port), self.fix.format(port=port, mailgun=hint)
+
+
+# (pattern, cause); the first match wins, so the order matters (e.g. a "TLS is required"
+# line must not count as a generic handshake failure, an AUTH failure mentions TLS too).
+CAUSES = (
+    (r"SASL authentication failed|authentication credentials invalid|SASL login failed|"
+     r"said: 535\b",
+     Cause("auth_failed", "the relay refused the login (authentication failed)",
+           "check the relay login and password (LOCKDOWN_RELAY_LOGIN / LOCKDOWN_RELAY_PASSWORD "
+           "or relay_credentials_file), then converge again{mailgun}")),
+    (r"TLS is required, but was not offered",
+     Cause("no_starttls", "the relay offered no STARTTLS, so no AUTH was sent",
+           "check that relay_host/relay_port name the provider's submission port (587, 2525, "
+           "or 465 with implicit TLS); something on the path may strip STARTTLS")),
+    (r"certificate verification failed|certificate not verified|untrusted issuer|"
+     r"certificate not trusted",
+     Cause("tls_verify", "the relay's certificate did not verify under relay_tls_level",
+           "check relay_host is the provider's name (the certificate names it), or use "
+           "relay_tls_level encrypt")),
+    (r"Cannot start TLS: handshake failure|TLS handshake|SSL_connect error|"
+     r"lost connection .* (TLS|SSL)|wrong version number",
+     Cause("tls_handshake", "the TLS handshake with the relay failed: it may offer only TLS "
+           "below 1.2, which the TLS floor (postfix.tls_floor) refuses; no AUTH was sent",
+           "check relay_port (465 is implicit TLS, 587/2525 STARTTLS): the relay must speak "
+           "TLS 1.2 or newer")),
+    (r"Host or domain name not found|Name service error|Host not found",
+     Cause("host_not_found", "the relay's host name was not found (DNS)",
+           "check relay_host / relay_region and this host's DNS resolver")),
+    (r"Sender address rejected|in reply to MAIL FROM|sender .*(denied|rejected|not allowed)",
+     Cause("sender_refused", "the relay refused the sender address",
+           "check mail_sender_domain: it must be a domain your relay account may send from")),
+    (r"Connection timed out|conversation with .* timed out",
+     Cause("timed_out", "the connection to the relay timed out",
+           "the network filters port {port}: try relay_port 2525 (SES: 2587)")),
+    (r"Connection refused",
+     Cause("refused", "the relay refused the connection on port {port} (relay down, or the "
+           "port blocked on the way)",
+           "check relay_host and relay_port; if the relay is up, the network blocks the port: "
+           "try relay_port 2525 (SES: 2587)")),
+    (r"Network is unreachable|No route to host",
+     Cause("no_route", "this host has no route to the relay",
+           "check the host's network and outgoing firewall")),
+    (r"Recipient address rejected|in reply to RCPT TO|User unknown",
+     Cause("recipient_refused", "the relay refused the recipient",
+           "check relay_canary_to / mail_root_forward")),
+)
+
+
+def relay_cause(reason: str | None) -> Cause | None:
+    """The cause of Postfix's ``reason`` for not delivering via the relay, or None."""
+    if not reason:
+        return None
+    for pattern, cause in CAUSES:
+        if re.search(pattern, reason, re.IGNORECASE):
+            return cause
+    return None
