@@ -15,7 +15,7 @@ import threading
 import time
 import weakref
 
-from .audit_checks import FAIL, Check, outside_check, summary
+from .audit_checks import Check, outside_check, summary
 
 PROBES_GROUP = "probes"
 
@@ -107,13 +107,6 @@ def emit(report: dict, json_path: str | None) -> None:
             json.dump(report, handle, indent=2)
             handle.write("\n")
         os.replace(tmp, json_path)
-
-
-def failures(name: str, hosts: dict[str, dict]) -> list[str]:
-    entry = hosts.get(name) or {}
-    if entry.get("error"):
-        return [f"read failed: {entry['error']}"]
-    return [c.id for c in entry.get("checks", []) if c.verdict == FAIL]
 
 
 def _final_checks(name: str, entry: dict, probes: dict) -> dict:
