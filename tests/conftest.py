@@ -173,6 +173,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for tier in _TIERS:
         if tier not in _outcomes:
             terminalreporter.write_line(f"{tier:8} not selected")
+    from tests.lab import fault_ledger
+
+    if fault_ledger.written_this_run():
+        terminalreporter.section("faults")
+        for line in fault_ledger.summary_lines(fault_ledger.load()):
+            terminalreporter.write_line(line)
     unexpected = getattr(config, "_lockdown_unexpected_skips", {})
     if unexpected:
         terminalreporter.write_line(

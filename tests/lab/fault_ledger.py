@@ -1,0 +1,124 @@
+"""The fault suite's ledger (issue 14): one JSON line per injected fault and what was checked after it.
+
+Every fault test calls ``record(...)`` once per fault it injected, after checking the box from
+outside. The run's terminal summary totals the ledger (section "faults"), and
+``python -m tests.lab.fault_ledger --write`` renders docs/reliability.md's table from the last
+run's ledger, so the document shows the suite's own output, never a hand-typed figure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LEDGER = Path(os.environ.get("LOCKDOWN_FAULT_LEDGER", REPO_ROOT / "build" / "fault-ledger.jsonl"))
+DOC = REPO_ROOT / "docs" / "reliability.md"
+BEGIN, END = "<!-- faults:begin -->", "<!-- faults:end -->"
+
+# The totals the issue's "done when" names; each row adds its own counts.
+COUNTS = ("open_hosts", "lockouts", "secrets_exposed", "mails_lost", "box_changes")
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str  # e.g. "kill", "link-cut", "relay-outage", "reboot", "host-failure", "bad-input"
+    where: str  # where it struck: "after op 7/19 (ufw enable)", "host 3 of 5: /etc full"...
+    checked: str  # what was checked after it, in a few words
+    ok: bool  # every check held
+    open_hosts: int = 0  # SMTP answered from outside / something relayed
+    lockouts: int = 0  # SSH did not get in and the dead-man timer did not restore it in time
+    restored_s: float | None = None  # SSH came back through the dead-man timer after this long
+    secrets_exposed: int = 0  # a secret (or a value derived from it) in output or a readable file
+    mails_lost: int = 0  # submitted but not arrived exactly once
+    box_changes: int = 0  # bad input only: differences in the before/after snapshot
+
+
+_written: set[Path] = set()  # ledgers this process started afresh (one per test run)
+
+
+def written_this_run(path: Path = LEDGER) -> bool:
+    return path in _written
+
+
+def record(path: Path = LEDGER, **fields) -> Fault:
+    """Append one fault; the first record of a test run empties the previous run's ledger."""
+    fault = Fault(**fields)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path not in _written:
+        path.write_text("")
+        _written.add(path)
+    with open(path, "a") as ledger:
+        ledger.write(json.dumps(asdict(fault)) + "\n")
+    return fault
+
+
+def load(path: Path = LEDGER) -> list[Fault]:
+    if not path.exists():
+        return []
+    return [Fault(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def totals(faults: list[Fault]) -> dict:
+    restored = [f.restored_s for f in faults if f.restored_s is not None]
+    return {
+        "faults": len(faults),
+        "per_kind": dict(sorted(Counter(f.kind for f in faults).items())),
+        "failed_checks": sum(not f.ok for f in faults),
+        **{name: sum(getattr(f, name) for f in faults) for name in COUNTS},
+        "restored_by_timer": len(restored),
+        "longest_restore_s": max(restored) if restored else None,
+    }
+
+
+def summary_lines(faults: list[Fault]) -> list[str]:
+    t = totals(faults)
+    kinds = ", ".join(f"{kind} {n}" for kind, n in t["per_kind"].items())
+    restore = (f"; SSH restored by the dead-man timer {t['restored_by_timer']}x, "
+               f"longest {t['longest_restore_s']:.1f}s" if t["restored_by_timer"] else "")
+    return [
+        f"faults injected {t['faults']} ({kinds}); checks failed {t['failed_checks']}",
+        f"hosts left open {t['open_hosts']}, lockouts {t['lockouts']}{restore}, "
+        f"secrets exposed {t['secrets_exposed']}, mails lost {t['mails_lost']}, "
+        f"box changes after bad input {t['box_changes']}",
+    ]
+
+
+def markdown(faults: list[Fault]) -> str:
+    lines = [*(f"**{line}**  " for line in summary_lines(faults)), "",
+             "| fault | where it struck | what was checked | result |", "|---|---|---|---|"]
+    for f in faults:
+        result = "ok" if f.ok else "FAILED"
+        if f.restored_s is not None:
+            result += f" (SSH restored by the timer after {f.restored_s:.1f}s)"
+        lines.append(f"| {f.kind} | {f.where} | {f.checked} | {result} |")
+    return "\n".join(lines)
+
+
+def write_doc(faults: list[Fault], doc: Path = DOC) -> None:
+    text = doc.read_text()
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    if not rest:
+        raise SystemExit(f"{doc} has no {BEGIN} ... {END} markers: add them where the table goes")
+    doc.write_text(f"{head}{BEGIN}\n{markdown(faults)}\n{END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Show or render the fault suite's last ledger.")
+    parser.add_argument("--ledger", type=Path, default=LEDGER)
+    parser.add_argument("--write", action="store_true", help=f"rewrite the table in {DOC}")
+    args = parser.parse_args(argv)
+    faults = load(args.ledger)
+    if not faults:
+        raise SystemExit(f"{args.ledger} is empty: run the fault tests first (pytest -k fault)")
+    if args.write:
+        write_doc(faults)
+    print("\n".join(summary_lines(faults)))
+
+
+if __name__ == "__main__":
+    main()
