@@ -1,5 +1,6 @@
 """Everything lockdown's deploys and audit decide on, read with ONE remote command per host."""
 from .combined import CombinedFact
+from .dpkg import DpkgState
 from .packages import InstalledDebs
 from .postfix import (
     ALIASES_MAP,
@@ -21,7 +22,7 @@ class LockdownState(CombinedFact):
     """
     Returns a dict of the granular facts' values, keyed by section:
 
-    packages, main_cf, master, parameters, defaults, status, listeners, sasl_map,
+    packages, dpkg, main_cf, master, parameters, defaults, status, listeners, sasl_map,
     aliases_map, senders_map, ufw, sshd, ssh_connection
     """
 
@@ -29,6 +30,7 @@ class LockdownState(CombinedFact):
     def sections(sasl_map=SASL_PASSWORD_MAP, aliases_map=ALIASES_MAP, senders_map=SENDERS_MAP):
         return {
             "packages": (InstalledDebs, {}),
+            "dpkg": (DpkgState, {}),
             "main_cf": (PostfixMainCf, {}),
             "master": (PostfixMasterServices, {}),
             "parameters": (PostfixParameters, {}),

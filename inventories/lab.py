@@ -21,15 +21,17 @@ from lab.state import StateStore
 _config = LabConfig.from_env()
 
 # ---------------------------------------------------------------------------------------
-# Relay host data for every lab box: the relay is the lab's Mailgun stand-in; boxes have no
-# internet, so nothing is fetched from a mirror. Credentials come from the environment, as in
-# production (`python -m lab demo` exports the stand-in's).
+# Relay host data for every lab box: the relay is the lab's Mailgun stand-in. Credentials
+# come from the environment, as in production (`python -m lab demo` exports the stand-in's).
+# Boxes have no internet: those of the preinstalled image (the default) have every package
+# already and no source (apt_update off); those of the minimal and standard images install
+# from the lab's package mirror with apt_update at its default.
 _relay_data = {
     "relay_host": GATEWAY_V4,
     "mail_root_forward": "admin@lab.test",
-    "apt_update": False,
     "audit_probe": lab_prober,  # the audit's outside view comes from the lab prober
 }
+_PREINSTALLED_DATA = {"apt_update": False}
 # ---------------------------------------------------------------------------------------
 
 
@@ -55,6 +57,7 @@ def _host(box):
         "_sudo": True,
         "audit_probe_addresses": [box.ipv4, box.ipv6],
         **_relay_data,
+        **(_PREINSTALLED_DATA if box.flavor == "preinstalled" else {}),
     })
 
 

@@ -11,6 +11,7 @@ GATEWAY_V6 = "fd77::1"
 PROBER_V4 = "10.77.0.2"  # the "outside world" source address used by the prober
 PROBER_V6 = "fd77::2"
 STANDIN_HOSTNAME = "smtp.mailgun.lab.test"
+MIRROR_HOSTNAME = "mirror.lab.test"  # the lab's package mirror, served at GATEWAY_V4
 DOMAIN = "lab.test"
 FIRST_HOST_OCTET = 10
 MAX_BOXES = 240  # 10.77.0.11 .. 10.77.0.250
@@ -54,6 +55,7 @@ def hosts_file(box: str) -> str:
         "127.0.0.1\tlocalhost\n"
         f"127.0.1.1\t{box}.{DOMAIN} {box}\n"
         f"{GATEWAY_V4}\t{STANDIN_HOSTNAME}\n"
+        f"{GATEWAY_V4}\t{MIRROR_HOSTNAME}\n"
         "::1\tlocalhost ip6-localhost ip6-loopback\n"
         "ff02::1\tip6-allnodes\n"
         "ff02::2\tip6-allrouters\n"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import addresses as A
 from . import boxes as box_ops
-from . import image, network, processes, standin, teardown, waiting
+from . import image, mirror, network, processes, standin, teardown, waiting
 from .boxes import Box
 from .config import REPO_ROOT, LabConfig
 from .errors import LabError
@@ -60,10 +60,10 @@ class Lab:
         with self.store.update() as state:
             state.netns = self.config.netns
 
-    def ensure_image(self, suite: str = image.DEFAULT_SUITE) -> Path:
+    def ensure_image(self, suite: str = image.DEFAULT_SUITE, flavor: str = image.DEFAULT_FLAVOR) -> Path:
         self._require()
-        rootfs = image.ensure_image(self.config.cache_dir, suite)
-        if suite == image.DEFAULT_SUITE:
+        rootfs = image.ensure_image(self.config.cache_dir, suite, flavor)
+        if suite == image.DEFAULT_SUITE and flavor == image.DEFAULT_FLAVOR:
             with self.store.update() as state:
                 state.image = str(rootfs)
         return rootfs
@@ -85,21 +85,46 @@ class Lab:
     def standin_running(self) -> bool:
         return processes.is_alive(self.store.load().standin)
 
+    # --- the package mirror (boxes of the minimal and standard images install from it) -------
+    def mirror_start(self, suites: list[str] | tuple[str, ...] = image.SUITES) -> None:
+        """Build (once, cached) and publish each suite's mirror, then serve it."""
+        self.ensure_network()
+        for suite in suites:
+            if not (mirror.serve_dir(self.config) / suite / "dists").exists():
+                mirror.publish(self.config, suite)
+        mirror.start(self.config, self.store)
+
+    def mirror_stop(self) -> None:
+        mirror.stop(self.config, self.store)
+
+    def mirror_running(self) -> bool:
+        return processes.is_alive(self.store.load().mirror)
+
+    def mirror_hide(self, suite: str, *packages: str) -> None:
+        """Serve the suite's index without ``packages`` (as if the mirror lacked them)."""
+        mirror.publish(self.config, suite, hidden=packages)
+
+    def mirror_restore(self, suite: str) -> None:
+        mirror.publish(self.config, suite)
+
     # --- boxes ---------------------------------------------------------------------------
     def up(self, count: int = 1, timeout: float = 120,
-           suites: list[str] | None = None) -> list[Box]:
+           suites: list[str] | None = None, flavor: str = image.DEFAULT_FLAVOR) -> list[Box]:
         """Boot `count` fresh boxes in parallel; returns them when all are ready.
 
         ``suites``: the Debian release of each box (default: all bookworm), e.g.
-        ``["bookworm", "trixie"]`` for a mixed pair.
+        ``["bookworm", "trixie"]`` for a mixed pair. ``flavor``: the image (lab/image.py
+        FLAVORS); boxes of ``minimal`` and ``standard`` install from the lab's mirror.
         """
         suites = list(suites or [image.DEFAULT_SUITE] * count)
         if len(suites) != count:
             raise LabError(f"{count} boxes but {len(suites)} suites", "give one suite per box")
         self.ensure_network()
-        images = {suite: self.ensure_image(suite) for suite in dict.fromkeys(suites)}
+        images = {suite: self.ensure_image(suite, flavor) for suite in dict.fromkeys(suites)}
+        if flavor in image.MIRRORED_FLAVORS:
+            self.mirror_start(list(dict.fromkeys(suites)))
         self.ensure_ssh_key()
-        records = [self._allocate(suite) for suite in suites]
+        records = [self._allocate(suite, flavor) for suite in suites]
         with step(f"booting {', '.join(r.name for r in records)}"):
             with ThreadPoolExecutor(max_workers=max(1, count)) as pool:
                 futures = [pool.submit(self._boot, record, images[record.suite], timeout)
@@ -112,8 +137,9 @@ class Lab:
                 detail="\n".join(str(e) for e in failed))
         return [self.box(record.name) for record in records]
 
-    def add_box(self, timeout: float = 120, suite: str = image.DEFAULT_SUITE) -> Box:
-        return self.up(1, timeout=timeout, suites=[suite])[0]
+    def add_box(self, timeout: float = 120, suite: str = image.DEFAULT_SUITE,
+                flavor: str = image.DEFAULT_FLAVOR) -> Box:
+        return self.up(1, timeout=timeout, suites=[suite], flavor=flavor)[0]
 
     def boxes(self) -> list[Box]:
         state = self.store.load()
@@ -129,7 +155,7 @@ class Lab:
         """Halt and boot again on the same upper dir (state survives), with a new netns."""
         with step(f"restarting {box.name}"):
             record = self.store.load().boxes[box.name]
-            rootfs = self.ensure_image(record.suite)
+            rootfs = self.ensure_image(record.suite, record.flavor)
             box_ops.stop(record, self.config)
             with self.store.update() as state:
                 state.netns_serial += 1
@@ -150,7 +176,7 @@ class Lab:
         with self.store.update() as state:
             state.boxes.pop(box.name, None)
 
-    def _allocate(self, suite: str = image.DEFAULT_SUITE) -> BoxRecord:
+    def _allocate(self, suite: str = image.DEFAULT_SUITE, flavor: str = image.DEFAULT_FLAVOR) -> BoxRecord:
         with self.store.update() as state:
             index = A.next_free_index(state.last_box_index)
             state.last_box_index = index
@@ -160,6 +186,7 @@ class Lab:
                 name=name, index=index, ipv4=A.box_ipv4(index), ipv6=A.box_ipv6(index),
                 netns=self.config.box_netns(name, state.netns_serial),
                 dir=str(self.config.boxes_dir / name), suite=image.check_suite(suite),
+                flavor=image.check_flavor(flavor),
             )
             state.boxes[name] = record
         return record
@@ -167,7 +194,9 @@ class Lab:
     def _boot(self, record: BoxRecord, rootfs: Path, timeout: float, fresh: bool = True) -> None:
         box_ops.prepare_overlay(record, rootfs)
         if fresh:
-            box_ops.write_box_files(record, self.config.ssh_key.with_suffix(".pub").read_text())
+            keyring = (mirror.ensure_key(self.config.cache_dir).read_bytes()
+                       if record.flavor in image.MIRRORED_FLAVORS else None)
+            box_ops.write_box_files(record, self.config.ssh_key.with_suffix(".pub").read_text(), keyring)
         network.create_box_netns(self.config.netns, record.netns, record.name, record.ipv4, record.ipv6)
         record.process = box_ops.launch(record, self.config)
         self._save_record(record, "booting")
@@ -215,6 +244,8 @@ class Lab:
             "image": state.image,
             "standin": {"pid": state.standin.pid if state.standin else None,
                         "alive": processes.is_alive(state.standin)},
+            "mirror": {"pid": state.mirror.pid if state.mirror else None,
+                       "alive": processes.is_alive(state.mirror)},
             "boxes": [
                 {"name": r.name, "ipv4": r.ipv4, "ipv6": r.ipv6, "netns": r.netns, "status": r.status,
                  "pid": r.process.pid if r.process else None, "alive": processes.is_alive(r.process)}

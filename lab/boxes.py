@@ -55,6 +55,10 @@ class Box:
         return self.record.suite
 
     @property
+    def flavor(self) -> str:
+        return self.record.flavor
+
+    @property
     def netns(self) -> str:
         return self.record.netns
 
@@ -129,9 +133,12 @@ def prepare_overlay(record: BoxRecord, image: Path) -> None:
                "could not mount the box overlay", "is overlayfs available? is the cache on a non-overlay filesystem?")
 
 
-def write_box_files(record: BoxRecord, public_key: str) -> None:
-    """Identity and access of this box; written through the overlay, so they land in its upper dir."""
+def write_box_files(record: BoxRecord, public_key: str, mirror_keyring: bytes | None = None) -> None:
+    """Identity and access of this box; written through the overlay, so they land in its upper dir.
+    With ``mirror_keyring``, the lab's package mirror becomes the box's only package source."""
     root = record.merged
+    if mirror_keyring is not None:
+        write_mirror_sources(root, record.suite, mirror_keyring)
     (root / "etc/hostname").write_text(record.name + "\n")
     (root / "etc/hosts").write_text(A.hosts_file(record.name))
     uid, gid = _passwd_ids(root, "deploy")
@@ -139,6 +146,17 @@ def write_box_files(record: BoxRecord, public_key: str) -> None:
     keys.write_text(public_key.strip() + "\n")
     os.chown(keys, uid, gid)
     keys.chmod(0o600)
+
+
+def write_mirror_sources(root: Path, suite: str, keyring: bytes) -> None:
+    from . import mirror
+
+    (root / "etc/apt/sources.list").unlink(missing_ok=True)  # the archive: unreachable from a box
+    keyring_path = root / mirror.KEYRING_IN_BOX.lstrip("/")
+    keyring_path.parent.mkdir(parents=True, exist_ok=True)
+    keyring_path.write_bytes(keyring)
+    keyring_path.chmod(0o644)
+    (root / mirror.SOURCES_IN_BOX.lstrip("/")).write_text(mirror.sources_file(suite))
 
 
 def nspawn_argv(record: BoxRecord) -> list[str]:

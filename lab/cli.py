@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--suite", action="append", choices=image.SUITES, metavar="SUITE",
                     help=f"Debian release of the boxes ({', '.join(image.SUITES)}; default "
                          f"{image.DEFAULT_SUITE}); repeat it once per box for a mixed lab")
+    _image_option(up)
     commands.add_parser("down", help="stop and remove everything the lab created")
     commands.add_parser("status", help="boxes, addresses, PIDs, alive or not")
     ssh = commands.add_parser("ssh", help="SSH into a box as deploy (from the lab namespace)")
@@ -27,10 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     ssh.add_argument("cmd", nargs=argparse.REMAINDER)
     execute = commands.add_parser("exec", help="run ARGV inside the lab namespace, e.g. pyinfra")
     execute.add_argument("argv", nargs=argparse.REMAINDER)
-    commands.add_parser("demo", help="converge a box, relay a mail to the stand-in, audit")
+    demo = commands.add_parser("demo", help="converge a box, relay a mail to the stand-in, audit")
+    _image_option(demo, default="minimal",
+                  extra="; minimal: lockdown installs Postfix and ufw from the lab's mirror")
     build = commands.add_parser("build", help="build the box image (cached by recipe hash)")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
     build.add_argument("--suite", choices=image.SUITES, default=image.DEFAULT_SUITE)
+    _image_option(build)
     args = parser.parse_args(argv)
 
     lab = Lab()
@@ -44,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _image_option(parser, default: str = image.DEFAULT_FLAVOR, extra: str = "") -> None:
+    parser.add_argument("--image", choices=image.FLAVORS, default=default,
+                        help=f"box image (default {default}{extra}); minimal and standard boxes "
+                             "install packages from the lab's mirror (lab/README.md)")
+
+
 def cmd_up(lab: Lab, args) -> int:
     started = time.monotonic()
     lab.ensure_network()
@@ -54,10 +64,10 @@ def cmd_up(lab: Lab, args) -> int:
         raise LabError(f"{args.count} boxes but {len(suites)} --suite options",
                        "give --suite once (every box) or once per box")
     lab.standin_start()
-    boxes = lab.up(args.count, suites=suites)
+    boxes = lab.up(args.count, suites=suites, flavor=args.image)
     print(f"{len(boxes)} box(es) ready in {time.monotonic() - started:.1f}s:")
     for box in boxes:
-        print(f"  {box.name:8} {box.ipv4:12} {box.ipv6:10} {box.suite}")
+        print(f"  {box.name:8} {box.ipv4:12} {box.ipv6:10} {box.suite} {box.flavor}")
     print("next: python -m lab ssh box1 | python -m lab exec -- pyinfra inventories/lab.py ... | python -m lab down")
     return 0
 
@@ -74,6 +84,8 @@ def cmd_status(lab: Lab, args) -> int:
     print(f"lab netns {status['netns']}: {'present' if status['netns_present'] else 'absent'}")
     print(f"image: {status['image'] or '(not built yet)'}")
     print(f"stand-in: {'alive' if standin['alive'] else 'stopped'} (pid {standin['pid']})")
+    served = status["mirror"]
+    print(f"package mirror: {'alive' if served['alive'] else 'stopped'} (pid {served['pid']})")
     if not status["boxes"]:
         print("no boxes")
     for box in status["boxes"]:
@@ -100,17 +112,17 @@ def cmd_exec(lab: Lab, args) -> int:
 
 
 def cmd_build(lab: Lab, args) -> int:
-    if args.force and image.is_built(lab.config.cache_dir, args.suite):
+    if args.force and image.is_built(lab.config.cache_dir, args.suite, args.image):
         import shutil
-        shutil.rmtree(image.image_dir(lab.config.cache_dir, args.suite))
-    print(lab.ensure_image(args.suite))
+        shutil.rmtree(image.image_dir(lab.config.cache_dir, args.suite, args.image))
+    print(lab.ensure_image(args.suite, args.image))
     return 0
 
 
 def cmd_demo(lab: Lab, args) -> int:
     from .demo import run_demo
 
-    return run_demo(lab)
+    return run_demo(lab, flavor=args.image)
 
 
 COMMANDS = {"demo": cmd_demo, "up": cmd_up, "down": cmd_down, "status": cmd_status, "ssh": cmd_ssh, "exec": cmd_exec, "build": cmd_build}

@@ -37,6 +37,7 @@ class BoxRecord:
     status: str = "creating"  # creating -> booting -> running -> stopped
     process: ProcessRecord | None = None
     suite: str = "bookworm"  # the Debian release of the box's image
+    flavor: str = "preinstalled"  # the image flavor (lab/image.py FLAVORS)
 
     @property
     def upper(self) -> Path:
@@ -63,6 +64,7 @@ class LabState:
     netns_serial: int = 0
     boxes: dict[str, BoxRecord] = field(default_factory=dict)
     standin: ProcessRecord | None = None
+    mirror: ProcessRecord | None = None  # the package mirror's HTTP server
     version: int = STATE_VERSION
 
     def to_json(self) -> str:
@@ -78,6 +80,7 @@ class LabState:
             process = box.pop("process", None)
             boxes[name] = BoxRecord(**box, process=ProcessRecord(**process) if process else None)
         standin = raw.get("standin")
+        mirror = raw.get("mirror")
         return cls(
             netns=raw.get("netns", ""),
             image=raw.get("image", ""),
@@ -85,6 +88,7 @@ class LabState:
             netns_serial=raw.get("netns_serial", 0),
             boxes=boxes,
             standin=ProcessRecord(**standin) if standin else None,
+            mirror=ProcessRecord(**mirror) if mirror else None,
         )
 
     def running_boxes(self) -> list[BoxRecord]:

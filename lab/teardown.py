@@ -43,6 +43,8 @@ def plan(config: LabConfig, snapshot: Snapshot) -> list[Action]:
             actions.append(Action("stop_process", box.name, box.process))
     if state.standin:
         actions.append(Action("stop_process", "standin", state.standin))
+    if state.mirror:
+        actions.append(Action("stop_process", "mirror", state.mirror))
     # 2. anything still in a cgroup the lab created (e.g. launched but never recorded)
     actions += [Action("kill_cgroup_members", path) for path in snapshot.cgroup_dirs]
     # 3. overlays, deepest first
@@ -115,5 +117,6 @@ def down(config: LabConfig, store: StateStore) -> list[str]:
         # growing so no namespace name is ever reused.
         state.boxes.clear()
         state.standin = None
+        state.mirror = None
         state.last_box_index = 0
     return problems

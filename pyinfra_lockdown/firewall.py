@@ -6,6 +6,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import python
 
 from . import _pyinfra
+from .facts.host_state import LockdownState
 from .facts.ufw import DEADMAN_UNIT
 from .operations import packages, ufw
 from .operations.ufw_rules import lockout_reason, parse_service
@@ -13,6 +14,7 @@ from .plan import host_state, if_needed
 from .settings import FirewallSettings, SettingsError, data_defaults, firewall_settings
 
 FAMILIES_V4_V6, FAMILIES_V4 = (4, 6), (4,)
+PACKAGES = ["ufw"]
 
 
 def firewall_rules(settings: FirewallSettings, ssh_ports) -> list[dict]:
@@ -86,15 +88,29 @@ def firewall(settings: FirewallSettings | None = None):
     found = host_state(current_host)
     rules = firewall_rules(settings, sshd_ports(found))
     guard_against_lockout(settings, rules, found)
-    current = found["ufw"]
+    if_needed(packages.installed, name="Install ufw", packages=PACKAGES,
+              update=settings.apt_update, current=found["packages"], dpkg=found["dpkg"])
+    if "ufw" in found["packages"]:
+        configure(settings, rules, found["ufw"])
+        return
+    # ufw's own configuration (its release's defaults) exists only once it is installed: the
+    # one extra read after the install (the operations would otherwise each read it).
+    python.call(name="Read the host again after installing ufw, then configure it",
+                function=_configure_after_install, settings=settings, rules=rules)
+
+
+def _configure_after_install(settings: FirewallSettings, rules: list[dict]) -> None:
+    configure(settings, rules, current_host.get_fact(LockdownState, _sudo=True)["ufw"])
+
+
+def configure(settings: FirewallSettings, rules: list[dict], current: dict | None) -> None:
+    """ufw's rules, policies and enable, decided from ``current`` (the UfwConfig read)."""
     # Only the FIRST enable is guarded (an active ufw keeps established sessions and the
     # lockout guard checks every later change) - or a re-run while the timer of a failed
     # check is still pending: checked again, else it would disable ufw after this run.
     deadman = (settings.deadman and ufw.deadman_needed(current)
                and _pyinfra.connects_over_ssh(current_host))
 
-    if_needed(packages.installed, name="Install ufw", packages=["ufw"],
-              update=settings.apt_update, current=found["packages"])
     if_needed(ufw.ipv6, name=f"ufw IPv6 {'on' if settings.ipv6 else 'off'}",
               enabled=settings.ipv6, current=current)
     if_needed(ufw.rules, name="ufw rules: only the declared ones", declared=rules,

@@ -10,6 +10,7 @@ from pyinfra.operations import python, server
 
 from . import canary
 
+from .facts.host_state import LockdownState
 from .facts.postfix import ALIASES_MAP, SASL_PASSWORD_MAP, SENDERS_MAP
 from .operations import packages, postfix
 from .operations.postfix import settings_requiring_restart
@@ -139,8 +140,24 @@ def mail_relay(settings: RelaySettings | None = None):
     found = host_state(current_host)
     if_needed(
         packages.installed, name="Install Postfix and SASL modules",
-        packages=PACKAGES, update=relay.apt_update, current=found["packages"],
+        packages=PACKAGES, update=relay.apt_update, current=found["packages"], dpkg=found["dpkg"],
     )
+    if "postfix" in found["packages"]:
+        configure(relay, found)
+        return
+    # What Postfix says of itself (myhostname, its release's compatibility level, database
+    # type) decides main.cf and the maps, and is known only once it is installed: the one
+    # extra read of a first converge, after the install.
+    python.call(name="Read the host again after installing Postfix, then configure it",
+                function=_configure_after_install, relay=relay)
+
+
+def _configure_after_install(relay: RelaySettings) -> None:
+    configure(relay, current_host.get_fact(LockdownState, _sudo=True))
+
+
+def configure(relay: RelaySettings, found: dict) -> None:
+    """The null client's files and service, decided from ``found`` (the host's LockdownState)."""
     # main.cf first: postmap and postconf -M need it, and a fresh box has none.
     parameters = found["parameters"] or {}  # None until Postfix is installed
     settings = {**main_cf_settings(relay, parameters),

@@ -1,0 +1,32 @@
+"""Was a dpkg run interrupted on this host (killed mid-install, power lost)?"""
+from pyinfra.api import FactBase
+
+MAX_AUDIT_LINES = 20
+
+
+class DpkgState(FactBase):
+    """
+    Returns whether dpkg needs ``dpkg --configure -a`` before apt can install anything, and
+    what ``dpkg --audit`` says (first lines):
+
+    .. code:: python
+
+        {"interrupted": True, "audit": ["The following packages are only half configured, ..."]}
+    """
+
+    @staticmethod
+    def default():
+        return {"interrupted": False, "audit": []}
+
+    # A journal left in /var/lib/dpkg/updates is what makes apt refuse ("dpkg was interrupted");
+    # `dpkg --audit` names half-installed or unconfigured packages.
+    command = (
+        "if [ -n \"$(ls -A /var/lib/dpkg/updates 2>/dev/null)\" ]; then echo 'journal: pending'; fi; "
+        f"dpkg --audit 2>/dev/null | head -n {MAX_AUDIT_LINES} | sed 's/^/audit: /'"
+    )
+
+    def process(self, output):
+        audit = [line[len("audit: "):] for line in output if line.startswith("audit: ")]
+        journal = any(line.startswith("journal: ") for line in output)
+        return {"interrupted": journal or any(line.strip() for line in audit),
+                "audit": [line for line in audit if line.strip()]}
