@@ -7,6 +7,7 @@ interrupted dpkg.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 
@@ -24,7 +25,10 @@ FRESH_IMAGES = [(suite, flavor) for suite in SUITES for flavor in ("minimal", "s
 def _report(request, line: str) -> None:
     """A line of its own in the test output (the terminal), whatever the capture mode."""
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
         reporter.ensure_newline()
         reporter.write_line(line)
 
