@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 
 from . import addresses as A
-from . import cgroups, image, network, processes, waiting
-from .config import REPO_ROOT, LabConfig
+from . import daemons, image, network, processes, waiting
+from .config import LabConfig
 from .errors import LabError
 from .progress import step
 from .state import StateStore
@@ -215,7 +215,7 @@ def _stanza_package(stanza: str) -> str:
 
 def release_text(suite: str, files: dict[str, bytes]) -> str:
     date = time.strftime("%a, %d %b %Y %H:%M:%S UTC", time.gmtime())
-    lines = [f"Origin: lockdown-lab", f"Label: lockdown-lab", f"Suite: {suite}", f"Codename: {suite}",
+    lines = ["Origin: lockdown-lab", "Label: lockdown-lab", f"Suite: {suite}", f"Codename: {suite}",
              f"Date: {date}", "Architectures: amd64", "Components: main", "SHA256:"]
     lines += [f" {hashlib.sha256(data).hexdigest()} {len(data)} {name}" for name, data in files.items()]
     return "\n".join(lines) + "\n"
@@ -229,18 +229,9 @@ def start(config: LabConfig, store: StateStore, timeout: float = 15) -> None:
             return
         www = serve_dir(config)
         www.mkdir(parents=True, exist_ok=True)
-        paths = cgroups.create(config.cgroup_name("mirror"))
-        argv = network.in_netns(config.netns, [sys.executable, "-m", "http.server", "--bind",
-                                               A.GATEWAY_V4, "--directory", str(www), str(PORT)])
-        script = cgroups.enter_command(paths) + 'exec "$@"'
-        with open(config.state_dir / "mirror" / LOG_NAME, "ab") as log:
-            child = subprocess.Popen(["/bin/sh", "-c", script, "sh", *argv], cwd=REPO_ROOT,
-                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        try:
-            state.mirror = processes.record(child.pid)
-        except ProcessLookupError:
-            state.mirror = None
+        state.mirror = daemons.launch(
+            config, "mirror", [sys.executable, "-m", "http.server", "--bind", A.GATEWAY_V4,
+                               "--directory", str(www), str(PORT)], config.state_dir / "mirror" / LOG_NAME)
         record = state.mirror
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -258,9 +249,4 @@ def start(config: LabConfig, store: StateStore, timeout: float = 15) -> None:
 
 
 def stop(config: LabConfig, store: StateStore) -> None:
-    with store.update() as state:
-        processes.stop(state.mirror, timeout=5)
-        state.mirror = None
-    for path in cgroups.discover(config.netns):
-        if path.name == config.cgroup_name("mirror"):
-            cgroups.remove(path)
+    daemons.stop(config, store, "mirror")

@@ -134,7 +134,7 @@ class Probe:
     def watching(self, addresses: list[str], out: Path, ports=(25, 465, 587)):
         """Connect to every address:port every ~100 ms while the block runs; yields a dict that
         holds the prober's counts (attempts, connections, rounds, opened) once the block ends."""
-        from . import processes, waiting
+        from . import waiting
         from .network import in_netns
 
         out = Path(out)

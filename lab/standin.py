@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from . import cgroups, network, processes
+from . import daemons, processes
 from .config import REPO_ROOT, LabConfig
 from .errors import LabError
 from .standin_server import DEFAULT_CONTROL, MODES, PROFILES
@@ -72,18 +71,9 @@ def start(config: LabConfig, store: StateStore, timeout: float = 15) -> None:
         directory = config.standin_dir
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "ready").unlink(missing_ok=True)
-        paths = cgroups.create(config.cgroup_name("standin"))
-        argv = network.in_netns(config.netns, [sys.executable, "-m", "lab.standin_server", str(directory)])
-        script = cgroups.enter_command(paths) + 'exec "$@"'
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-        with open(directory / LOG_NAME, "ab") as log:
-            child = subprocess.Popen(["/bin/sh", "-c", script, "sh", *argv], cwd=REPO_ROOT, env=env,
-                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        try:
-            state.standin = processes.record(child.pid)
-        except ProcessLookupError:
-            state.standin = None
+        state.standin = daemons.launch(
+            config, "standin", [sys.executable, "-m", "lab.standin_server", str(directory)],
+            directory / LOG_NAME, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (directory / "ready").exists():
@@ -96,12 +86,7 @@ def start(config: LabConfig, store: StateStore, timeout: float = 15) -> None:
 
 
 def stop(config: LabConfig, store: StateStore) -> None:
-    with store.update() as state:
-        processes.stop(state.standin, timeout=5)
-        state.standin = None
-    for path in cgroups.discover(config.netns):
-        if path.name == config.cgroup_name("standin"):
-            cgroups.remove(path)
+    daemons.stop(config, store, "standin")
 
 
 def _read_jsonl(path: Path) -> list[dict]:
