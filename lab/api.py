@@ -248,6 +248,7 @@ class Lab:
                        "alive": processes.is_alive(state.mirror)},
             "boxes": [
                 {"name": r.name, "ipv4": r.ipv4, "ipv6": r.ipv6, "netns": r.netns, "status": r.status,
+                 "suite": r.suite, "flavor": r.flavor,
                  "pid": r.process.pid if r.process else None, "alive": processes.is_alive(r.process)}
                 for r in sorted(state.boxes.values(), key=lambda r: r.index)
             ],

@@ -90,7 +90,8 @@ def cmd_status(lab: Lab, args) -> int:
         print("no boxes")
     for box in status["boxes"]:
         alive = "alive" if box["alive"] else "DEAD"
-        print(f"  {box['name']:8} {box['ipv4']:12} {box['ipv6']:10} {box['status']:9} pid {box['pid']} {alive}  netns {box['netns']}")
+        print(f"  {box['name']:8} {box['ipv4']:12} {box['ipv6']:10} {box['suite']:8} {box['flavor']:12} "
+              f"{box['status']:9} pid {box['pid']} {alive}  netns {box['netns']}")
     return 0
 
 
