@@ -42,8 +42,9 @@ MINIMAL_PACKAGES = [
     "ca-certificates", "python3",
     "iproute2", "procps", "netbase", "kmod",
 ]
-# A server installed with "standard system utilities" and an MTA: exim4's Debian default
-# (dc_eximconfig_configtype local, dc_local_interfaces 127.0.0.1 ; ::1) listens on loopback only.
+# A server with exim4 as its MTA (Priority optional in 12 and 13: see lab/README.md). exim4's
+# Debian default (dc_eximconfig_configtype local, dc_local_interfaces 127.0.0.1 ; ::1) listens
+# on loopback only.
 STANDARD_PACKAGES = MINIMAL_PACKAGES + [
     "exim4-daemon-light", "bsd-mailx", "less", "bash-completion", "wget", "lsof",
 ]
