@@ -17,7 +17,6 @@ from .postfix import (
 from .ufw import SshConnection, SshdConfig, UfwConfig
 
 
-
 class LockdownState(CombinedFact):
     """
     Returns a dict of the granular facts' values, keyed by section:

@@ -25,7 +25,6 @@ import json
 import os
 import pkgutil
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -155,8 +154,8 @@ def ensure_key(cache: Path) -> Path:
 
 
 def _gpg(home: Path, *args: str, text: bool = True):
-    result = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--yes", "--pinentry-mode",
-                             "loopback", *args], capture_output=True, text=text, timeout=120)
+    result = waiting.run(["gpg", "--homedir", str(home), "--batch", "--yes", "--pinentry-mode",
+                          "loopback", *args], text=text, timeout=120)
     if result.returncode != 0:
         raise LabError(f"gpg {args[0]} failed", "is gnupg installed (apt-get install -y gnupg)?",
                        detail=str(result.stderr)[-1500:])
@@ -164,8 +163,7 @@ def _gpg(home: Path, *args: str, text: bool = True):
 
 
 def _stop_agent(home: Path) -> None:
-    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
-                   capture_output=True, timeout=30)
+    waiting.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], timeout=30)
 
 
 # --- the served tree (per lab) ---------------------------------------------------------------

@@ -9,8 +9,8 @@ from shlex import quote
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand
 
-from .decide import operation
 from ..facts.packages import InstalledDebs
+from .decide import operation
 
 # Preseeded so that installing postfix never asks and never writes a main.cf of its own:
 # lockdown writes every setting it relies on.

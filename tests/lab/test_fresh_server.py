@@ -54,7 +54,7 @@ class FirstConverge:
     def __init__(self, box, result, counts, env, started, ended):
         self.box, self.result, self.counts, self.env = box, result, counts, env
         self.seconds = ended - started
-        self.remote_commands = len(re.findall(r"^\[\S+\] (?:nested )?>>> ", result.stderr, re.M))
+        self.remote_commands = len(re.findall(r"^\[\S+\] (?:nested )?>>> ", result.stderr, re.MULTILINE))
 
 
 @pytest.fixture(scope="module", params=FRESH_IMAGES, ids=[f"{s}-{f}" for s, f in FRESH_IMAGES])
