@@ -92,7 +92,10 @@ def ensure_built(cache: Path, suite: str) -> Path:
             raise LabError("dpkg-scanpackages failed", "apt-get install -y dpkg-dev", detail=index.stderr)
         (building / "Packages").write_text(index.stdout)
         (building / "complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
-        shutil.rmtree(final, ignore_errors=True)
+        if (final / "complete").exists():  # another lab built it meanwhile: keep theirs (in use)
+            shutil.rmtree(building, ignore_errors=True)
+            return final
+        shutil.rmtree(final, ignore_errors=True)  # an interrupted build's leftovers
         os.rename(building, final)
     return final
 

@@ -10,7 +10,7 @@ from .facts.host_state import LockdownState
 from .facts.ufw import DEADMAN_UNIT
 from .operations import packages, ufw
 from .operations.ufw_rules import lockout_reason, parse_service
-from .plan import host_state, if_needed
+from .plan import apt_update_wanted, host_state, if_needed, installs_with_update
 from .settings import FirewallSettings, SettingsError, data_defaults, firewall_settings
 
 FAMILIES_V4_V6, FAMILIES_V4 = (4, 6), (4,)
@@ -88,8 +88,10 @@ def firewall(settings: FirewallSettings | None = None):
     found = host_state(current_host)
     rules = firewall_rules(settings, sshd_ports(found))
     guard_against_lockout(settings, rules, found)
-    if_needed(packages.installed, name="Install ufw", packages=PACKAGES,
-              update=settings.apt_update, current=found["packages"], dpkg=found["dpkg"])
+    update = apt_update_wanted(current_host, settings.apt_update)
+    install = if_needed(packages.installed, name="Install ufw", packages=PACKAGES,
+                        update=update, current=found["packages"], dpkg=found["dpkg"])
+    installs_with_update(current_host, install, update)
     if "ufw" in found["packages"]:
         configure(settings, rules, found["ufw"])
         return

@@ -14,7 +14,13 @@ from .facts.host_state import LockdownState
 from .facts.postfix import ALIASES_MAP, SASL_PASSWORD_MAP, SENDERS_MAP
 from .operations import packages, postfix
 from .operations.postfix import settings_requiring_restart
-from .plan import any_called_changed, host_state, if_needed
+from .plan import (
+    any_called_changed,
+    apt_update_wanted,
+    host_state,
+    if_needed,
+    installs_with_update,
+)
 from .settings import RelaySettings, data_defaults, relay_settings
 
 PACKAGES = ["postfix", "libsasl2-modules", "ca-certificates"]
@@ -138,10 +144,12 @@ def mail_relay(settings: RelaySettings | None = None):
     """
     relay = settings or relay_settings(current_host.data)
     found = host_state(current_host)
-    if_needed(
+    update = apt_update_wanted(current_host, relay.apt_update)
+    install = if_needed(
         packages.installed, name="Install Postfix and SASL modules",
-        packages=PACKAGES, update=relay.apt_update, current=found["packages"], dpkg=found["dpkg"],
+        packages=PACKAGES, update=update, current=found["packages"], dpkg=found["dpkg"],
     )
+    installs_with_update(current_host, install, update)
     if "postfix" in found["packages"]:
         configure(relay, found)
         return

@@ -32,6 +32,21 @@ def host_state(host) -> dict:
     return reads[host.name]
 
 
+_UPDATED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # State -> {host names}
+
+
+def apt_update_wanted(host, wanted: bool) -> bool:
+    """``wanted`` unless an install of this run already refreshed the host's package lists
+    (``firewall()`` installing ufw, then ``mail_relay()`` Postfix: one ``apt-get update``)."""
+    return wanted and host.name not in _UPDATED.get(host.state, ())
+
+
+def installs_with_update(host, install: OperationMeta | None, update: bool) -> None:
+    """Record that ``install`` (an ``if_needed`` result) refreshes the host's package lists."""
+    if install is not None and update:
+        _UPDATED.setdefault(host.state, set()).add(host.name)
+
+
 def if_needed(op, **kwargs) -> OperationMeta | None:
     """Call ``op(**kwargs)`` if it would yield a command; ``None`` otherwise."""
     arguments = {k: v for k, v in kwargs.items() if k != "name" and not k.startswith("_")}
