@@ -23,6 +23,10 @@ PACKAGES = [
     "ufw", "iptables", "ca-certificates",
     "iproute2", "procps", "netbase", "kmod", "netcat-openbsd",
     "python3",  # as on any Debian VPS; the audit's probe hosts run a small python3 script
+    "cron",  # as on any Debian VPS image: it runs logwatch's daily report
+    # Present but unconfigured, like Postfix's "No configuration": the lab has no mirror, so
+    # the logwatch step finds them installed (pyinfra_lockdown/logwatch.py PACKAGES).
+    "logwatch", "libdate-manip-perl",
 ]
 # "No configuration" leaves no /etc/postfix/main.cf, like a fresh real install.
 DEBCONF_PRESEED = (
