@@ -8,8 +8,12 @@ from __future__ import annotations
 import re
 import shlex
 import time
+from dataclasses import dataclass, field
+from typing import Callable
 
+from . import addresses as A
 from .addresses import GATEWAY_V4
+from .errors import LabError
 
 # What Debian's postinst writes for "Internet Site": listens everywhere, delivers locally.
 INTERNET_SITE = (
@@ -68,8 +72,9 @@ def report_command(since: str, mailto: str | None = None) -> str:
 
 
 def box_clock(box) -> str:
-    """The box's time now, as report_command takes it."""
-    return box.root("date '+%Y-%m-%d %H:%M:%S'").stdout.strip()
+    """The box's time, as report_command takes it, from a second in which nothing earlier
+    happened (logwatch's window starts at a whole second)."""
+    return box.root("sleep 1; date '+%Y-%m-%d %H:%M:%S'").stdout.strip()
 
 
 def postfix_section(report: str) -> str:
@@ -111,7 +116,7 @@ def wait_for_report(standin, seen: int, timeout: float = 30) -> dict | None:
 
 
 _RELAY_DENIED = re.compile(r"^\s*(\d+)\s+(?:[45]xx|Warn) Reject relay denied\s+[\d.]+%$", re.M)
-_CONNECTIONS = re.compile(r"^\s*(\d+)\s+Connections\b", re.M)
+_CONNECTIONS = re.compile(r"^\s*(\d+)\s+Connections\s+[\d,]+$", re.M)
 
 
 def relay_denied_count(section: str) -> int:
@@ -122,3 +127,89 @@ def relay_denied_count(section: str) -> int:
 def smtpd_connections(section: str) -> int:
     """smtpd connections the Postfix section counts (0 when it shows none)."""
     return sum(int(n) for n in _CONNECTIONS.findall(section))
+
+
+# What the deploy adds for the story: logwatch on, client addresses in the report.
+LOGWATCH_DATA = {"logwatch": "true", "logwatch_detail": "med"}
+BEFORE_DETAIL = "med"  # the user's report, at the same detail, for a fair comparison
+
+
+@dataclass
+class StoryRun:
+    before_attempts: list[dict]
+    before: dict | None  # the stand-in's copy of the report before the deploy
+    deploy: object  # the deploy's CompletedProcess (pyinfra --json on stdout)
+    after_attempts: list[dict]
+    after: dict | None
+    seconds: dict = field(default_factory=dict)  # how long each phase took
+
+
+def run_story(lab, box, env: dict, mailto: str, data: dict | None = None,
+              progress: Callable[[str], None] = lambda text: None) -> StoryRun:
+    """The whole story on a fresh ``box``: noisy "before" and its report, the deploy (with
+    ``env``'s relay credentials and LOGWATCH_DATA), the same attackers, the quiet report."""
+    started = clock = time.monotonic()
+    seconds = {}
+
+    def lap(name):
+        nonlocal clock
+        seconds[name], clock = time.monotonic() - clock, time.monotonic()
+
+    login, password = env["MAILGUN_SMTP_LOGIN"], env["MAILGUN_SMTP_PASSWORD"]
+    progress(f"{box.name}: Postfix as Debian's \"Internet Site\", relaying through the relay "
+             "(SASL, STARTTLS), still listening on 25; logwatch reading the journal as a "
+             "how-to says")
+    _must(box.root(f"{relaying_internet_site(login, password)} && {HOWTO_JOURNAL_OVERRIDE}"),
+          "setting up the Internet Site box")
+    _until(lambda: lab.probe.tcp_open(box.ipv4, 25), "port 25 to open")
+    since = box_clock(box)
+    progress(f"relay probers from {A.PROBER_V4} and {A.PROBER_V6} try {len(ATTACKS)} "
+             "sender/recipient forms each")
+    before_attempts = attack(lab, box)
+    lap("before_attacks")
+    before = _mail_and_report(lab, box, mailto, report_command(since, mailto)
+                              + f" --detail {BEFORE_DETAIL}", progress)
+    lap("before_report")
+    progress(f"the deploy: deploys/mail.py with logwatch on ({', '.join(f'{k}={v}' for k, v in (data or LOGWATCH_DATA).items())})")
+    argv = lab.pyinfra_argv(hosts=[box]) + ["-y", "--json"]
+    for key, value in (data or LOGWATCH_DATA).items():
+        argv += ["--data", f"{key}={value}"]
+    deploy = lab.run(argv + ["deploys/mail.py"], env=env, timeout=300)
+    lap("deploy")
+    if deploy.returncode != 0:
+        return StoryRun(before_attempts, before, deploy, [], None, seconds)
+    since = box_clock(box)
+    progress("the same relay probers again")
+    after_attempts = attack(lab, box, timeout=1)  # refused at TCP: dropped, so keep it short
+    lap("after_attacks")
+    after = _mail_and_report(lab, box, "root", report_command(since), progress)
+    lap("after_report")
+    seconds["total"] = time.monotonic() - started
+    return StoryRun(before_attempts, before, deploy, after_attempts, after, seconds)
+
+
+def _mail_and_report(lab, box, mailto: str, command: str, progress) -> dict | None:
+    """A day's ordinary mail (cron's), then the report; returns the report as it arrived."""
+    seen_reports = len(reports(lab.standin.messages()))
+    seen = len(lab.standin.messages())
+    _must(box.root(f"echo 'backup finished' | mail -s 'cron: backup' {shlex.quote(mailto)}"),
+          "sending cron's mail")
+    _until(lambda: len(lab.standin.messages()) > seen, "cron's mail to reach the relay")
+    progress(f"logwatch's report, mailed on the box: {command}")
+    _must(box.root(command), "running logwatch")
+    return wait_for_report(lab.standin, seen_reports)
+
+
+def _must(result, what: str):
+    if result.returncode != 0:
+        raise LabError(f"{what} failed on the box", "read its output below",
+                       detail=(result.stdout + result.stderr)[-2000:])
+    return result
+
+
+def _until(predicate, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out waiting for {what}", "look at the box: python -m lab ssh")
+        time.sleep(0.3)
