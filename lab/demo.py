@@ -1,7 +1,10 @@
-"""`python -m lab demo`: the main job on the local lab, end to end, narrated.
+"""`python -m lab demo`: the story lockdown's users start from, on the local lab, narrated.
 
-Boots a box (or reuses the first running one), converges it with deploys/mail.py, relays
-one mail to the Mailgun stand-in and shows how it arrived, then runs the audit.
+A fresh box set up as Debian's "Internet Site" that already relays through the (stand-in)
+relay and still listens on 25; relay probers from the lab's outside addresses; logwatch's
+report, relayed to the stand-in, full of "Relay access denied". Then the deploy, the same
+probers, the next report - printed side by side with the first, with how each arrived. Then
+a second converge (no changes) and the audit.
 """
 from __future__ import annotations
 
@@ -12,8 +15,11 @@ import time
 
 from .api import Lab
 from .progress import say
+from .story import LOGWATCH_DATA, StoryRun, postfix_section, run_story
 
 LOGIN = "postmaster@mg.lab.test"
+FORWARD = "admin@lab.test"  # mail_root_forward of inventories/lab.py
+COLUMN = 62
 
 
 def run_demo(lab: Lab) -> int:
@@ -21,33 +27,30 @@ def run_demo(lab: Lab) -> int:
     lab.ensure_network()
     lab.ensure_image()
     lab.standin_start()
-    boxes = lab.boxes() or lab.up(1)
-    box = boxes[0]
+    for old in lab.boxes():  # the story starts from a box as installed, not a converged one
+        say(f"removing {old.name} (an earlier run's box; the story needs a fresh one)")
+        lab.remove_box(old)
+    box = lab.add_box()
     password = "demo-" + secrets.token_urlsafe(12)
     lab.standin.set(login=LOGIN, password=password, mode="normal")
-    env = {"MAILGUN_SMTP_LOGIN": LOGIN, "MAILGUN_SMTP_PASSWORD": password}
-    base = lab.pyinfra_argv(hosts=[box]) + ["-y"]
-
-    say(f"1/4 converging {box.name} ({box.ipv4}) with deploys/mail.py (credentials from env)")
-    if _shown(lab.run(base + ["deploys/mail.py"], env=env)) != 0:
-        return _fail("the deploy failed (output above)", "fix what it names, then re-run make demo")
-
-    say(f"2/4 sending a mail to root on {box.name}; waiting for the Mailgun stand-in")
     lab.standin.clear()
-    subject = f"lockdown demo {time.strftime('%H:%M:%S')}"
-    sent = time.monotonic()
-    box.root(f"echo 'cron would say this' | mail -s '{subject}' root")
-    messages = lab.standin.wait_for_messages(1, timeout=30)
-    if not messages:
-        queue = box.root("postqueue -p").stdout
-        return _fail(f"no mail arrived within 30 s; queue on the box:\n{queue}",
-                     f"look at the box's mail log: python -m lab ssh {box.name} sudo journalctl -t postfix/smtp")
-    message = messages[0]
-    print(f"    arrived after {time.monotonic() - sent:.2f}s at the stand-in:\n"
-          f"      envelope from {message['mail_from']} to {', '.join(message['rcpt_tos'])}\n"
-          f"      AUTH login {message['login']}, TLS {'on' if message['tls'] else 'OFF'}, "
-          f"port {message['port']}")
+    env = {"MAILGUN_SMTP_LOGIN": LOGIN, "MAILGUN_SMTP_PASSWORD": password}
 
+    say("1/4 the problem, then the deploy, then the same probers again")
+    run = run_story(lab, box, env, mailto=FORWARD, progress=lambda text: say(f"    {text}"))
+    if run.deploy.returncode != 0:
+        _shown(run.deploy)
+        return _fail("the deploy failed (output above)", "fix what it names, then re-run make demo")
+    if run.before is None or run.after is None:
+        return _fail("a logwatch report did not reach the stand-in",
+                     f"look at the box's queue: python -m lab ssh {box.name} sudo postqueue -p")
+
+    say("2/4 logwatch's Postfix section, as the relay received each report")
+    print_before_after(run)
+
+    base = lab.pyinfra_argv(hosts=[box]) + ["-y"]
+    for key, value in LOGWATCH_DATA.items():
+        base += ["--data", f"{key}={value}"]
     say("3/4 second converge: expect no changes")
     _shown(lab.run(base + ["deploys/mail.py"], env=env), tail=3)
 
@@ -56,9 +59,49 @@ def run_demo(lab: Lab) -> int:
     print(audit.stdout, end="")
     if audit.returncode != 0:
         print(audit.stderr[-2000:], file=sys.stderr)
-    say(f"demo done in {time.monotonic() - started:.1f}s; the lab keeps running: "
+    say(f"demo done in {time.monotonic() - started:.1f}s (the story itself "
+        f"{run.seconds.get('total', 0):.1f}s); the lab keeps running: "
         f"python -m lab ssh {box.name} | python -m lab status | make lab-down")
     return audit.returncode
+
+
+def print_before_after(run: StoryRun) -> None:
+    """The two Postfix sections side by side, under how the probers fared and how the
+    report arrived."""
+    def answered(attempts):
+        refused = sum(1 for a in attempts if a["connected"] and not a["accepted"])
+        return (f"{refused} of {len(attempts)} answered 'Relay access denied'" if refused else
+                f"{sum(1 for a in attempts if not a['connected'])} of {len(attempts)} "
+                "got no TCP answer")
+
+    def arrived(message):
+        return [f"to {', '.join(message['rcpt_tos'])} via the relay,",
+                f"AUTH {message['login']}, TLS {'on' if message['tls'] else 'OFF'}, "
+                f"port {message['port']}"]
+
+    left = (["BEFORE: Internet Site, port 25 open", f"probers: {answered(run.before_attempts)}"]
+            + arrived(run.before) + [""] + _section_lines(run.before))
+    right = (["AFTER: lockdown (logwatch: true)", f"probers: {answered(run.after_attempts)}"]
+             + arrived(run.after) + [""] + _section_lines(run.after))
+    print()
+    for index in range(max(len(left), len(right))):
+        one = left[index] if index < len(left) else ""
+        other = right[index] if index < len(right) else ""
+        print(f"  {one:<{COLUMN}} | {other}".rstrip())
+    print()
+
+
+def _section_lines(message: dict) -> list[str]:
+    """The Postfix section, trimmed to the column: summary and detail, no delay table."""
+    section = postfix_section(message["data"]) or " (no Postfix section)"
+    lines = []
+    for line in section.splitlines():
+        if line.startswith(" === Delivery Delays"):
+            lines.append(" (delivery delay percentiles left out)")
+            break
+        if line.strip():
+            lines.append(line.rstrip()[:COLUMN].rstrip())
+    return lines
 
 
 def _shown(result: subprocess.CompletedProcess, tail: int = 0) -> int:
