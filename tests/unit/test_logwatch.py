@@ -76,6 +76,26 @@ def test_no_log_and_no_journal_reading_is_none():
     assert postfix_source({**STATES["debian13_fresh_image_unconfigured"], "journal": False}) == "none"
 
 
+def test_off_touches_nothing(monkeypatch):
+    import pyinfra_lockdown.logwatch as module
+
+    called = []
+    monkeypatch.setattr(module, "if_needed", lambda op, **kwargs: called.append(kwargs["name"]))
+    module.logwatch_step(LogwatchSettings(), STATES["debian13_fresh_image_unconfigured"], True)
+    assert called == []
+    module.logwatch_step(LogwatchSettings(enabled=True), STATES["debian13_fresh_image_unconfigured"], True)
+    assert len(called) == 3  # packages, logwatch.conf, the journal override
+
+
+def test_no_readable_log_stops_before_any_change_naming_the_key(monkeypatch):
+    import pyinfra_lockdown.logwatch as module
+
+    monkeypatch.setattr(module, "if_needed", lambda op, **kwargs: pytest.fail("changed"))
+    with pytest.raises(SettingsError, match="`logwatch`.*no mail log file"):
+        module.logwatch_step(LogwatchSettings(enabled=True),
+                             {**STATES["debian13_fresh_image_unconfigured"], "journal": False}, True)
+
+
 def _audit(state, **data):
     checks = host_checks(expected_state(audit_settings({**DATA, **data}, {})), state)
     return {c.id: c for c in checks}
