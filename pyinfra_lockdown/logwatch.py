@@ -38,7 +38,7 @@ HEADER = "# Managed by lockdown (host data logwatch*); changes here are overwrit
 def logwatch_conf(settings: LogwatchSettings) -> str:
     """/etc/logwatch/conf/logwatch.conf: only what lockdown sets; the rest is Debian's."""
     lines = [HEADER.rstrip("\n"),
-             f"# The report is root's mail: it leaves through the relay to mail_root_forward.",
+             "# The report is root's mail: it leaves through the relay to mail_root_forward.",
              "Output = mail", "Format = text", f"MailTo = {MAIL_TO}",
              f"Detail = {DETAIL_WORDS.get(settings.detail, settings.detail)}"]
     if list(settings.services) == ["All"]:
