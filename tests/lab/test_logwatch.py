@@ -12,7 +12,8 @@ from lab.story import (
 )
 from lab.addresses import PROBER_V4, PROBER_V6
 from tests.conftest import SUITES
-from tests.lab.deploy_helpers import LOGIN, converge, new_credentials
+from pyinfra_lockdown.facts.logwatch import LOGWATCH_CONF, POSTFIX_SERVICE_CONF
+from tests.lab.deploy_helpers import LOGIN, converge, new_credentials, ssh_testinfra_host
 
 pytestmark = pytest.mark.lab
 FORWARD = "admin@lab.test"  # mail_root_forward of inventories/lab.py
@@ -69,10 +70,19 @@ def test_after_the_deploy_the_same_probers_get_no_answer_and_the_report_is_quiet
 DATA = {"logwatch": "true", "logwatch_detail": "med", "audit_noise_hours": AUDIT_HOURS}
 
 
-def test_second_converge_with_logwatch_changes_nothing(lab, story):
+def test_logwatch_is_configured_and_a_second_converge_changes_nothing(lab, story, tmp_path):
     box, env, _ = story
+    host = ssh_testinfra_host(lab, box, tmp_path)
+    assert host.package("logwatch").is_installed and host.package("libdate-manip-perl").is_installed
+    conf, journal = host.file(LOGWATCH_CONF), host.file(POSTFIX_SERVICE_CONF)
+    for line in ("Output = mail", "MailTo = root", "Detail = Med"):
+        assert conf.contains(f"^{line}$"), (line, conf.content_string)
+    assert journal.contains("^LogFile = none$") and journal.contains("SYSLOG_FACILITY=2")
+    before = [(f.sha256sum, f.mtime) for f in (conf, journal)]
+
     _, totals = converge(lab, [box], env, data=DATA)
     assert totals["success"] == 0 and totals["error"] == 0, totals
+    assert [(host.file(f.path).sha256sum, host.file(f.path).mtime) for f in (conf, journal)] == before
 
 
 def test_the_audits_noise_counts_equal_the_reports_over_the_same_window(lab, story):
