@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test deps system-deps lab-up lab-down lab-status unit
 
-demo: deps            ## lab up, converge a box, relay a mail, audit
+demo: deps            ## the logwatch story: noisy report, deploy, quiet report; audit
 	$(BIN)/python -m lab demo
 
 test: deps            ## every test: unit, then the real boxes of the lab

@@ -13,6 +13,7 @@ mail_servers = (
         "relay_provider": "mailgun",  # or ses, sendgrid, postmark, brevo, custom (README)
         "relay_region": "us",  # Mailgun: us or eu; SES: the AWS region (required)
         # "relay_port": 2525,  # when the network filters 587
+        # "logwatch": True,  # daily logwatch report to mail_root_forward, through the relay
         # "relay_credentials_file": "~/.config/lockdown/relay.env",  # chmod 600
     },
 )

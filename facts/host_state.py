@@ -1,6 +1,7 @@
 """Everything lockdown's deploys and audit decide on, read with ONE remote command per host."""
 from .combined import CombinedFact
 from .dpkg import DpkgState
+from .logwatch import LogwatchState
 from .packages import InstalledDebs
 from .postfix import (
     ALIASES_MAP,
@@ -22,7 +23,7 @@ class LockdownState(CombinedFact):
     Returns a dict of the granular facts' values, keyed by section:
 
     packages, dpkg, main_cf, master, parameters, defaults, status, listeners, sasl_map,
-    aliases_map, senders_map, ufw, sshd, ssh_connection
+    aliases_map, senders_map, ufw, sshd, ssh_connection, logwatch (facts.logwatch)
     """
 
     @staticmethod
@@ -42,6 +43,7 @@ class LockdownState(CombinedFact):
             "ufw": (UfwConfig, {}),
             "sshd": (SshdConfig, {}),
             "ssh_connection": (SshConnection, {}),
+            "logwatch": (LogwatchState, {}),
         }
 
     def command(self, sasl_map=SASL_PASSWORD_MAP, aliases_map=ALIASES_MAP,

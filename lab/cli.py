@@ -28,9 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     ssh.add_argument("cmd", nargs=argparse.REMAINDER)
     execute = commands.add_parser("exec", help="run ARGV inside the lab namespace, e.g. pyinfra")
     execute.add_argument("argv", nargs=argparse.REMAINDER)
-    demo = commands.add_parser("demo", help="converge a box, relay a mail to the stand-in, audit")
-    _image_option(demo, default="minimal",
-                  extra="; minimal: lockdown installs Postfix and ufw from the lab's mirror")
+    demo = commands.add_parser("demo", help="the logwatch story: a noisy Internet Site box, the "
+                               "deploy, the quiet report; then a no-change converge and the audit")
+    _image_option(demo, default="preinstalled",
+                  extra="; minimal or standard: lockdown installs Postfix and ufw from the lab's "
+                        "mirror instead of the story")
     build = commands.add_parser("build", help="build the box image (cached by recipe hash)")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
     build.add_argument("--suite", choices=image.SUITES, default=image.DEFAULT_SUITE)

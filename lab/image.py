@@ -34,6 +34,10 @@ PACKAGES = [
     "ufw", "iptables", "ca-certificates",
     "iproute2", "procps", "netbase", "kmod", "netcat-openbsd",
     "python3",  # as on any Debian VPS; the audit's probe hosts run a small python3 script
+    "cron",  # as on any Debian VPS image: it runs logwatch's daily report
+    # Present but unconfigured, like Postfix's "No configuration": the lab has no mirror, so
+    # the logwatch step finds them installed (pyinfra_lockdown/logwatch.py PACKAGES).
+    "logwatch", "libdate-manip-perl",
 ]
 # Debian's cloud images: openssh-server, sudo, dbus, cloud-init (hence python3 and, through
 # python3-requests/certifi, ca-certificates); they remove the exim4 that Recommends pull in.

@@ -2,7 +2,8 @@
 neither a box nor the stand-in (10.77.0.2 / fd77::2), like a host on the internet.
 
 Run inside the lab namespace as `python -m lab.probe tcp_open ADDR PORT [TIMEOUT]` or
-`python -m lab.probe smtp_relay_attempt ADDR [PORT]`; prints one JSON object.
+`python -m lab.probe smtp_relay_attempt ADDR [PORT [TIMEOUT [HELO SENDER RECIPIENT]]]`; prints
+one JSON object.
 `python -m lab.probe watch OUT PORTS ADDR...` keeps connecting to every ADDR:PORT (a round every
 ~100 ms) until SIGTERM, then writes its counts to OUT as JSON.
 The `Probe` class does that for tests and returns the parsed result.
@@ -42,17 +43,22 @@ def tcp_open(address: str, port: int, timeout: float = 2) -> dict:
             return {"open": False, "error": f"{type(error).__name__}: {error}"}
 
 
-def smtp_relay_attempt(address: str, port: int = 25, timeout: float = 5) -> dict:
-    """Try to relay mail for strangers: connect, EHLO, MAIL FROM, RCPT TO (never DATA)."""
+HELO, SENDER, RECIPIENT = "prober.example.net", "probe@example.net", "victim@example.org"
+
+
+def smtp_relay_attempt(address: str, port: int = 25, timeout: float = 5, helo: str = HELO,
+                       sender: str = SENDER, recipient: str = RECIPIENT) -> dict:
+    """Try to relay mail for strangers: connect, EHLO, MAIL FROM, RCPT TO (never DATA).
+    ``sender`` "" or "<>" is the null sender."""
     report = {"connected": False, "banner": None, "ehlo": None, "mail": None, "rcpt": None,
               "accepted": False, "error": None}
     try:
         client = smtplib.SMTP(timeout=timeout, source_address=(source_for(address), 0))
         code, banner = client.connect(address, port)
         report.update(connected=True, banner=[code, banner.decode(errors="replace")])
-        report["ehlo"] = _reply(client.ehlo("prober.example.net"))
-        report["mail"] = _reply(client.docmd("MAIL FROM:<probe@example.net>"))
-        report["rcpt"] = _reply(client.docmd("RCPT TO:<victim@example.org>"))
+        report["ehlo"] = _reply(client.ehlo(helo))
+        report["mail"] = _reply(client.docmd(f"MAIL FROM:<{sender.strip('<>')}>"))
+        report["rcpt"] = _reply(client.docmd(f"RCPT TO:<{recipient}>"))
         report["accepted"] = report["mail"][0] // 100 == 2 and report["rcpt"][0] // 100 == 2
         try:
             client.quit()
@@ -127,8 +133,11 @@ class Probe:
     def tcp_open(self, address: str, port: int, timeout: float = 2) -> bool:
         return self._call("tcp_open", address, str(port), str(timeout), timeout=timeout + 10)["open"]
 
-    def smtp_relay_attempt(self, address: str, port: int = 25, timeout: float = 5) -> dict:
-        return self._call("smtp_relay_attempt", address, str(port), str(timeout), timeout=timeout * 5 + 10)
+    def smtp_relay_attempt(self, address: str, port: int = 25, timeout: float = 5,
+                           helo: str = HELO, sender: str = SENDER,
+                           recipient: str = RECIPIENT) -> dict:
+        return self._call("smtp_relay_attempt", address, str(port), str(timeout), helo, sender,
+                          recipient, timeout=timeout * 5 + 10)
 
     @contextlib.contextmanager
     def watching(self, addresses: list[str], out: Path, ports=(25, 465, 587)):
@@ -175,7 +184,7 @@ def main(argv: list[str]) -> int:
         result = tcp_open(argv[1], int(argv[2]), float(argv[3]) if len(argv) > 3 else 2)
     else:
         result = smtp_relay_attempt(argv[1], int(argv[2]) if len(argv) > 2 else 25,
-                                    float(argv[3]) if len(argv) > 3 else 5)
+                                    float(argv[3]) if len(argv) > 3 else 5, *argv[4:7])
     print(json.dumps(result))
     return 0
 

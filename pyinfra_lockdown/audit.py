@@ -24,7 +24,7 @@ from .facts.audit_state import AuditState
 from .settings import AuditSettings, audit_settings, data_defaults
 
 
-@deploy("lockdown audit", data_defaults=data_defaults("relay", "firewall", "audit"))
+@deploy("lockdown audit", data_defaults=data_defaults("relay", "logwatch", "firewall", "audit"))
 def audit(settings: AuditSettings | None = None):
     """
     Audit this host against what the deploys would converge it to (default: from host data).

@@ -16,6 +16,7 @@ from typing import Any
 
 from .facts.postfix import COMPILED_MAP_SUFFIX, SMTP_PORTS
 from .firewall import firewall_rules, sshd_ports
+from .logwatch import MAIL_TO, PACKAGES as LOGWATCH_PACKAGES, logwatch_conf, postfix_override, postfix_source
 from .mail import (
     TLS_FLOOR_PARAMETERS, aliases_map, main_cf_settings, sasl_map_line, senders_map,
     tls_floor_spellings,
@@ -437,9 +438,47 @@ def outside_check(probe: dict | None) -> Check:
     return Check("outside.smtp", FAIL, expected, f"{found} (via {probe.get('via')})", value)
 
 
+_SOURCES = {"file": "its mail log file", "journal": "the journal (the package's own reading)",
+            "journal-override": "the journal (lockdown's override)", "none": "nothing"}
+
+
+def logwatch_check(exp: Expected, state: dict) -> Check:
+    """Only with ``logwatch`` on: installed, configured as declared, reading a log that has
+    Postfix's lines, and a cron daemon to run the daily report."""
+    settings, found = exp.relay.logwatch, state.get("logwatch") or {}
+    expected = (f"logwatch installed, report to {MAIL_TO} (-> {exp.relay.root_forward}) at "
+                f"detail {settings.detail}, Postfix read from a log it has, run daily by cron")
+    source = postfix_source(found)
+    missing = [p for p in LOGWATCH_PACKAGES if p not in (found.get("packages") or {})]
+    problems = [f"not installed: {', '.join(missing)}"] if missing else []
+    if found.get("conf") != _sha256(logwatch_conf(settings)):
+        problems.append("logwatch.conf " + ("missing" if found.get("conf") is None else
+                                            "differs from the declared settings"))
+    if source == "none":
+        problems.append("no mail log file and no journal reading: the Postfix section is empty")
+    elif source == "journal-override" and found.get("postfix_conf") != _sha256(
+            postfix_override(found)):
+        problems.append("Postfix section reads no log: the journal override is "
+                        + ("missing" if found.get("postfix_conf") is None else "changed"))
+    if not found.get("cron"):
+        problems.append("no cron daemon: nothing runs the daily report")
+    value = {"source": source, "version": (found.get("packages") or {}).get("logwatch"),
+             "problems": problems}
+    return Check("logwatch.report", _verdict(not problems), expected,
+                 "; ".join(problems) if problems else
+                 f"logwatch {value['version']}, Postfix from {_SOURCES[source]}, cron", value)
+
+
+def _sha256(text: str | None) -> str | None:
+    if text is None:
+        return None
+    return hashlib.sha256((text if text.endswith("\n") else text + "\n").encode()).hexdigest()
+
+
 def host_checks(exp: Expected, state: dict, probe: dict | None = None) -> list[Check]:
+    logwatch = [logwatch_check(exp, state)] if exp.relay.logwatch.enabled else []
     return (postfix_checks(exp, state) + ufw_checks(exp, state) + noise_checks(exp, state)
-            + [outside_check(probe)])
+            + logwatch + [outside_check(probe)])
 
 
 def summary(checks: list[Check]) -> dict:

@@ -9,6 +9,7 @@ from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.operations import python, server
 
 from . import canary
+from .logwatch import logwatch_step
 
 from .facts.host_state import LockdownState
 from .facts.postfix import ALIASES_MAP, SASL_PASSWORD_MAP, SENDERS_MAP
@@ -134,7 +135,7 @@ def sasl_map_line(relay: RelaySettings) -> HiddenValue:
         f"{relay.relayhost} {relay.credentials.login}:{relay.credentials.password}\n")
 
 
-@deploy("lockdown mail relay", data_defaults=data_defaults("relay"))
+@deploy("lockdown mail relay", data_defaults=data_defaults("relay", "logwatch"))
 def mail_relay(settings: RelaySettings | None = None):
     """
     Converge Postfix to a null client relaying via ``settings`` (default: the relay keys of
@@ -192,6 +193,7 @@ def configure(relay: RelaySettings, found: dict) -> None:
         postfix.master_service, name="master.cf: smtp/inet listener off",
         service="smtp", service_type="inet", enabled=False, current=found["master"],
     )
+    logwatch_step(relay.logwatch, found["logwatch"], relay.apt_update)
     changed = any_called_changed(aliases, senders, sasl, main, listener)
     if changed is None:
         if_needed(postfix.running, name="Postfix running and enabled", current=found["status"])

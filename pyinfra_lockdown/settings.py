@@ -155,6 +155,32 @@ def service_list(key, value) -> list:
     return list(value)  # each item is checked by firewall.firewall_rules (it knows ufw's syntax)
 
 
+_LOGWATCH_SERVICE = re.compile(r"^-?[A-Za-z0-9][A-Za-z0-9_.-]*$")
+LOGWATCH_DETAILS = ("low", "med", "high")
+
+
+def logwatch_detail(key, value) -> str:
+    """logwatch's own words (low, med, high) or its numeric level 0-10."""
+    text = str(value).strip().lower()
+    if text in LOGWATCH_DETAILS or (text.isdigit() and 0 <= int(text) <= 10
+                                    and not isinstance(value, bool)):
+        return text
+    raise SettingsError(key, f"{value!r} is not a logwatch detail level",
+                        "Use low, med, high or a number 0-10")
+
+
+def logwatch_services(key, value) -> list[str]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise SettingsError(key, f"{value!r} must be a non-empty list of logwatch services")
+    names = [str(item).strip() for item in items]
+    for name in names:
+        if not _LOGWATCH_SERVICE.match(name):
+            raise SettingsError(key, f"{name!r} is not a logwatch service name",
+                                "Use names such as All, postfix, sshd, or -name to leave one out")
+    return names
+
+
 def path(key, value) -> str | None:
     if value in (None, ""):
         return None
@@ -196,7 +222,7 @@ class Key:
     default: Any
     check: Callable[[str, Any], Any]
     why: str
-    section: str  # "relay", "firewall" or "audit"
+    section: str  # "relay", "logwatch", "firewall" or "audit"
     required: bool = False
 
     def value(self, data) -> Any:
@@ -235,6 +261,13 @@ KEYS = (
         "leave (then it is removed from the queue and the host fails)", "relay"),
     Key("relay_canary_to", None, optional_email, "the canary's recipient (default: "
         "`mail_root_forward`)", "relay"),
+    Key("logwatch", False, boolean, "install logwatch; its daily report is root's mail, so it "
+        "reaches `mail_root_forward` through the relay; reads the journal where there is no "
+        "mail log file. Off: nothing about logwatch is touched", "logwatch"),
+    Key("logwatch_detail", "low", logwatch_detail, "the report's detail: `low` (counts, as "
+        "Debian ships it), `med` (plus client addresses), `high`, or 0-10", "logwatch"),
+    Key("logwatch_services", ["All"], logwatch_services, "logwatch services in the report "
+        "(`All`, or e.g. `['postfix', 'sshd']`; `-name` leaves one out)", "logwatch"),
     Key("apt_update", True, boolean, "run `apt-get update` before installing a missing package "
         "(only then); off for hosts without a mirror", "relay"),
     Key("firewall_allowed", ["ssh"], service_list, "services let in: `ssh` (sshd's real ports), "
@@ -291,6 +324,13 @@ class Credentials:
 
 
 @dataclass(frozen=True)
+class LogwatchSettings:
+    enabled: bool = False
+    detail: str = "low"
+    services: tuple[str, ...] = ("All",)
+
+
+@dataclass(frozen=True)
 class RelaySettings:
     host: str
     port: int
@@ -304,6 +344,7 @@ class RelaySettings:
     canary: bool = True  # send and follow a canary after a relay change (canary.py)
     canary_seconds: int = 30
     canary_to: str | None = None  # None: root_forward
+    logwatch: LogwatchSettings = LogwatchSettings()
 
     @property
     def canary_recipient(self) -> str:
@@ -388,7 +429,15 @@ def relay_settings(data, environ=os.environ, require_credentials: bool = True) -
                          apt_update=update, credentials=credentials, provider=name,
                          wrappermode=wrappermode, canary=_value(data, "relay_canary"),
                          canary_seconds=_value(data, "relay_canary_seconds"),
-                         canary_to=_value(data, "relay_canary_to"))
+                         canary_to=_value(data, "relay_canary_to"),
+                         logwatch=logwatch_settings(data))
+
+
+def logwatch_settings(data) -> LogwatchSettings:
+    """The logwatch part of host data (read even when off, so a bad value is still named)."""
+    return LogwatchSettings(enabled=_value(data, "logwatch"),
+                            detail=_value(data, "logwatch_detail"),
+                            services=tuple(_value(data, "logwatch_services")))
 
 
 def _region(data, preset: Provider | None) -> str | None:

@@ -68,3 +68,16 @@ def wait_for(predicate, timeout: float = 20) -> bool:
             return True
         time.sleep(0.3)
     return False
+
+
+def ssh_testinfra_host(lab, box, directory):
+    """The box as testinfra sees it: a real SSH login as deploy (sudo), started inside the lab
+    namespace. ``directory``: where its ssh_config goes (a tmp_path)."""
+    import testinfra
+
+    ssh_config = directory / "ssh_config"
+    ssh_config.write_text(
+        f"Host {box.ipv4}\n  User deploy\n  IdentityFile {lab.config.ssh_key}\n"
+        "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+        f"  ProxyCommand ip netns exec {lab.config.netns} nc %h %p\n")
+    return testinfra.get_host(f"ssh://{box.ipv4}", ssh_config=str(ssh_config), sudo=True)

@@ -2,6 +2,7 @@
 listens for SMTP from outside, a second run changes nothing, the secret is never shown."""
 import pytest
 
+from lab.story import INTERNET_SITE  # what Debian's postinst writes for "Internet Site"
 from tests.lab.deploy_helpers import (
     LOGIN, canaries, converge, new_credentials, not_canaries, pyinfra, queue, send_mail,
     wait_for, wait_for_mail,
@@ -139,19 +140,6 @@ def test_bad_input_names_the_key_and_leaves_the_box_untouched(lab, box, standin,
 def _mail_log(box) -> str:
     return box.root("journalctl --no-pager -q -t postfix/smtp -t postfix/qmgr").stdout
 
-
-
-INTERNET_SITE = (  # what Debian's postinst writes for "Internet Site": listens everywhere
-    "cp /usr/share/postfix/main.cf.debian /etc/postfix/main.cf && "
-    "echo mail.example.net > /etc/mailname && "
-    "postconf -e 'alias_maps=hash:/etc/aliases' 'alias_database=hash:/etc/aliases' "
-    "'myorigin=/etc/mailname' 'mydestination=$myhostname, localhost.localdomain, localhost' "
-    "'relayhost=' 'mynetworks=127.0.0.0/8 [::1]/128' 'inet_interfaces=all' "
-    "'inet_protocols=all' && "
-    # postinst writes /etc/aliases when it configures a site (trixie's image has none before)
-    "{ [ -f /etc/aliases ] || echo 'postmaster: root' > /etc/aliases; } && "
-    "newaliases && systemctl restart postfix"
-)
 
 
 def test_internet_site_box_stops_listening_and_relays(lab, box, standin):

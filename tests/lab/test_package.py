@@ -16,12 +16,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import testinfra
 import tomllib
 from packaging.version import Version
 
 from lab.config import REPO_ROOT
-from tests.lab.deploy_helpers import LOGIN, new_credentials, send_mail, wait_for_mail
+from tests.lab.deploy_helpers import (
+    LOGIN, new_credentials, send_mail, ssh_testinfra_host, wait_for_mail,
+)
 
 pytestmark = pytest.mark.lab
 FORWARD = "ops@user.test"
@@ -116,12 +117,7 @@ def test_a_user_project_converges_relays_and_audits_a_box(lab, box, standin, use
     assert {c["verdict"] for c in report["hosts"][0]["checks"]} <= {"PASS", "N/A"}
 
     # The box as testinfra sees it, over a real SSH login started inside the lab namespace.
-    ssh_config = tmp_path / "ssh_config"
-    ssh_config.write_text(
-        f"Host {box.ipv4}\n  User deploy\n  IdentityFile {lab.config.ssh_key}\n"
-        "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
-        f"  ProxyCommand ip netns exec {lab.config.netns} nc %h %p\n")
-    host = testinfra.get_host(f"ssh://{box.ipv4}", ssh_config=str(ssh_config), sudo=True)
+    host = ssh_testinfra_host(lab, box, tmp_path)
     assert host.service("postfix").is_running
     assert host.service("postfix").is_enabled
     secret = host.file("/etc/postfix/sasl_passwd")

@@ -1,0 +1,37 @@
+"""A small config file lockdown owns outright (logwatch's), written only when it differs."""
+import hashlib
+
+from pyinfra import host
+from pyinfra.api import OperationValueError, QuoteString, StringCommand
+
+from .decide import operation
+from ..facts.logwatch import LogwatchState
+
+# Content over stdin into a temp file beside the target, then renamed: never half-written.
+_WRITE_SCRIPT = (
+    'set -e; d=$(dirname "$1"); mkdir -p "$d"; t=$(mktemp "$d/.lockdown.XXXXXX"); '
+    "trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; chmod 644 \"$t\"; mv -f \"$t\" \"$1\""
+)
+STATE_KEYS = {"/etc/logwatch/conf/logwatch.conf": "conf",
+              "/etc/logwatch/conf/services/postfix.conf": "postfix_conf"}
+
+
+@operation()
+def conf_file(path: str, content: str, current: str | None = "read"):
+    """
+    Write ``path`` (root, 0644) with ``content`` unless its SHA-256 already matches.
+
+    + path: one of the logwatch files lockdown owns (``STATE_KEYS``)
+    + content: the whole file
+    + current: SHA-256 of the file now (``None``: missing); read when not given
+    """
+    if path not in STATE_KEYS:
+        raise OperationValueError(f"conf_file manages only {', '.join(STATE_KEYS)}, not {path!r}")
+    if current == "read":
+        current = host.get_fact(LogwatchState)[STATE_KEYS[path]]
+    text = content if content.endswith("\n") else content + "\n"
+    if current == hashlib.sha256(text.encode()).hexdigest():
+        host.noop(f"{path} is up to date")
+        return
+    yield StringCommand("sh", "-c", QuoteString(_WRITE_SCRIPT), "lockdown-conf", QuoteString(path),
+                        _stdin=text)
