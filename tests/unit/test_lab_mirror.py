@@ -57,13 +57,13 @@ def test_a_new_module_with_packages_is_mirrored_without_touching_the_lab(monkeyp
     import pyinfra_lockdown
 
     module = types.ModuleType("pyinfra_lockdown.extra")
-    module.PACKAGES = ["logwatch"]
+    module.PACKAGES = ["needrestart"]
     monkeypatch.setitem(sys.modules, "pyinfra_lockdown.extra", module)
     real = mirror.pkgutil.iter_modules
     monkeypatch.setattr(mirror.pkgutil, "iter_modules", lambda path: [
         *real(path), types.SimpleNamespace(name="extra")])
     before = mirror.recipe_hash("bookworm")
-    assert "logwatch" in mirror.deploy_packages()
+    assert "needrestart" in mirror.deploy_packages()
     assert pyinfra_lockdown  # the real package is still what is scanned
     monkeypatch.setattr(mirror.pkgutil, "iter_modules", real)
     assert mirror.recipe_hash("bookworm") != before  # the mirror is rebuilt when the list changes

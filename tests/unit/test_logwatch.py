@@ -68,8 +68,8 @@ def test_before_the_install_debians_selector_is_assumed_and_checked_next_run():
     state = STATES["debian13_not_installed"]
     assert postfix_source(state) == "journal-override"
     assert f'*OnlyService = "{DEBIAN_ONLY_SERVICE}"' in postfix_override(state)
-    assert wanted_packages(state) == PACKAGES  # cron is there
-    assert wanted_packages({**state, "cron": False}) == PACKAGES + ["cron"]
+    assert wanted_packages(state) == ["logwatch", "libdate-manip-perl"]  # cron is there
+    assert wanted_packages({**state, "cron": False}) == PACKAGES  # logwatch's, and cron
 
 
 def test_no_log_and_no_journal_reading_is_none():
