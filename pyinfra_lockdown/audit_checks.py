@@ -16,7 +16,8 @@ from typing import Any
 
 from .facts.postfix import COMPILED_MAP_SUFFIX, SMTP_PORTS
 from .firewall import firewall_rules, sshd_ports
-from .logwatch import MAIL_TO, PACKAGES as LOGWATCH_PACKAGES, logwatch_conf, postfix_override, postfix_source
+from .facts.logwatch import LOGWATCH_PACKAGES
+from .logwatch import MAIL_TO, logwatch_conf, postfix_override, postfix_source
 from .mail import (
     TLS_FLOOR_PARAMETERS, aliases_map, main_cf_settings, sasl_map_line, senders_map,
     tls_floor_spellings,
