@@ -151,7 +151,10 @@ def _parse_master_cf(lines: list[str]) -> dict[str, dict]:
     services: dict[str, dict] = {}
     for enabled, fields in entries:
         if len(fields) < 8:
-            raise FactProcessError(f"PostfixMasterServices: short entry: {' '.join(fields)!r}")
+            raise FactProcessError(
+                f"PostfixMasterServices: master.cf entry {' '.join(fields)!r} has {len(fields)} of "
+                "the 8 fields (Postfix refuses it too: `postfix check` says 'bad field count'); "
+                "fix or remove that line, then run the deploy again")
         key = f"{fields[0]}/{fields[1]}"
         if key in services and (services[key]["enabled"] or not enabled):
             continue

@@ -121,10 +121,13 @@ def senders_map(relay: RelaySettings, myhostname: str | None) -> str:
     )
 
 
-def sasl_map_line(relay: RelaySettings) -> HiddenValue:
-    # The key must be the relayhost string exactly, or Postfix finds no password.
-    return HiddenValue(
-        f"{relay.relayhost} {relay.credentials.login}:{relay.credentials.password}\n")
+def sasl_map_line(relay: RelaySettings, also_for: str | None = None) -> HiddenValue:
+    """The SASL map: the key must be the relayhost string exactly, or Postfix finds no password
+    and sends without AUTH, which the relay refuses with a 5xx: the mail bounces. ``also_for``:
+    a second key (the relayhost main.cf still names) with the same credentials."""
+    secret = f"{relay.credentials.login}:{relay.credentials.password}"
+    keys = [relay.relayhost] + ([also_for] if also_for and also_for != relay.relayhost else [])
+    return HiddenValue("".join(f"{key} {secret}\n" for key in keys))
 
 
 @deploy("lockdown mail relay", data_defaults=data_defaults("relay"))
@@ -137,12 +140,25 @@ def mail_relay(settings: RelaySettings | None = None):
     """
     relay = settings or relay_settings(current_host.data)
     found = host_state(current_host)
+    if found is None:  # this host failed its state read; the others go on
+        return
     if_needed(
         packages.installed, name="Install Postfix and SASL modules",
         packages=PACKAGES, update=relay.apt_update, current=found["packages"],
     )
-    # main.cf first: postmap and postconf -M need it, and a fresh box has none.
     parameters = found["parameters"] or {}  # None until Postfix is installed
+    db_type = parameters.get("default_database_type")
+    # A new relayhost: until main.cf names it, the map keeps the old key too (with the new
+    # credentials). Otherwise a run stopped between main.cf and the map (host lost, disk full)
+    # leaves Postfix looking up a key the map lacks, sending without AUTH: the mail bounces.
+    old_relayhost = ((found["main_cf"] or {}).get("settings") or {}).get("relayhost")
+    if old_relayhost and old_relayhost != relay.relayhost and found["sasl_map"]["type"] == "file":
+        if_needed(
+            postfix.sasl_password_map, name="Relay credentials for the old and the new relayhost",
+            path=SASL_PASSWORD_MAP, content=sasl_map_line(relay, also_for=old_relayhost),
+            db_type=db_type, current=found["sasl_map"],
+        )
+    # main.cf first (on a fresh box): postmap and postconf -M need it, and a fresh box has none.
     settings = {**main_cf_settings(relay, parameters),
                 **tls_floor_settings(found["defaults"], (found["main_cf"] or {}).get("settings"))}
     main = if_needed(
@@ -161,7 +177,7 @@ def mail_relay(settings: RelaySettings | None = None):
     sasl = if_needed(
         postfix.sasl_password_map, name="Relay credentials (SASL map, root 0600)",
         path=SASL_PASSWORD_MAP, content=sasl_map_line(relay),
-        db_type=parameters.get("default_database_type"), current=found["sasl_map"],
+        db_type=db_type, current=found["sasl_map"],
     )
     listener = if_needed(
         postfix.master_service, name="master.cf: smtp/inet listener off",
