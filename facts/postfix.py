@@ -315,10 +315,14 @@ def _parse_compiled(lines: list[str], fact: str) -> dict:
     return compiled
 
 
-_SOURCE_KIND = (
-    'if [ -L "$p" ] || { [ -e "$p" ] && [ ! -f "$p" ]; }; then echo "source: other"; '
-    'elif [ -f "$p" ]; then '
-)
+def _map_state_command(path: str, on_file: str, setup: str = "") -> str:
+    """The source line (``on_file`` prints it for a regular file), then the compiled maps."""
+    return (
+        f"p={shlex.quote(path)}; {setup}"
+        'if [ -L "$p" ] || { [ -e "$p" ] && [ ! -f "$p" ]; }; then echo "source: other"; '
+        f'elif [ -f "$p" ]; then {on_file}else echo "source: missing"; fi; '
+        + _compiled_maps_command("$p")
+    )
 
 
 class MapFileState(FactBase):
@@ -350,12 +354,9 @@ class MapFileState(FactBase):
 
     @override
     def command(self, path: str = ALIASES_MAP) -> str:
-        return (
-            f"p={shlex.quote(path)}; {_SOURCE_KIND}"
+        return _map_state_command(path, (
             f'echo "source: file $({_stat_command("$p")}) '
-            "$(sha256sum < \"$p\" 2>/dev/null | cut -d ' ' -f 1)\"; "
-            'else echo "source: missing"; fi; ' + _compiled_maps_command("$p")
-        )
+            "$(sha256sum < \"$p\" 2>/dev/null | cut -d ' ' -f 1)\"; "))
 
     @override
     def process(self, output):
@@ -401,14 +402,11 @@ class SecretFileState(FactBase):
 
     @override
     def command(self, path: str = SASL_PASSWORD_MAP) -> str:
-        return (
-            f"p={shlex.quote(path)}; s=\"$p{STAMP_SUFFIX}\"; {_SOURCE_KIND}"
+        return _map_state_command(path, setup=f's="$p{STAMP_SUFFIX}"; ', on_file=(
             f'echo "source: file $({_stat_command("$p")})"; '
             'if [ ! -f "$s" ] || [ ! -r "$s" ]; then echo "stamp: missing"; '
             f'elif [ "$(sed -n 2p "$s")" = "$({STAMP_IDENTITY} "$p")" ]; then '
-            'echo "stamp: valid $(sed -n 1p "$s")"; else echo "stamp: edited"; fi; '
-            'else echo "source: missing"; fi; ' + _compiled_maps_command("$p")
-        )
+            'echo "stamp: valid $(sed -n 1p "$s")"; else echo "stamp: edited"; fi; '))
 
     @override
     def process(self, output):
