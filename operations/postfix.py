@@ -329,9 +329,10 @@ def map_file(path: str, content: HiddenValue | str, current=None):
     + current: a ``facts.postfix.MapFileState`` value for ``path``; read when ``None``
 
     For maps that hold no secret (it compares by SHA-256, which the state read prints; a
-    secret goes through ``sasl_password_map``). The content goes over stdin to ``sh -c`` which, with ``umask 077``, writes a temp file
-    in the same directory, chowns and chmods it, then ``mv -f``s it over ``path``. When the
-    SHA-256 already matches only a wrong owner or mode is fixed; otherwise it is a noop.
+    secret goes through ``sasl_password_map``). The content goes over stdin to ``sh -c``
+    which, with ``umask 077``, writes a temp file in the same directory, chowns and chmods
+    it, then ``mv -f``s it over ``path``. When the SHA-256 already matches only a wrong owner
+    or mode is fixed; otherwise it is a noop.
 
     **Example:**
 

@@ -3,8 +3,8 @@ against found state (the AuditState fact). Pure: no host, no pyinfra context, no
 
 Every check returns ``Check(id, verdict, expected, found)`` with verdict PASS, FAIL or N/A.
 ``expected``/``found`` are short display strings and never contain a secret (the SASL map
-is compared by its salted scrypt stamp only; main.cf values that hold an inline ``static:`` secret are never
-shown).
+is compared by its salted scrypt stamp only; main.cf values that hold an inline ``static:``
+secret are never shown).
 """
 from __future__ import annotations
 

@@ -109,7 +109,8 @@ def test_password_never_shown_nor_world_readable(lab, box, standin):
         if rotation == "first":
             run("--dry -vvv", "deploys/mail.py", "--dry", "-vvv")
             run("--dry --json", "deploys/mail.py", "--dry", "--json")
-            run("-vvv --debug-operations (the plan)", "deploys/mail.py", "-vvv", "--debug-operations")
+            run("-vvv --debug-operations (the plan)", "deploys/mail.py", "-vvv",
+                "--debug-operations")
         run(f"--json -vvv ({rotation}: writes)", "deploys/mail.py", "--json", "-vvv")
         run(f"-vvv ({rotation}: no-op)", "deploys/mail.py", "-vvv")
     run("-v (no-op)", "deploys/mail.py", "-v")
@@ -124,8 +125,8 @@ def test_password_never_shown_nor_world_readable(lab, box, standin):
     leaked["files readable by nobody"] = leaks(readable, searched)
     exposed = sum(len(found) for found in leaked.values())
     fault_ledger.record(
-        kind="secret-leak", where=f"{len(runs)} runs (-v..-vvv, --dry, --json, write, no-op, "
-        "rotation, audit) and every file written meanwhile that nobody can read",
+        kind="secret-leak", where=f"{box.suite}: {len(runs)} runs (-v..-vvv, --dry, --json, "
+        "write, no-op, rotation, audit) and every file written meanwhile that nobody can read",
         checked=f"{len(searched)} forms: the secret, AUTH base64, {len(FAST_DIGESTS)} fast "
         "digests (hex, base64) of 4 secret forms", ok=not exposed, secrets_exposed=exposed)
     for what, result in runs:

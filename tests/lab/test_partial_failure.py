@@ -38,8 +38,8 @@ FILL_ETC_POSTFIX = (
     "{ dd if=/dev/zero of=/etc/postfix/.lab-filler bs=4k 2>/dev/null || true; } && "
     "truncate -s -4K /etc/postfix/.lab-filler"
 )
-EMPTY_ETC_POSTFIX = ("systemctl stop lab-hold-main-cf; "
-                     "umount --lazy /etc/postfix && rm -rf /run/lab-postfix")  # a daemon has a map open
+EMPTY_ETC_POSTFIX = ("systemctl stop lab-hold-main-cf; "  # lazy: a daemon may hold a map open
+                     "umount --lazy /etc/postfix && rm -rf /run/lab-postfix")
 BREAK_MASTER_CF = "printf 'lab-broken\\tinet\\n' >> /etc/postfix/master.cf"  # bad field count
 MEND_MASTER_CF = "sed -i '/^lab-broken/d' /etc/postfix/master.cf"
 RESTART_SSHD = "systemctl reset-failed ssh.service; systemctl restart ssh.service"
@@ -131,7 +131,8 @@ def test_one_host_failing_mid_run_leaves_the_other_four_converged(lab, five, sta
             and delivered and not bounced,
             mails_lost=int(not delivered or bounced))
         assert result.returncode != 0, output[-3000:]
-        assert len(converged) == 4, (what, converged, [_relay_of(b) for b in others], output[-5000:])
+        assert len(converged) == 4, (what, converged, [_relay_of(b) for b in others],
+                                     output[-5000:])
         assert named, f"{what}: {failing.name} not named with the reason:\n{output[-4000:]}"
         assert not bounced and delivered, (what, queue(failing))
         assert healed, (what, _relay_of(failing), rerun.stderr[-3000:])
