@@ -249,6 +249,9 @@ def sasl_map_check(exp: Expected, state: dict) -> Check:
         text = line.unmask() if hasattr(line, "unmask") else str(line)
         if sasl.get("stamp_status") == "edited":
             problems.append("edited since lockdown wrote it (re-run the mail deploy)")
+        elif sasl.get("stamp_status") == "missing":
+            problems.append("no lockdown stamp: written by hand or by an older lockdown "
+                            "(re-run the mail deploy)")
         elif not stamp_matches(sasl.get("stamp"), text):
             problems.append("content differs from the declared credentials/relayhost")
     return Check("postfix.sasl_map", _verdict(not problems), expected,
