@@ -12,7 +12,7 @@ from . import canary
 
 from .facts.postfix import ALIASES_MAP, SASL_PASSWORD_MAP, SENDERS_MAP
 from .operations import packages, postfix
-from .operations.postfix import settings_requiring_restart
+from .operations.postfix import SECRET_MODE, SECRET_OWNER, settings_requiring_restart
 from .plan import any_called_changed, host_state, if_needed
 from .settings import RelaySettings, data_defaults, relay_settings
 
@@ -152,12 +152,16 @@ def mail_relay(settings: RelaySettings | None = None):
     # credentials). Otherwise a run stopped between main.cf and the map (host lost, disk full)
     # leaves Postfix looking up a key the map lacks, sending without AUTH: the mail bounces.
     old_relayhost = ((found["main_cf"] or {}).get("settings") or {}).get("relayhost")
-    if old_relayhost and old_relayhost != relay.relayhost and found["sasl_map"]["type"] == "file":
+    sasl_found = found["sasl_map"]
+    if old_relayhost and old_relayhost != relay.relayhost and sasl_found["type"] == "file":
         if_needed(
             postfix.sasl_password_map, name="Relay credentials for the old and the new relayhost",
             path=SASL_PASSWORD_MAP, content=sasl_map_line(relay, also_for=old_relayhost),
-            db_type=db_type, current=found["sasl_map"],
+            db_type=db_type, current=sasl_found,
         )
+        # what that write leaves: a private map whose stamp is not the final content's
+        sasl_found = {**sasl_found, "user": SECRET_OWNER[0], "group": SECRET_OWNER[1],
+                      "mode": SECRET_MODE, "stamp": None, "stamp_status": "edited"}
     # main.cf first (on a fresh box): postmap and postconf -M need it, and a fresh box has none.
     settings = {**main_cf_settings(relay, parameters),
                 **tls_floor_settings(found["defaults"], (found["main_cf"] or {}).get("settings"))}
@@ -177,7 +181,7 @@ def mail_relay(settings: RelaySettings | None = None):
     sasl = if_needed(
         postfix.sasl_password_map, name="Relay credentials (SASL map, root 0600)",
         path=SASL_PASSWORD_MAP, content=sasl_map_line(relay),
-        db_type=db_type, current=found["sasl_map"],
+        db_type=db_type, current=sasl_found,
     )
     listener = if_needed(
         postfix.master_service, name="master.cf: smtp/inet listener off",
