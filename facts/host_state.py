@@ -12,6 +12,7 @@ from .postfix import (
     PostfixMasterServices,
     PostfixParameters,
     PostfixStatus,
+    MapFileState,
     SecretFileState,
     SmtpListeners,
 )
@@ -38,8 +39,8 @@ class LockdownState(CombinedFact):
             "status": (PostfixStatus, {}),
             "listeners": (SmtpListeners, {}),
             "sasl_map": (SecretFileState, {"path": sasl_map}),
-            "aliases_map": (SecretFileState, {"path": aliases_map}),
-            "senders_map": (SecretFileState, {"path": senders_map}),
+            "aliases_map": (MapFileState, {"path": aliases_map}),
+            "senders_map": (MapFileState, {"path": senders_map}),
             "ufw": (UfwConfig, {}),
             "sshd": (SshdConfig, {}),
             "ssh_connection": (SshConnection, {}),

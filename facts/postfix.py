@@ -10,8 +10,8 @@ the commands and hand each section's lines to the fact's own ``process()``.
 
 Binaries are called by absolute path (``/usr/sbin/postconf``): a non-root SSH session on
 Debian/Ubuntu has no ``/usr/sbin`` in PATH, and a bare ``postconf`` would then look "not
-installed". Read these facts as root (``_sudo=True``): ``postfix status`` and the hash of
-the 0600 SASL map need it.
+installed". Read these facts as root (``_sudo=True``): ``postfix status`` and the 0600 SASL map's
+stamp need it.
 """
 
 from __future__ import annotations
@@ -151,7 +151,10 @@ def _parse_master_cf(lines: list[str]) -> dict[str, dict]:
     services: dict[str, dict] = {}
     for enabled, fields in entries:
         if len(fields) < 8:
-            raise FactProcessError(f"PostfixMasterServices: short entry: {' '.join(fields)!r}")
+            raise FactProcessError(
+                f"PostfixMasterServices: master.cf entry {' '.join(fields)!r} has {len(fields)} of "
+                "the 8 fields (Postfix refuses it too: `postfix check` says 'bad field count'); "
+                "fix or remove that line, then run the deploy again")
         key = f"{fields[0]}/{fields[1]}"
         if key in services and (services[key]["enabled"] or not enabled):
             continue
@@ -277,10 +280,55 @@ def _parse_stat(fields: list[str], path: str) -> dict:
     }
 
 
-class SecretFileState(FactBase):
+def _compiled_maps_command(path: str) -> str:
+    suffixes = " ".join(COMPILED_MAP_SUFFIXES)
+    return (
+        f"for s in {suffixes}; do "
+        f'if [ -f "{path}.$s" ]; then echo "$s: $({_stat_command(path + ".$s")})"; '
+        'else echo "$s: missing"; fi; done'
+    )
+
+
+def _parse_source(line: str, fact: str) -> tuple[dict, list[str]]:
+    """The ``source: file|missing|other ...`` line: the state and the fields after the stat."""
+    if not line.startswith("source: "):
+        raise FactProcessError(f"{fact}: unexpected output: {line!r}")
+    kind, *fields = line.split()[1:]
+    if kind == "file":
+        state = _parse_stat(fields, "source")
+        state["type"] = "file"
+        return state, fields[7:]
+    if kind in ("missing", "other"):
+        return {"exists": kind == "other", "type": kind}, []
+    raise FactProcessError(f"{fact}: unknown source kind {kind!r}")
+
+
+def _parse_compiled(lines: list[str], fact: str) -> dict:
+    compiled = {}
+    for line in lines:
+        suffix, _, rest = line.partition(": ")
+        if suffix not in COMPILED_MAP_SUFFIXES:
+            raise FactProcessError(f"{fact}: unexpected line {line!r}")
+        compiled[suffix] = (
+            {"exists": False} if rest == "missing" else _parse_stat(rest.split(), suffix)
+        )
+    return compiled
+
+
+def _map_state_command(path: str, on_file: str, setup: str = "") -> str:
+    """The source line (``on_file`` prints it for a regular file), then the compiled maps."""
+    return (
+        f"p={shlex.quote(path)}; {setup}"
+        'if [ -L "$p" ] || { [ -e "$p" ] && [ ! -f "$p" ]; }; then echo "source: other"; '
+        f'elif [ -f "$p" ]; then {on_file}else echo "source: missing"; fi; '
+        + _compiled_maps_command("$p")
+    )
+
+
+class MapFileState(FactBase):
     """
-    Returns the metadata of a secret source map and of its compiled maps, without ever
-    printing the secret:
+    Returns the metadata and content digest of a map source that holds no secret (the local
+    aliases and senders maps), and of its compiled maps:
 
     .. code:: python
 
@@ -298,51 +346,82 @@ class SecretFileState(FactBase):
             },
         }
 
+    + path: the source file, e.g. ``/etc/postfix/lockdown_aliases``
+
+    Never read a secret map with it: a fast digest of a secret is an offline guessing oracle
+    (use ``SecretFileState``).
+    """
+
+    @override
+    def command(self, path: str = ALIASES_MAP) -> str:
+        return _map_state_command(path, (
+            f'echo "source: file $({_stat_command("$p")}) '
+            "$(sha256sum < \"$p\" 2>/dev/null | cut -d ' ' -f 1)\"; "))
+
+    @override
+    def process(self, output):
+        state, rest = _parse_source(output[0] if output else "", "MapFileState")
+        if state["type"] == "file":
+            sha256 = rest[0] if rest else None
+            state["sha256"] = sha256 if sha256 and re.fullmatch(r"[0-9a-f]{64}", sha256) else None
+        state["compiled"] = _parse_compiled(output[1:], "MapFileState")
+        return state
+
+
+# What the stamp next to a secret map records of the map (line 2), compared on the host so
+# the map's size (its password's length) is never printed. `%y` has nanoseconds.
+STAMP_SUFFIX = ".lockdown-stamp"
+STAMP_IDENTITY = "stat -c '%i %s %y'"
+
+
+class SecretFileState(FactBase):
+    """
+    Returns the metadata of a secret map source (the SASL password map) and of its compiled
+    maps, and the stamp lockdown wrote next to it, never the secret nor a fast digest of it:
+
+    .. code:: python
+
+        {
+            "exists": True,
+            "type": "file",            # "missing", or "other" (directory, symlink, ...)
+            "user": "root", "group": "root", "mode": 600,
+            "mtime_ns": 1764163440123456789,
+            "stamp": "scrypt-14-8-1 <salt> <key>",  # None unless stamp_status is "valid"
+            "stamp_status": "valid",   # "edited": the map changed since lockdown wrote it;
+                                       # "missing": no (readable) stamp
+            "compiled": {"db": {...}, "lmdb": {"exists": False}, "cdb": {"exists": False}},
+        }
+
     + path: the source file, e.g. ``/etc/postfix/sasl_passwd``
 
-    Residual exposure: the value carries the SHA-256 of the file content, printed at
-    ``-vvv``. With a high-entropy (generated) password this reveals nothing useful; a
-    weak password could be brute-forced from it.
+    The stamp (``<path>.lockdown-stamp``, root 0600) holds a salted scrypt key of the content
+    (``operations/secret_stamp.py``) and the map's inode, size and mtime when lockdown wrote
+    it. The host compares that identity with the map's own: only a still-valid stamp's key is
+    printed, and checking a guess against it costs a deliberate scrypt.
     """
 
     @override
     def command(self, path: str = SASL_PASSWORD_MAP) -> str:
-        suffixes = " ".join(COMPILED_MAP_SUFFIXES)
-        return (
-            f"p={shlex.quote(path)}; "
-            'if [ -L "$p" ] || { [ -e "$p" ] && [ ! -f "$p" ]; }; then echo "source: other"; '
-            f'elif [ -f "$p" ]; then echo "source: file $({_stat_command("$p")}) '
-            "$(sha256sum < \"$p\" 2>/dev/null | cut -d ' ' -f 1)\"; "
-            'else echo "source: missing"; fi; '
-            f"for s in {suffixes}; do "
-            f'if [ -f "$p.$s" ]; then echo "$s: $({_stat_command("$p.$s")})"; '
-            'else echo "$s: missing"; fi; done'
-        )
+        return _map_state_command(path, setup=f's="$p{STAMP_SUFFIX}"; ', on_file=(
+            f'echo "source: file $({_stat_command("$p")})"; '
+            'if [ ! -f "$s" ] || [ ! -r "$s" ]; then echo "stamp: missing"; '
+            f'elif [ "$(sed -n 2p "$s")" = "$({STAMP_IDENTITY} "$p")" ]; then '
+            'echo "stamp: valid $(sed -n 1p "$s")"; else echo "stamp: edited"; fi; '))
 
     @override
     def process(self, output):
-        if not output or not output[0].startswith("source: "):
-            raise FactProcessError(f"SecretFileState: unexpected output: {output[:1]!r}")
-        kind, *fields = output[0].split()[1:]
-        if kind == "file":
-            state = _parse_stat(fields, "source")
-            state["type"] = "file"
-            sha256 = fields[7] if len(fields) > 7 else None
-            state["sha256"] = sha256 if sha256 and re.fullmatch(r"[0-9a-f]{64}", sha256) else None
-        elif kind in ("missing", "other"):
-            state = {"exists": kind == "other", "type": kind}
-        else:
-            raise FactProcessError(f"SecretFileState: unknown source kind {kind!r}")
-
-        compiled = {}
-        for line in output[1:]:
-            suffix, _, rest = line.partition(": ")
-            if suffix not in COMPILED_MAP_SUFFIXES:
-                raise FactProcessError(f"SecretFileState: unexpected line {line!r}")
-            compiled[suffix] = (
-                {"exists": False} if rest == "missing" else _parse_stat(rest.split(), suffix)
-            )
-        state["compiled"] = compiled
+        state, _ = _parse_source(output[0] if output else "", "SecretFileState")
+        rest = output[1:]
+        if state["type"] == "file":
+            if not rest or not rest[0].startswith("stamp: "):
+                raise FactProcessError(f"SecretFileState: missing stamp line: {rest[:1]!r}")
+            status, _, stamp = rest[0][len("stamp: "):].partition(" ")
+            if status not in ("valid", "edited", "missing"):
+                raise FactProcessError(f"SecretFileState: unknown stamp status {status!r}")
+            state["stamp_status"] = status
+            state["stamp"] = (stamp.strip() or None) if status == "valid" else None
+            rest = rest[1:]
+        state["compiled"] = _parse_compiled(rest, "SecretFileState")
         return state
 
 

@@ -37,10 +37,14 @@ from ..facts.postfix import (
     PostfixMainCf,
     PostfixMapTypes,
     PostfixMasterServices,
+    STAMP_IDENTITY,
+    STAMP_SUFFIX,
+    MapFileState,
     PostfixStatus,
     SecretFileState,
     normalize_value,
 )
+from .secret_stamp import new_stamp, stamp_matches
 
 
 # Parameters a `postfix reload` does not apply: Postfix must be stopped and started.
@@ -68,6 +72,22 @@ _WRITE_SECRET_SCRIPT = (
     't=$(mktemp "$(dirname "$1")/.lockdown-secret.XXXXXX"); '
     "trap 'rm -f \"$t\"' EXIT; "
     'cat > "$t"; chown "$2" "$t"; chmod 600 "$t"; mv -f "$t" "$1"'
+)
+
+# The same for a secret map, whose stdin starts with one line more: the stamp
+# (``secret_stamp.new_stamp``), written root-only to $1.lockdown-stamp after the map, with
+# the map's identity on its second line. `read` and `printf` are shell builtins, so the
+# stamp is in no process's command line either. Killed between the two renames, the old
+# stamp no longer matches the new map: the next run rewrites both.
+_WRITE_STAMPED_SECRET_SCRIPT = (
+    "set -e; umask 077; "
+    't=$(mktemp "$(dirname "$1")/.lockdown-secret.XXXXXX"); '
+    's=$(mktemp "$(dirname "$1")/.lockdown-stamp.XXXXXX"); '
+    "trap 'rm -f \"$t\" \"$s\"' EXIT; "
+    "IFS= read -r stamp; "
+    'cat > "$t"; chown "$2" "$t"; chmod 600 "$t"; mv -f "$t" "$1"; '
+    f"printf '%s\\n' \"$stamp\" > \"$s\"; {STAMP_IDENTITY} \"$1\" >> \"$s\"; "
+    f'chown "$2" "$s"; mv -f "$s" "$1{STAMP_SUFFIX}"'
 )
 
 
@@ -269,23 +289,33 @@ def _owner_mode_commands(path: str, state: dict) -> list[StringCommand]:
     return commands
 
 
-def _secret_file_commands(path: str, raw: str, state: dict) -> tuple[list[StringCommand], bool]:
-    """The commands ``map_file`` yields, and whether the content differs."""
+def _write_command(script: str, path: str, stdin: str) -> StringCommand:
+    return StringCommand(
+        "sh", "-c", QuoteString(script), "lockdown-secret", QuoteString(path),
+        ":".join(SECRET_OWNER), _stdin=stdin,
+    )
+
+
+def _map_file_commands(path: str, raw: str, state: dict) -> tuple[list[StringCommand], bool]:
+    """The commands ``map_file`` yields, and whether the content differs (by SHA-256)."""
     if state["type"] == "other":
         raise OperationValueError(f"{path} exists and is not a regular file")
     digest = hashlib.sha256(raw.encode()).hexdigest()
     if state["type"] == "file" and state.get("sha256") == digest:
         return _owner_mode_commands(path, state), False
-    write = StringCommand(
-        "sh",
-        "-c",
-        QuoteString(_WRITE_SECRET_SCRIPT),
-        "lockdown-secret",
-        QuoteString(path),
-        ":".join(SECRET_OWNER),
-        _stdin=raw,
-    )
-    return [write], True
+    return [_write_command(_WRITE_SECRET_SCRIPT, path, raw)], True
+
+
+def _secret_map_commands(path: str, raw: str, state: dict) -> tuple[list[StringCommand], bool]:
+    """
+    The commands writing a secret map, and whether the content differs: current when the
+    stamp is valid (the map untouched since lockdown wrote it) and made from ``raw``.
+    """
+    if state["type"] == "other":
+        raise OperationValueError(f"{path} exists and is not a regular file")
+    if state["type"] == "file" and stamp_matches(state.get("stamp"), raw):
+        return _owner_mode_commands(path, state), False
+    return [_write_command(_WRITE_STAMPED_SECRET_SCRIPT, path, new_stamp(raw) + "\n" + raw)], True
 
 
 @operation()
@@ -296,11 +326,13 @@ def map_file(path: str, content: HiddenValue | str, current=None):
     + path: absolute path of the file, e.g. ``/etc/postfix/sasl_passwd``
     + content: the file content, preferably a ``HiddenValue``; a newline is appended if
       missing
-    + current: a ``facts.postfix.SecretFileState`` value for ``path``; read when ``None``
+    + current: a ``facts.postfix.MapFileState`` value for ``path``; read when ``None``
 
-    The content goes over stdin to ``sh -c`` which, with ``umask 077``, writes a temp file
-    in the same directory, chowns and chmods it, then ``mv -f``s it over ``path``. When the
-    SHA-256 already matches only a wrong owner or mode is fixed; otherwise it is a noop.
+    For maps that hold no secret (it compares by SHA-256, which the state read prints; a
+    secret goes through ``sasl_password_map``). The content goes over stdin to ``sh -c``
+    which, with ``umask 077``, writes a temp file in the same directory, chowns and chmods
+    it, then ``mv -f``s it over ``path``. When the SHA-256 already matches only a wrong owner
+    or mode is fixed; otherwise it is a noop.
 
     **Example:**
 
@@ -315,8 +347,8 @@ def map_file(path: str, content: HiddenValue | str, current=None):
     _check_path(path)
     raw = _secret_text(content)
     if current is None:
-        current = host.get_fact(SecretFileState, path=path)
-    commands, _ = _secret_file_commands(path, raw, current)
+        current = host.get_fact(MapFileState, path=path)
+    commands, _ = _map_file_commands(path, raw, current)
     if not commands:
         host.noop(f"map source {path} is up to date")
     yield from commands
@@ -370,8 +402,10 @@ def sasl_password_map(path: str, content: HiddenValue | str, db_type: str | None
       Postfix when the operation runs (Postfix is installed earlier in the same deploy)
     + current: a ``facts.postfix.SecretFileState`` value for ``path``; read when ``None``
 
-    Does what ``map_file`` does, then compiles the map with ``postmap``, ``postmap`` forced when the
-    content changed, so the deploy calls one operation.
+    Writes like ``map_file``, but decides "is the map current?" from the stamp next to it
+    (``operations/secret_stamp.py``: a salted scrypt key, rewritten with the map; a map
+    edited by hand since is rewritten), never from a digest of the secret. Then compiles the
+    map with ``postmap``, forced when the content changed, so the deploy calls one operation.
 
     **Example:**
 
@@ -394,7 +428,7 @@ def sasl_password_map(path: str, content: HiddenValue | str, db_type: str | None
     if current is None:
         current = host.get_fact(SecretFileState, path=path)
 
-    commands, content_changed = _secret_file_commands(path, raw, current)
+    commands, content_changed = _secret_map_commands(path, raw, current)
     commands += _compile_map_commands(path, db_type, content_changed, current, source_private=True)
     if not commands:
         host.noop(f"SASL password map {path} and its {db_type} map are up to date")

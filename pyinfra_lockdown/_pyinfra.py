@@ -7,10 +7,16 @@ second connection with this host's connection data", so this module builds a sec
 of the host's connector class and uses the connector interface every connector implements
 (``connect``, ``run_shell_command``, ``disconnect``). Checked against the pyinfra releases in
 pyproject.toml's range by the lab tests of the dead-man switch.
+
+It also makes a connection lost mid-run fail only that host (see ``LOST_CONNECTION``), checked
+by tests/lab/test_partial_failure.py.
 """
 from __future__ import annotations
 
+import functools
+
 import gevent
+from paramiko import SSHException
 from pyinfra.api import StringCommand
 from pyinfra.connectors.ssh import SSHConnector
 
@@ -42,3 +48,29 @@ def new_ssh_connection_runs_true(state, host, port: int | None, timeout: float) 
             connector.client.close()
     if not ok:
         raise RuntimeError(f"`true` failed: {output.stderr or output.stdout}")
+
+
+# A host whose SSH connection drops mid-run (sshd killed, reboot, link cut) makes paramiko
+# raise EOFError when the next command opens its channel. pyinfra 3 fails a host on OSError,
+# SSHException or a timeout but lets EOFError escape: the whole run ends with "An internal
+# exception occurred" and the other hosts stop where they are, half-applied. Turned into an
+# SSHException, it fails only that host, with a line saying what happened and what to do.
+LOST_CONNECTION = ("the SSH connection was lost mid-run (sshd stopped, the host rebooted or "
+                   "the network dropped); operations after the last one reported here did not "
+                   "run on this host. Check that SSH gets in, then run the deploy again")
+
+
+def _lost_connection_fails_only_its_host(run_shell_command):
+    @functools.wraps(run_shell_command)
+    def run(self, *args, **kwargs):
+        try:
+            return run_shell_command(self, *args, **kwargs)
+        except EOFError as error:
+            raise SSHException(LOST_CONNECTION) from error
+    run.lockdown_lost_connection = True
+    return run
+
+
+if not getattr(SSHConnector.run_shell_command, "lockdown_lost_connection", False):
+    SSHConnector.run_shell_command = _lost_connection_fails_only_its_host(
+        SSHConnector.run_shell_command)

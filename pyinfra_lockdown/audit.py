@@ -47,6 +47,10 @@ def audit(settings: AuditSettings | None = None):
         run.record(current_host.name, error=f"{type(error).__name__}: {error}",
                    address=current_host.data.get("ssh_hostname"))
     else:
+        if found is None:  # pyinfra failed the host and printed why; the others go on
+            run.record(current_host.name, error="the state read failed (see the error above)",
+                       address=current_host.data.get("ssh_hostname"))
+            return
         probe = call_probe(current_host, settings)
         if probe is not None:
             run.probes[current_host.name] = probe

@@ -3,8 +3,8 @@ against found state (the AuditState fact). Pure: no host, no pyinfra context, no
 
 Every check returns ``Check(id, verdict, expected, found)`` with verdict PASS, FAIL or N/A.
 ``expected``/``found`` are short display strings and never contain a secret (the SASL map
-is compared by hash only; main.cf values that hold an inline ``static:`` secret are never
-shown).
+is compared by its salted scrypt stamp only; main.cf values that hold an inline ``static:``
+secret are never shown).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from .mail import (
     TLS_FLOOR_PARAMETERS, aliases_map, main_cf_settings, sasl_map_line, senders_map,
     tls_floor_spellings,
 )
+from .operations.secret_stamp import stamp_matches
 from .operations.ufw import checked_rules, describe, rules_to_add
 from .operations.ufw_rules import identity, is_tagged, ssh_allowed
 from .relay_causes import relay_cause
@@ -248,7 +249,12 @@ def sasl_map_check(exp: Expected, state: dict) -> Check:
     if exp.has_credentials:
         line = sasl_map_line(exp.relay)
         text = line.unmask() if hasattr(line, "unmask") else str(line)
-        if sasl.get("sha256") != hashlib.sha256(text.encode()).hexdigest():
+        if sasl.get("stamp_status") == "edited":
+            problems.append("edited since lockdown wrote it (re-run the mail deploy)")
+        elif sasl.get("stamp_status") == "missing":
+            problems.append("no lockdown stamp: written by hand or by an older lockdown "
+                            "(re-run the mail deploy)")
+        elif not stamp_matches(sasl.get("stamp"), text):
             problems.append("content differs from the declared credentials/relayhost")
     return Check("postfix.sasl_map", _verdict(not problems), expected,
                  "; ".join(problems) if problems else "as declared")

@@ -86,6 +86,8 @@ def firewall(settings: FirewallSettings | None = None):
     settings = settings or firewall_settings(current_host.data)
     check_rules_syntax(settings)
     found = host_state(current_host)
+    if found is None:  # this host failed its state read; the others go on
+        return
     rules = firewall_rules(settings, sshd_ports(found))
     guard_against_lockout(settings, rules, found)
     update = apt_update_wanted(current_host, settings.apt_update)

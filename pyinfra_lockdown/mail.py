@@ -14,7 +14,7 @@ from .logwatch import logwatch_step
 from .facts.host_state import LockdownState
 from .facts.postfix import ALIASES_MAP, SASL_PASSWORD_MAP, SENDERS_MAP
 from .operations import packages, postfix
-from .operations.postfix import settings_requiring_restart
+from .operations.postfix import SECRET_MODE, SECRET_OWNER, settings_requiring_restart
 from .plan import (
     any_called_changed,
     apt_update_wanted,
@@ -129,10 +129,13 @@ def senders_map(relay: RelaySettings, myhostname: str | None) -> str:
     )
 
 
-def sasl_map_line(relay: RelaySettings) -> HiddenValue:
-    # The key must be the relayhost string exactly, or Postfix finds no password.
-    return HiddenValue(
-        f"{relay.relayhost} {relay.credentials.login}:{relay.credentials.password}\n")
+def sasl_map_line(relay: RelaySettings, also_for: str | None = None) -> HiddenValue:
+    """The SASL map: the key must be the relayhost string exactly, or Postfix finds no password
+    and sends without AUTH, which the relay refuses with a 5xx: the mail bounces. ``also_for``:
+    a second key (the relayhost main.cf still names) with the same credentials."""
+    secret = f"{relay.credentials.login}:{relay.credentials.password}"
+    keys = [relay.relayhost] + ([also_for] if also_for and also_for != relay.relayhost else [])
+    return HiddenValue("".join(f"{key} {secret}\n" for key in keys))
 
 
 @deploy("lockdown mail relay", data_defaults=data_defaults("relay", "logwatch"))
@@ -145,6 +148,8 @@ def mail_relay(settings: RelaySettings | None = None):
     """
     relay = settings or relay_settings(current_host.data)
     found = host_state(current_host)
+    if found is None:  # this host failed its state read; the others go on
+        return
     update = apt_update_wanted(current_host, relay.apt_update)
     install = if_needed(
         packages.installed, name="Install Postfix and SASL modules",
@@ -167,8 +172,23 @@ def _configure_after_install(relay: RelaySettings) -> None:
 
 def configure(relay: RelaySettings, found: dict) -> None:
     """The null client's files and service, decided from ``found`` (the host's LockdownState)."""
-    # main.cf first: postmap and postconf -M need it, and a fresh box has none.
     parameters = found["parameters"] or {}  # None until Postfix is installed
+    db_type = parameters.get("default_database_type")
+    # A new relayhost: until main.cf names it, the map keeps the old key too (with the new
+    # credentials). Otherwise a run stopped between main.cf and the map (host lost, disk full)
+    # leaves Postfix looking up a key the map lacks, sending without AUTH: the mail bounces.
+    old_relayhost = ((found["main_cf"] or {}).get("settings") or {}).get("relayhost")
+    sasl_found = found["sasl_map"]
+    if old_relayhost and old_relayhost != relay.relayhost and sasl_found["type"] == "file":
+        if_needed(
+            postfix.sasl_password_map, name="Relay credentials for the old and the new relayhost",
+            path=SASL_PASSWORD_MAP, content=sasl_map_line(relay, also_for=old_relayhost),
+            db_type=db_type, current=sasl_found,
+        )
+        # what that write leaves: a private map whose stamp is not the final content's
+        sasl_found = {**sasl_found, "user": SECRET_OWNER[0], "group": SECRET_OWNER[1],
+                      "mode": SECRET_MODE, "stamp": None, "stamp_status": "edited"}
+    # main.cf first (on a fresh box): postmap and postconf -M need it, and a fresh box has none.
     settings = {**main_cf_settings(relay, parameters),
                 **tls_floor_settings(found["defaults"], (found["main_cf"] or {}).get("settings"))}
     main = if_needed(
@@ -187,13 +207,14 @@ def configure(relay: RelaySettings, found: dict) -> None:
     sasl = if_needed(
         postfix.sasl_password_map, name="Relay credentials (SASL map, root 0600)",
         path=SASL_PASSWORD_MAP, content=sasl_map_line(relay),
-        db_type=parameters.get("default_database_type"), current=found["sasl_map"],
+        db_type=db_type, current=sasl_found,
     )
     listener = if_needed(
         postfix.master_service, name="master.cf: smtp/inet listener off",
         service="smtp", service_type="inet", enabled=False, current=found["master"],
     )
-    logwatch_step(relay.logwatch, found["logwatch"], relay.apt_update)
+    logwatch_step(relay.logwatch, found["logwatch"],
+                  apt_update_wanted(current_host, relay.apt_update))
     changed = any_called_changed(aliases, senders, sasl, main, listener)
     if changed is None:
         if_needed(postfix.running, name="Postfix running and enabled", current=found["status"])

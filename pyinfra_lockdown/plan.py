@@ -24,8 +24,12 @@ from .facts.host_state import LockdownState
 _READS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # pyinfra State -> {host: dict}
 
 
-def host_state(host) -> dict:
-    """The LockdownState of ``host``, read (as root) once per pyinfra run."""
+def host_state(host) -> dict | None:
+    """The LockdownState of ``host``, read (as root) once per pyinfra run.
+
+    ``None`` when the read failed (e.g. a master.cf line Postfix itself rejects): pyinfra has
+    then failed this host and printed why, and the caller must return, so that the run goes on
+    for the other hosts instead of ending with a traceback."""
     reads = _READS.setdefault(host.state, {})
     if host.name not in reads:
         reads[host.name] = host.get_fact(LockdownState, _sudo=True)

@@ -47,6 +47,14 @@ def test_with_credentials_the_sasl_map_content_and_sender_map_are_compared():
     assert "Zq9-not-it" not in repr(wrong) and "lab-password" not in repr(result)
 
 
+@pytest.mark.parametrize("status, found", [
+    ("edited", "edited since lockdown wrote it"), ("missing", "no lockdown stamp")])
+def test_a_sasl_map_edited_by_hand_or_unstamped_fails_whatever_its_content(status, found):
+    state = drifted(sasl_map__stamp_status=status, sasl_map__stamp=None)
+    check = verdicts(state, environ=CREDS)["postfix.sasl_map"]
+    assert check.verdict == FAIL and found in check.found
+
+
 def test_sender_domain_from_host_data_without_credentials():
     result = verdicts(STATE, data={**DATA, "mail_sender_domain": "lab.test"})
     assert result["postfix.senders_map"].verdict == PASS

@@ -7,7 +7,7 @@ from pyinfra.context import ctx_host, ctx_state
 from pyinfra_testing.util import FakeState, create_host
 
 from pyinfra_lockdown.facts import postfix as postfix_facts
-from pyinfra_lockdown.operations import postfix
+from pyinfra_lockdown.operations import postfix, secret_stamp
 
 SECRET = "FAKE-s3cret-never-printed"
 CONTENT = f"[smtp.mailgun.org]:587 postmaster@mg.example.org:{SECRET}"
@@ -37,8 +37,36 @@ def test_postfix_secret_only_in_stdin(op, content):
         assert isinstance(command, StringCommand)
         assert SECRET not in command.get_raw_value()
         assert SECRET not in command.get_masked_value()
-    assert commands[0].connector_arguments["_stdin"] == CONTENT + "\n"
+    stdin = commands[0].connector_arguments["_stdin"]
+    if op is postfix.sasl_password_map:  # the stamp's line first (operations/secret_stamp.py)
+        stamp, _, stdin = stdin.partition("\n")
+        assert secret_stamp.stamp_matches(stamp, CONTENT + "\n")
+    assert stdin == CONTENT + "\n"
     assert all("_stdin" not in command.connector_arguments for command in commands[1:])
+
+
+def test_secret_stamp_is_salted_and_checks_only_its_own_content():
+    first, second = secret_stamp.new_stamp(CONTENT), secret_stamp.new_stamp(CONTENT)
+    assert first != second  # a fresh salt per write: no table of precomputed keys helps
+    assert secret_stamp.stamp_matches(first, CONTENT)
+    assert not secret_stamp.stamp_matches(first, CONTENT + "x")
+    for foreign in (None, "", "sha256 00 11", "scrypt-14-8-1 not-hex 00", first.rsplit(" ", 1)[0]):
+        assert not secret_stamp.stamp_matches(foreign, CONTENT)
+
+
+def test_secret_map_current_only_with_a_valid_stamp_of_this_content():
+    fresh = {"exists": True, "type": "file", "user": "root", "group": "root", "mode": 600,
+             "mtime_ns": 1, "compiled": {"db": {"exists": True, "user": "root", "group": "root",
+                                               "mode": 600, "mtime_ns": 2}}}
+    valid = {**fresh, "stamp_status": "valid", "stamp": secret_stamp.new_stamp(CONTENT + "\n")}
+    assert _run(postfix.sasl_password_map, path="/etc/postfix/sasl_passwd", content=CONTENT,
+                db_type="hash", current=valid) == []
+    for stale in ({**fresh, "stamp_status": "edited", "stamp": None},
+                  {**fresh, "stamp_status": "missing", "stamp": None},
+                  {**valid, "stamp": secret_stamp.new_stamp("other\n")}):
+        commands = _run(postfix.sasl_password_map, path="/etc/postfix/sasl_passwd",
+                        content=CONTENT, db_type="hash", current=stale)
+        assert [c.get_raw_value().split()[0] for c in commands] == ["sh", "postmap"]
 
 
 @pytest.mark.parametrize(
@@ -47,6 +75,7 @@ def test_postfix_secret_only_in_stdin(op, content):
         postfix_facts.PostfixMainCf,
         postfix_facts.PostfixMasterServices,
         postfix_facts.PostfixMapTypes,
+        postfix_facts.MapFileState,
         postfix_facts.SecretFileState,
         postfix_facts.PostfixStatus,
         postfix_facts.SmtpListeners,

@@ -66,6 +66,15 @@ def test_sasl_map_key_is_the_relayhost_and_the_line_is_masked():
     assert "pw-1" not in str(line) and "pw-1" not in repr(line)
 
 
+def test_while_the_relayhost_changes_the_map_also_keys_the_old_one():
+    settings = relay(relay_port=465)
+    both = sasl_map_line(settings, also_for="[smtp.mailgun.org]:587").unmask().splitlines()
+    assert [line.split()[0] for line in both] == [settings.relayhost, "[smtp.mailgun.org]:587"]
+    assert len({line.split()[1] for line in both}) == 1  # the new credentials for both keys
+    assert sasl_map_line(settings, also_for=settings.relayhost).unmask() == \
+        sasl_map_line(settings).unmask()
+
+
 def test_tls_floor_speaks_the_hosts_postfix_dialect():
     from pyinfra_lockdown.mail import tls_floor_settings
 
