@@ -1,6 +1,8 @@
 """Issue 15's targets judged on one `python -m bench` run, and its section of bench/RESULTS.md."""
 from __future__ import annotations
 
+from pyinfra_lockdown.facts.audit import PROBE_CONNECT_TIMEOUT
+
 KIND_NAMES = {
     "floor": "floor (`exec -- true`)", "first": "lockdown first converge", "noop": "lockdown no-op",
     "dry": "lockdown `--dry`", "audit-facts": "facts-only audit", "audit": "audit + outside probe",
@@ -102,7 +104,9 @@ def section(run: dict) -> str:
            "ControlPersist, forks = N) alternating; then re-run rounds on the lockdown-converged "
            "boxes, every kind once per round in a rotated order (paired: drift hits every kind "
            "alike). Whole CLI runs, wall time of the process (`bench/rusage.py`), medians; "
-           "pyinfra with `--parallel N`. Lab boxes share the controller's 2 cores.", "",
+           f"pyinfra with `--parallel N`; the outside probe connects with a {PROBE_CONNECT_TIMEOUT} s "
+           "timeout, all hosts, ports and addresses at once (`facts/audit.py`). The lab boxes share "
+           "the controller's cores.", "",
            "| N | " + " | ".join(KIND_NAMES[k] for k in _kinds(run)) + " | load avg (mean/max) |",
            "|---|" + "---|" * (len(_kinds(run)) + 1)]
     for block in run["blocks"]:
@@ -138,14 +142,19 @@ def section(run: dict) -> str:
     for block in run["blocks"]:
         r = block["lockdown_resources"]
         out.append(f"| {block['n']} | " + " | ".join(f"{r[k]['box_cpu_s_per_host']:.2f}" for k in BOX_CPU_KINDS) + " |")
-    profiled = [(b["n"], kind, p) for b in run["blocks"] for kind, p in b.get("profiles", {}).items()]
+    profiled = [(b, kind, p) for b in run["blocks"] for kind, p in b.get("profiles", {}).items()]
     if profiled:
         out += ["", "Where the time goes in the runs whose target was missed (one extra run each, "
                 "wall time between pyinfra's phase and operation lines of `-vv`, largest first; the "
                 "controller's own profile by pyinstrument where linked):"]
-        for n, kind, p in profiled:
+        for block, kind, p in profiled:
+            n, r = block["n"], block["lockdown_resources"][kind]
+            cores = run["machine"]["cpus"]
             link = f" — controller profile: `{p['controller_profile']}`" if p.get("controller_profile") else ""
-            out += ["", f"{KIND_NAMES[kind]}, N={n}{link}:", ""] + _timeline_lines(p["timeline"])
+            out += ["", f"{KIND_NAMES[kind]}, N={n}{link}. CPU per host: boxes {r['box_cpu_s_per_host']:.2f} s, "
+                    f"controller {r['cpu_s_per_host']:.3f} s; {n} hosts on {cores} cores need at least "
+                    f"{n * (r['box_cpu_s_per_host'] + r['cpu_s_per_host']) / cores:.2f} s of the median "
+                    f"{block['medians'][kind]:.2f} s:", ""] + _timeline_lines(p["timeline"])
     out += ["", f"Re-run on a quiet machine: `{run['command'].strip()}` (as root, from the repo root; "
             f"writes bench/results.json and appends a section here). Sizes run: {sizes}.", ""]
     return "\n".join(out)
