@@ -317,13 +317,21 @@ def main() -> None:
     vars_text = json.dumps({**lockdown_vars(1), "ufw_guarded": True}, indent=2)
     run = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
            "command": "python -m bench " + " ".join(sys.argv[1:]), "suite": args.suite, "blocks": []}
+    run["failed"] = {}
     for n in sizes:
         print(f"bench: N={n} ...", flush=True)
-        block = bench_n(n, args, playbook_bin, vars_text)
+        try:
+            block = bench_n(n, args, playbook_bin, vars_text)
+        except (Exception, SystemExit) as error:  # the other sizes' figures still count
+            run["failed"][n] = f"{type(error).__name__}: {error}"[:2000]
+            print(f"bench: N={n} FAILED: {run['failed'][n]}", flush=True)
+            continue
         run["blocks"].append(block)
-        if n == min(sizes):
+        if not args.reference:
             args.reference = block["medians"]
         print(report.block_lines(block), flush=True)
+    if not run["blocks"]:
+        raise SystemExit("bench: no size could be measured")
     run["versions"] = run["blocks"][0]["versions"]
     run["targets"] = report.targets(run["blocks"])
     print(report.targets_table(run["targets"]))

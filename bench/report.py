@@ -155,6 +155,8 @@ def section(run: dict) -> str:
                     f"controller {r['cpu_s_per_host']:.3f} s; {n} hosts on {cores} cores need at least "
                     f"{n * (r['box_cpu_s_per_host'] + r['cpu_s_per_host']) / cores:.2f} s of the median "
                     f"{block['medians'][kind]:.2f} s:", ""] + _timeline_lines(p["timeline"])
+    for n, error in run.get("failed", {}).items():
+        out += ["", f"N={n} could not be measured: {error.splitlines()[0] if error else '?'}"]
     out += ["", f"Re-run on a quiet machine: `{run['command'].strip()}` (as root, from the repo root; "
             f"writes bench/results.json and appends a section here). Sizes run: {sizes}.", ""]
     return "\n".join(out)
