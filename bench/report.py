@@ -142,6 +142,18 @@ def section(run: dict) -> str:
     for block in run["blocks"]:
         r = block["lockdown_resources"]
         out.append(f"| {block['n']} | " + " | ".join(f"{r[k]['box_cpu_s_per_host']:.2f}" for k in BOX_CPU_KINDS) + " |")
+    blocks = sorted(run["blocks"], key=lambda b: b["n"])
+    if len(blocks) >= 2:
+        low, high = blocks[-2], blocks[-1]
+        hosts = high["n"] - low["n"]
+        out += ["", f"Slope beyond N={low['n']} (seconds per extra host, from N={low['n']} to "
+                f"N={high['n']}, this machine: the boxes' CPU is the controller's):", "",
+                "| run | wall s per extra host | controller CPU s per host | boxes' CPU s per host |",
+                "|---|---|---|---|"]
+        for kind in ("floor", "first", "noop", "audit-facts", "audit", "ansible-first", "ansible-noop"):
+            r = high["lockdown_resources"][kind]
+            out.append(f"| {KIND_NAMES[kind]} | {(high['medians'][kind] - low['medians'][kind]) / hosts:.3f} | "
+                       f"{r['cpu_s_per_host']:.3f} | {r['box_cpu_s_per_host']:.3f} |")
     profiled = [(b, kind, p) for b in run["blocks"] for kind, p in b.get("profiles", {}).items()]
     if profiled:
         out += ["", "Where the time goes in the runs whose target was missed (one extra run each, "
