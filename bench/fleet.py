@@ -190,7 +190,7 @@ def reruns(fleet: Fleet, repeat: int) -> dict:
 
 def remote_commands(fleet: Fleet, kind: str) -> float:
     result = fleet.lab.run(fleet.base + ["-vvv"] + LOCKDOWN_TAILS[kind], env=CREDENTIALS, timeout=900)
-    return len(re.findall(r"\[\w+\] >>> ", result.stderr)) / fleet.n
+    return len(re.findall(r"\[\w+\]\s+>>> ", result.stderr)) / fleet.n
 
 
 def operation_timeline(fleet: Fleet, kind: str) -> list[tuple[str, float]]:
@@ -218,8 +218,7 @@ def controller_profile(fleet: Fleet, kind: str, path: Path) -> str | None:
         import pyinstrument  # noqa: F401
     except ImportError:
         return None
-    argv = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", str(path),
-            fleet.base[0], *fleet.base[1:], *LOCKDOWN_TAILS[kind]]
+    argv = [sys.executable, "-m", "bench.profile_run", str(path), *fleet.base[1:], *LOCKDOWN_TAILS[kind]]
     fleet.lab.run(argv, env=CREDENTIALS, timeout=900)
     return str(path.relative_to(REPO_ROOT)) if path.exists() else None
 
