@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test deps system-deps lab-up lab-down lab-status unit
+.PHONY: demo test deps system-deps lab-up lab-down lab-status unit bench
 
 demo: deps            ## the logwatch story: noisy report, deploy, quiet report; audit
 	$(BIN)/python -m lab demo
@@ -13,6 +13,10 @@ test: deps            ## every test: unit, then the real boxes of the lab
 
 unit: deps
 	$(BIN)/pytest tests/unit
+
+bench: deps           ## python -m bench: N = 1, 10, 50 boxes, lockdown vs Ansible; appends to bench/RESULTS.md
+	$(BIN)/pip install --quiet --disable-pip-version-check pyinstrument
+	$(BIN)/python -m bench
 
 deps: system-deps $(VENV)/.installed
 

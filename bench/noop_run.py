@@ -41,7 +41,7 @@ def timed(lab: Lab, argv: list[str]) -> float:
 
 def remote_commands(lab: Lab, argv: list[str], hosts: int) -> float:
     result = lab.run(argv[:2] + ["-vvv"] + argv[2:], env=CREDENTIALS)
-    return len(re.findall(r"\[\w+\] >>> ", result.stderr)) / hosts
+    return len(re.findall(r"\[\w+\]\s+>>> ", result.stderr)) / hosts
 
 
 @contextmanager

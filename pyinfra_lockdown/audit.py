@@ -18,7 +18,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import python
 
 from .audit_checks import expected_state, host_checks
-from .audit_probe import call_probe, probe_from_host
+from .audit_probe import probe_from_host, start_probe
 from .audit_report import PROBES_GROUP, audit_run, report_step
 from .facts.audit_state import AuditState
 from .settings import AuditSettings, audit_settings, data_defaults
@@ -41,6 +41,7 @@ def audit(settings: AuditSettings | None = None):
     if settings.json_path and run.json_path is None:
         run.json_path = settings.json_path
     expected = expected_state(settings)
+    probe_result = start_probe(current_host, settings)
     try:
         found = current_host.get_fact(AuditState, noise_hours=expected.noise_hours, _sudo=True)
     except Exception as error:  # a host that connects but cannot be read is reported
@@ -51,7 +52,7 @@ def audit(settings: AuditSettings | None = None):
             run.record(current_host.name, error="the state read failed (see the error above)",
                        address=current_host.data.get("ssh_hostname"))
             return
-        probe = call_probe(current_host, settings)
+        probe = probe_result()
         if probe is not None:
             run.probes[current_host.name] = probe
         run.record(current_host.name, host_checks(expected, found, probe=None),

@@ -8,6 +8,8 @@ Two sources, both stored in the run's ``AuditRun.probes[target] = {"via", "resul
 """
 from __future__ import annotations
 
+import gevent
+
 from .audit_report import audit_run
 from .facts.audit import SmtpProbe
 from .facts.postfix import SMTP_PORTS
@@ -26,6 +28,15 @@ def call_probe(host, settings: AuditSettings) -> dict | None:
         return settings.probe(probe_addresses(host, settings.probe_addresses), SMTP_PORTS)
     except Exception as error:  # a broken probe is reported as such, not as a crash
         return {"via": "audit_probe", "results": [], "error": f"{type(error).__name__}: {error}"}
+
+
+def start_probe(host, settings: AuditSettings):
+    """``call_probe`` in a greenlet of its own, started now: the outside view's timeout runs
+    while the host's state is read (every host's deploy code runs at once, so all hosts, ports
+    and addresses are probed together: one timeout in all). Returns a function giving the
+    result, waiting for it if need be."""
+    job = gevent.spawn(call_probe, host, settings)
+    return job.get
 
 
 def probe_from_host(probe_host, state, group: str) -> None:

@@ -1,0 +1,4 @@
+"""`python -m bench`: the one benchmark command (bench/fleet.py)."""
+from bench.fleet import main
+
+main()
