@@ -12,10 +12,11 @@ import re
 import time
 
 import pytest
-import testinfra
 
 from tests.conftest import SUITES
-from tests.lab.deploy_helpers import converge, new_credentials, pyinfra, wait_for_mail
+from tests.lab.deploy_helpers import (
+    converge, new_credentials, pyinfra, ssh_testinfra_host, wait_for_mail,
+)
 
 pytestmark = pytest.mark.lab
 SMTP_PORTS = (25, 465, 587)
@@ -31,16 +32,6 @@ def _report(request, line: str) -> None:
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
         reporter.ensure_newline()
         reporter.write_line(line)
-
-
-def _testinfra(lab, box, directory):
-    """The box as testinfra sees it, over a real SSH login started inside the lab namespace."""
-    ssh_config = directory / "ssh_config"
-    ssh_config.write_text(
-        f"Host {box.ipv4}\n  User deploy\n  IdentityFile {lab.config.ssh_key}\n"
-        "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
-        f"  ProxyCommand ip netns exec {lab.config.netns} nc %h %p\n")
-    return testinfra.get_host(f"ssh://{box.ipv4}", ssh_config=str(ssh_config), sudo=True)
 
 
 def _standin_accepts(lab, env: dict) -> None:
@@ -105,7 +96,7 @@ def test_no_smtp_connection_from_outside_during_the_first_converge(first_converg
 
 
 def test_postfix_and_ufw_are_installed_and_exim4_is_gone(lab, first_converge, tmp_path):
-    host = _testinfra(lab, first_converge.box, tmp_path)
+    host = ssh_testinfra_host(lab, first_converge.box, tmp_path)
     for name in ("postfix", "libsasl2-modules", "ufw"):
         assert host.package(name).is_installed, name
     # apt removes exim4 for Postfix (both provide mail-transport-agent). Its conffiles stay
