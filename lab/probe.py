@@ -1,8 +1,9 @@
 """The outside prober: connects to boxes from the lab namespace, from an address that is
 neither a box nor the stand-in (10.77.0.2 / fd77::2), like a host on the internet.
 
-Run inside the lab namespace as `python -m lab.probe tcp_open ADDR PORT [TIMEOUT]` or
-`python -m lab.probe smtp_relay_attempt ADDR [PORT]`; prints one JSON object.
+Run inside the lab namespace as `python -m lab.probe tcp_open ADDR PORT [TIMEOUT]`,
+`python -m lab.probe smtp_relay_attempt ADDR [PORT]` or `python -m lab.probe scan TIMEOUT
+ADDR:PORT...` (many targets at once, in parallel); prints one JSON object.
 The `Probe` class does that for tests and returns the parsed result.
 """
 from __future__ import annotations
@@ -55,6 +56,15 @@ def smtp_relay_attempt(address: str, port: int = 25, timeout: float = 5) -> dict
     return report
 
 
+def scan(targets: list[tuple[str, int]], timeout: float = 2) -> dict:
+    """{"ADDR:PORT": bool} for every target, probed in parallel (one process for many boxes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, min(64, len(targets)))) as pool:
+        results = pool.map(lambda target: tcp_open(*target, timeout=timeout)["open"], targets)
+    return {f"{address}:{port}": is_open for (address, port), is_open in zip(targets, results)}
+
+
 def _reply(reply: tuple[int, bytes]) -> list:
     return [reply[0], reply[1].decode(errors="replace")]
 
@@ -82,12 +92,23 @@ class Probe:
     def smtp_relay_attempt(self, address: str, port: int = 25, timeout: float = 5) -> dict:
         return self._call("smtp_relay_attempt", address, str(port), str(timeout), timeout=timeout * 5 + 10)
 
+    def open_ports(self, targets: list[tuple[str, int]], timeout: float = 2) -> list[tuple[str, int]]:
+        """The targets (address, port) that accept a TCP connection, probed in one go."""
+        if not targets:
+            return []
+        found = self._call("scan", str(timeout), *(f"{a}:{p}" for a, p in targets),
+                           timeout=timeout * 3 + 20)
+        return [(a, p) for a, p in targets if found[f"{a}:{p}"]]
+
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("tcp_open", "smtp_relay_attempt"):
+    if not argv or argv[0] not in ("tcp_open", "smtp_relay_attempt", "scan"):
         print(__doc__, file=sys.stderr)
         return 2
-    if argv[0] == "tcp_open":
+    if argv[0] == "scan":
+        targets = [(t.rpartition(":")[0], int(t.rpartition(":")[2])) for t in argv[2:]]
+        result = scan(targets, float(argv[1]))
+    elif argv[0] == "tcp_open":
         result = tcp_open(argv[1], int(argv[2]), float(argv[3]) if len(argv) > 3 else 2)
     else:
         result = smtp_relay_attempt(argv[1], int(argv[2]) if len(argv) > 2 else 25,
