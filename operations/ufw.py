@@ -81,7 +81,7 @@ def ipv6(enabled: bool, current: dict | None = None):
 
     With ``IPV6=no`` ufw drops ALL IPv6 traffic except loopback once enabled, so check the
     SSH session's family first (``ufw_rules.lockout_reason``). When ufw is active the change
-    only takes effect on reload, so ``ufw reload`` follows the edit.
+    only takes effect on reload, so ``ufw reload`` follows the edit (in the same command).
 
     + enabled: whether ufw should manage (and filter) IPv6
     + current: the UfwConfig value, read from the host when None
@@ -95,12 +95,13 @@ def ipv6(enabled: bool, current: dict | None = None):
         host.noop(f"ufw IPV6 is {value}")
         return
     if config and config["ipv6"] is None:
-        yield StringCommand("sh", "-c", QuoteString(f"echo IPV6={value} >> {UFW_DEFAULTS_FILE}"))
+        edit = StringCommand("sh", "-c", QuoteString(f"echo IPV6={value} >> {UFW_DEFAULTS_FILE}"))
     else:
         expression = QuoteString(f"s/^IPV6=.*/IPV6={value}/")
-        yield StringCommand("sed", "-i", expression, UFW_DEFAULTS_FILE)
-    if config and config["enabled"]:
-        yield StringCommand("ufw", "reload")
+        edit = StringCommand("sed", "-i", expression, UFW_DEFAULTS_FILE)
+    # One command: a run killed between the edit and the reload would leave the file saying
+    # what the running firewall does not do, and the next run would see nothing to change.
+    yield StringCommand(edit, "&&", "ufw", "reload") if config and config["enabled"] else edit
 
 
 @operation()

@@ -13,7 +13,7 @@ from . import canary
 from .facts.postfix import ALIASES_MAP, SASL_PASSWORD_MAP, SENDERS_MAP
 from .operations import packages, postfix
 from .operations.postfix import settings_requiring_restart
-from .plan import any_called_changed, host_state, if_needed
+from .plan import any_called_changed, host_state, if_needed, needed
 from .settings import RelaySettings, data_defaults, relay_settings
 
 PACKAGES = ["postfix", "libsasl2-modules", "ca-certificates"]
@@ -145,36 +145,45 @@ def mail_relay(settings: RelaySettings | None = None):
     parameters = found["parameters"] or {}  # None until Postfix is installed
     settings = {**main_cf_settings(relay, parameters),
                 **tls_floor_settings(found["defaults"], (found["main_cf"] or {}).get("settings"))}
-    main = if_needed(
-        postfix.main_cf, name=f"main.cf: null client via {relay.relayhost}, TLS {relay.tls_level}",
-        settings=settings, current=found["main_cf"],
-    )
     myhostname = parameters.get("myhostname")
-    aliases = if_needed(
-        postfix.map_file, name=f"Local recipients go to {relay.root_forward}",
-        path=ALIASES_MAP, content=aliases_map(relay, myhostname), current=found["aliases_map"],
-    )
-    senders = if_needed(
-        postfix.map_file, name=f"Local senders leave as @{relay.sender_domain}",
-        path=SENDERS_MAP, content=senders_map(relay, myhostname), current=found["senders_map"],
-    )
-    sasl = if_needed(
-        postfix.sasl_password_map, name="Relay credentials (SASL map, root 0600)",
-        path=SASL_PASSWORD_MAP, content=sasl_map_line(relay),
-        db_type=parameters.get("default_database_type"), current=found["sasl_map"],
-    )
-    listener = if_needed(
-        postfix.master_service, name="master.cf: smtp/inet listener off",
-        service="smtp", service_type="inet", enabled=False, current=found["master"],
-    )
+    steps = {
+        "main": (postfix.main_cf, dict(
+            name=f"main.cf: null client via {relay.relayhost}, TLS {relay.tls_level}",
+            settings=settings, current=found["main_cf"])),
+        "aliases": (postfix.map_file, dict(
+            name=f"Local recipients go to {relay.root_forward}", path=ALIASES_MAP,
+            content=aliases_map(relay, myhostname), current=found["aliases_map"])),
+        "senders": (postfix.map_file, dict(
+            name=f"Local senders leave as @{relay.sender_domain}", path=SENDERS_MAP,
+            content=senders_map(relay, myhostname), current=found["senders_map"])),
+        "sasl": (postfix.sasl_password_map, dict(
+            name="Relay credentials (SASL map, root 0600)", path=SASL_PASSWORD_MAP,
+            content=sasl_map_line(relay), db_type=parameters.get("default_database_type"),
+            current=found["sasl_map"])),
+        "listener": (postfix.master_service, dict(
+            name="master.cf: smtp/inet listener off", service="smtp", service_type="inet",
+            enabled=False, current=found["master"])),
+    }
+    # A run killed between a change and the reload must not leave it unapplied: the reload
+    # it owes is noted on the host first and only the reload removes the note.
+    pending = (found["status"] or {}).get("pending")
+    restart = bool(settings_requiring_restart(settings, found["main_cf"])) or pending == "restart"
+    if any(needed(op, **kwargs) for op, kwargs in steps.values()):
+        postfix.note_pending(name="Note the reload this run owes Postfix (until it ran)",
+                             action="restart" if restart else "reload", current=found["status"])
+    main = if_needed(steps["main"][0], **steps["main"][1])
+    aliases = if_needed(steps["aliases"][0], **steps["aliases"][1])
+    senders = if_needed(steps["senders"][0], **steps["senders"][1])
+    sasl = if_needed(steps["sasl"][0], **steps["sasl"][1])
+    listener = if_needed(steps["listener"][0], **steps["listener"][1])
     changed = any_called_changed(aliases, senders, sasl, main, listener)
-    if changed is None:
+    if changed is None and pending is None:
         if_needed(postfix.running, name="Postfix running and enabled", current=found["status"])
         return
     applied = postfix.reload(
-        name="postfix check, then reload (or start)",
-        restart=bool(settings_requiring_restart(settings, found["main_cf"])),
-        current=found["status"], _if=changed,
+        name="postfix check, then reload (or start)" + (" owed by an earlier run" if pending else ""),
+        restart=restart, current=found["status"],
+        **({} if pending or changed is None else {"_if": changed}),
     )
     if sasl is not None:
         server.shell(

@@ -26,7 +26,7 @@ from tests.lab.deploy_helpers import LOGIN, converge, new_credentials
 from tests.lab.faults import Controller, break_points, look_from_outside, recover, traced_run
 
 pytestmark = pytest.mark.lab
-BATCH = 9  # boxes killed (each at its own point) and recovered together
+BATCH = 6  # boxes killed (each at its own point) and recovered together
 CHECKED = ("SSH from outside; SMTP 25/465/587 v4+v6 from the prober, relay attempt, listeners; "
            "the password in files (mode, leftovers); re-run converges, no-op changes nothing, "
            "a mail relays")
@@ -50,7 +50,7 @@ def kill_everywhere(lab, standin, suite: str, env: dict, data: dict | None, labe
         points = break_points(traced_run(lab, reference, env, data))
     finally:
         lab.remove_box(reference[0])
-    assert len(points) >= 10, points
+    assert len(points) >= 8, points  # a run that does next to nothing proves nothing
     failures = []
     for start in range(0, len(points), BATCH):
         batch = points[start:start + BATCH]
