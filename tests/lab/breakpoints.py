@@ -6,8 +6,8 @@ runs pyinfra's own CLI in this process, with two hooks on pyinfra 3.x's executor
 operation that finishes on the (single) host appends one line to DIR/trace.jsonl (its index
 in execution order, names, commands executed), and at BREAK the controller writes DIR/paused
 (JSON: pid, where) and waits until DIR/resume exists. BREAK is ``op:N`` (right after the Nth
-operation finished), ``op:N.K`` (after the Kth command of the Nth operation, in its middle) or
-``none`` (only trace). While it waits, the test kills it (SIGKILL from outside), cuts the link,
+operation finished), ``op:N.K`` (after the Kth command of the Nth operation, in its middle),
+``after:TEXT`` (after the first operation whose name contains TEXT) or ``none`` (only trace). While it waits, the test kills it (SIGKILL from outside), cuts the link,
 reboots the box or switches the relay, then resumes it or not.
 
 Where a run is: counted from pyinfra's own callbacks (``operation_host_start`` /
@@ -26,7 +26,7 @@ from pathlib import Path
 class Breakpoint:
     def __init__(self, directory: Path, where: str):
         self.directory = Path(directory)
-        self.op, self.command = parse(where)
+        self.op, self.command, self.name = parse(where)
         self.index = 0  # operations started so far
         self.commands = 0  # commands executed by the current operation
 
@@ -45,7 +45,9 @@ class Breakpoint:
         with open(self.directory / "trace.jsonl", "a") as trace:
             trace.write(json.dumps({"op": self.index, "names": names, "commands": self.commands,
                                     "ok": ok}) + "\n")
-        if self.op == self.index and self.command is None:
+        named = self.name is not None and any(self.name in name for name in names)
+        if (self.op == self.index and self.command is None) or named:
+            self.name = None  # the first such operation only
             self.pause(f"after op {self.index} ({', '.join(names)})")
 
     def command_done(self) -> None:
@@ -54,14 +56,17 @@ class Breakpoint:
             self.pause(f"after command {self.commands} of op {self.index}")
 
 
-def parse(where: str) -> tuple[int | None, int | None]:
+def parse(where: str) -> tuple[int | None, int | None, str | None]:
+    """(operation index, command index, operation name text) of a breakpoint."""
     if where == "none":
-        return None, None
+        return None, None, None
     kind, _, place = where.partition(":")
+    if kind == "after" and place:
+        return None, None, place
     if kind != "op" or not place:
-        raise SystemExit(f"breakpoint {where!r}: use op:N, op:N.K or none")
+        raise SystemExit(f"breakpoint {where!r}: use op:N, op:N.K, after:TEXT or none")
     op, _, command = place.partition(".")
-    return int(op), int(command) if command else None
+    return int(op), int(command) if command else None, None
 
 
 def install(breakpoint: Breakpoint) -> None:

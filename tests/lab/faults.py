@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -72,14 +73,22 @@ class Controller:
             self.close()
 
     def close(self) -> None:
+        """Stop the run if it still goes; keep its output and trace, remove its files."""
         if self.process.poll() is None:
             waiting.stop(self.process, self.leader)
-        self._out.close()
+        if not self._out.closed:
+            self._out.close()
+            self._output, self._trace = self.output(), self.trace()
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def output(self) -> str:
+        if self._out.closed:
+            return self._output
         return (self.dir / "output").read_text(errors="replace")
 
     def trace(self) -> list[dict]:
+        if self._out.closed:
+            return self._trace
         path = self.dir / "trace.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
@@ -104,6 +113,55 @@ def break_points(trace: list[dict]) -> list[tuple[str, str]]:
                            f"op {op['op']}/{total} after command {command}/{op['commands']} ({name})"))
         points.append((f"op:{op['op']}", f"after op {op['op']}/{total} ({name})"))
     return points
+
+
+# --- the link drops -------------------------------------------------------------------
+
+CUT_TAG = "lockdown-lab-link-cut"
+
+
+def set_link(box, up: bool) -> None:
+    """Drop every packet in and out of the box's eth0 (or stop dropping), inside its network
+    namespace: raw-table rules, which the box's own ufw never touches."""
+    for tool in ("iptables-nft", "ip6tables-nft"):
+        for chain, match in (("PREROUTING", ["-i", "eth0"]), ("OUTPUT", ["-o", "eth0"])):
+            rule = [chain, *match, "-j", "DROP", "-m", "comment", "--comment", CUT_TAG]
+            argv = network.in_netns(box.netns, [tool, "-w", "-t", "raw", "-D" if up else "-I", *rule])
+            result = waiting.run(argv, timeout=30)
+            assert result.returncode == 0, result.stderr
+
+
+def box_runs(box, marker: bytes) -> bool:
+    """Whether a process of the box has ``marker`` in its command line (read from the host's
+    /proc: the box's processes are visible there, in the box's PID namespace)."""
+    from lab.boxes import container_leader
+
+    leader = container_leader(box.record.process)
+    if leader is None:
+        return False
+    box_pidns = os.readlink(f"/proc/{leader}/ns/pid")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if marker in cmdline.read() and os.readlink(f"/proc/{pid}/ns/pid") == box_pidns:
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def cut_while(box, marker: bytes, seconds: float, timeout: float = 120) -> dict:
+    """Wait until the box runs a command with ``marker``, then cut its link for ``seconds``.
+    Returns {"caught": the command was still running when the cut began, "cut_at": ...}."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not box_runs(box, marker):
+        time.sleep(0.01)
+    set_link(box, up=False)
+    caught = box_runs(box, marker)
+    cut_at = time.monotonic()
+    time.sleep(seconds)
+    set_link(box, up=True)
+    return {"caught": caught, "cut_at": cut_at}
 
 
 # --- the outside view after a fault -------------------------------------------------------
