@@ -77,8 +77,8 @@ class Controller:
         if self.process.poll() is None:
             waiting.stop(self.process, self.leader)
         if not self._out.closed:
-            self._out.close()
             self._output, self._trace = self.output(), self.trace()
+            self._out.close()
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def output(self) -> str:
