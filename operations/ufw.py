@@ -36,6 +36,7 @@ from .ufw_rules import (
 
 UFW_DEFAULTS_FILE = "/etc/default/ufw"
 UFW_BIN = "/usr/sbin/ufw"
+DEADMAN_UNIT_DIR = "/etc/systemd/system"
 
 
 @operation()
@@ -126,7 +127,8 @@ def enable(current: dict | None = None):
 def deadman_arm(seconds: int = 120, current: dict | None = None):
     """
     Before the FIRST enable, schedule ``ufw --force disable`` ``seconds`` from now with a
-    transient systemd timer: if the enable cuts SSH, the host opens itself again. Cancel it
+    systemd timer (unit files in /etc/systemd/system, enabled, so a reboot before the disarm
+    fires it ``seconds`` after the boot): if the enable cuts SSH, the host opens itself again. Cancel it
     with ``deadman_disarm`` once a new SSH connection has been seen to work.
 
     Nothing is scheduled when ufw is already enabled (pass the state read BEFORE the run as
@@ -148,17 +150,29 @@ def deadman_arm(seconds: int = 120, current: dict | None = None):
     units = f"{unit}.timer {unit}.service"
     yield StringCommand("sh", "-c", QuoteString(
         f"systemctl stop {units} 2>/dev/null; systemctl reset-failed {units} 2>/dev/null; true"))
-    yield StringCommand(
-        "systemd-run", f"--unit={unit}", f"--on-active={seconds}",
-        "--timer-property=AccuracySec=1s", QuoteString("--description=lockdown: ufw dead-man switch"),
-        UFW_BIN, "--force", "disable",
-    )
+    yield StringCommand("sh", "-c", QuoteString(deadman_units_script(seconds)))
+
+
+def deadman_units_script(seconds: int) -> str:
+    """Install and start the dead-man timer as unit files, not a transient timer: a reboot
+    between the enable and the disarm must not cancel it. Enabled, it is started again at
+    boot, and OnActiveSec counts from that start (OnBootSec would count from the last boot,
+    long past when it is armed, and fire at once)."""
+    service = ("[Unit]\\nDescription=lockdown: ufw dead-man switch\\n[Service]\\nType=oneshot"
+               f"\\nExecStart={UFW_BIN} --force disable\\n")
+    timer = ("[Unit]\\nDescription=lockdown: ufw dead-man switch, disables ufw unless cancelled"
+             f"\\n[Timer]\\nOnActiveSec={seconds}\\nAccuracySec=1s"
+             "\\n[Install]\\nWantedBy=timers.target\\n")
+    path = f"{DEADMAN_UNIT_DIR}/{DEADMAN_UNIT}"
+    return (f"set -e; printf '{service}' > {path}.service; printf '{timer}' > {path}.timer; "
+            f"systemctl daemon-reload; systemctl enable --now {DEADMAN_UNIT}.timer")
 
 
 @operation()
 def deadman_disarm(current: dict | None = None):
     """
-    Cancel the dead-man timer armed by ``deadman_arm`` (``systemctl stop <unit>.timer``).
+    Cancel the dead-man timer armed by ``deadman_arm``: stop and disable it, remove its unit
+    files.
 
     Yields only when ``deadman_arm`` armed it, i.e. when ufw was not enabled or a timer was
     pending in ``current`` (pass the same pre-run state to both).
@@ -170,7 +184,10 @@ def deadman_disarm(current: dict | None = None):
     if not deadman_needed(config):
         host.noop("ufw was already enabled: no dead-man switch to cancel")
         return
-    yield StringCommand("systemctl", "stop", f"{DEADMAN_UNIT}.timer")
+    path = f"{DEADMAN_UNIT_DIR}/{DEADMAN_UNIT}"
+    yield StringCommand("sh", "-c", QuoteString(
+        f"systemctl disable --now {DEADMAN_UNIT}.timer 2>/dev/null; "
+        f"rm -f {path}.timer {path}.service && systemctl daemon-reload"))
 
 
 @operation()
