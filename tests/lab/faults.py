@@ -15,9 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from lab import network, waiting
 from lab.config import REPO_ROOT
 from tests.lab.deploy_helpers import send_mail, wait_for, wait_for_mail
+
+# `make test` runs a fault test on the lab's default image (Debian 12); `make test-faults`
+# also on Debian 13 (the `faults` marker is deselected by default, see pyproject.toml).
+DEFAULT_RELEASE_IN_MAKE_TEST = pytest.mark.parametrize("box", [
+    pytest.param("bookworm"), pytest.param("trixie", marks=pytest.mark.faults)], indirect=True)
 
 SMTP_PORTS = (25, 465, 587)
 # Where the relay password may live: root-only, nowhere else (README, "Secrets").

@@ -13,7 +13,9 @@ import pytest
 
 from tests.lab import fault_ledger
 from tests.lab.deploy_helpers import new_credentials
-from tests.lab.faults import Controller, cut_while, look_from_outside, recover, set_link
+from tests.lab.faults import (
+    DEFAULT_RELEASE_IN_MAKE_TEST, Controller, cut_while, look_from_outside, recover, set_link,
+)
 
 pytestmark = pytest.mark.lab
 DEADMAN_SECONDS = 30
@@ -48,6 +50,7 @@ PLACES = (  # (where, breakpoint, how the link is cut)
 )
 
 
+@DEFAULT_RELEASE_IN_MAKE_TEST
 @pytest.mark.timeout(900)
 def test_link_cut_at_three_places_of_a_first_converge(lab, standin, box):
     env = new_credentials(standin)

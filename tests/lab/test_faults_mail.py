@@ -15,7 +15,7 @@ import pytest
 
 from tests.lab import fault_ledger
 from tests.lab.deploy_helpers import LOGIN, converge, new_credentials, queue, wait_for
-from tests.lab.faults import Controller, smtp_listeners
+from tests.lab.faults import DEFAULT_RELEASE_IN_MAKE_TEST, Controller, smtp_listeners
 
 pytestmark = pytest.mark.lab
 MESSAGES = 300
@@ -40,6 +40,7 @@ def bounces(box, standin) -> int:
     return int(logged or 0) + len(reports)
 
 
+@DEFAULT_RELEASE_IN_MAKE_TEST
 @pytest.mark.timeout(900)
 def test_mail_under_load_while_a_converge_changes_relay_credentials_and_listener(
         lab, standin, box):

@@ -12,7 +12,7 @@ import pytest
 
 from tests.lab import fault_ledger
 from tests.lab.deploy_helpers import converge, new_credentials, pyinfra
-from tests.lab.faults import Controller, look_from_outside, recover
+from tests.lab.faults import DEFAULT_RELEASE_IN_MAKE_TEST, Controller, look_from_outside, recover
 
 pytestmark = pytest.mark.lab
 DEADMAN_SECONDS = 30
@@ -38,6 +38,7 @@ def reboot_between_enable_and_disarm(lab, box, env, shut_out: bool) -> float:
     return rebooted_at
 
 
+@DEFAULT_RELEASE_IN_MAKE_TEST
 @pytest.mark.timeout(900)
 def test_reboot_between_the_ufw_enable_and_the_deadman_disarm(lab, standin, box):
     env = new_credentials(standin)
@@ -71,6 +72,7 @@ def test_reboot_between_the_ufw_enable_and_the_deadman_disarm(lab, standin, box)
         lab.remove_box(locked)
 
 
+@DEFAULT_RELEASE_IN_MAKE_TEST
 @pytest.mark.timeout(900)
 def test_reboot_after_a_converge_comes_back_converged(lab, standin, box):
     env = new_credentials(standin)
