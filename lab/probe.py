@@ -92,7 +92,8 @@ class Probe:
     def smtp_relay_attempt(self, address: str, port: int = 25, timeout: float = 5) -> dict:
         return self._call("smtp_relay_attempt", address, str(port), str(timeout), timeout=timeout * 5 + 10)
 
-    def open_ports(self, targets: list[tuple[str, int]], timeout: float = 2) -> list[tuple[str, int]]:
+    def open_ports(self, targets: list[tuple[str, int]],
+                   timeout: float = 2) -> list[tuple[str, int]]:
         """The targets (address, port) that accept a TCP connection, probed in one go."""
         if not targets:
             return []

@@ -128,8 +128,8 @@ def deadman_arm(seconds: int = 120, current: dict | None = None):
     """
     Before the FIRST enable, schedule ``ufw --force disable`` ``seconds`` from now with a
     systemd timer (unit files in /etc/systemd/system, enabled, so a reboot before the disarm
-    fires it ``seconds`` after the boot): if the enable cuts SSH, the host opens itself again. Cancel it
-    with ``deadman_disarm`` once a new SSH connection has been seen to work.
+    fires it ``seconds`` after the boot): if the enable cuts SSH, the host opens itself again.
+    Cancel it with ``deadman_disarm`` once a new SSH connection has been seen to work.
 
     Nothing is scheduled when ufw is already enabled (pass the state read BEFORE the run as
     ``current``, the same value ``deadman_disarm`` gets), unless a timer from an earlier

@@ -181,7 +181,8 @@ def mail_relay(settings: RelaySettings | None = None):
         if_needed(postfix.running, name="Postfix running and enabled", current=found["status"])
         return
     applied = postfix.reload(
-        name="postfix check, then reload (or start)" + (" owed by an earlier run" if pending else ""),
+        name="postfix check, then reload (or start)"
+        + (" owed by an earlier run" if pending else ""),
         restart=restart, current=found["status"],
         **({} if pending or changed is None else {"_if": changed}),
     )

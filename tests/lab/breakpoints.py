@@ -7,7 +7,8 @@ operation that finishes on the (single) host appends one line to DIR/trace.jsonl
 in execution order, names, commands executed), and at BREAK the controller writes DIR/paused
 (JSON: pid, where) and waits until DIR/resume exists. BREAK is ``op:N`` (right after the Nth
 operation finished), ``op:N.K`` (after the Kth command of the Nth operation, in its middle),
-``after:TEXT`` (after the first operation whose name contains TEXT) or ``none`` (only trace). While it waits, the test kills it (SIGKILL from outside), cuts the link,
+``after:TEXT`` (after the first operation whose name contains TEXT) or ``none`` (only trace).
+While it waits, the test kills it (SIGKILL from outside), cuts the link,
 reboots the box or switches the relay, then resumes it or not.
 
 Where a run is: counted from pyinfra's own callbacks (``operation_host_start`` /

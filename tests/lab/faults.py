@@ -117,7 +117,8 @@ def break_points(trace: list[dict]) -> list[tuple[str, str]]:
         name = op["names"][0].split(" | ")[-1] if op["names"] else "?"
         for command in range(1, op["commands"]):
             points.append((f"op:{op['op']}.{command}",
-                           f"op {op['op']}/{total} after command {command}/{op['commands']} ({name})"))
+                           f"op {op['op']}/{total} after command {command}/{op['commands']} "
+                           f"({name})"))
         points.append((f"op:{op['op']}", f"after op {op['op']}/{total} ({name})"))
     return points
 
@@ -133,7 +134,8 @@ def set_link(box, up: bool) -> None:
     for tool in ("iptables-nft", "ip6tables-nft"):
         for chain, match in (("PREROUTING", ["-i", "eth0"]), ("OUTPUT", ["-o", "eth0"])):
             rule = [chain, *match, "-j", "DROP", "-m", "comment", "--comment", CUT_TAG]
-            argv = network.in_netns(box.netns, [tool, "-w", "-t", "raw", "-D" if up else "-I", *rule])
+            action = "-D" if up else "-I"
+            argv = network.in_netns(box.netns, [tool, "-w", "-t", "raw", action, *rule])
             result = waiting.run(argv, timeout=30)
             assert result.returncode == 0, result.stderr
 
@@ -189,8 +191,9 @@ class Outside:
                                  or self.exposed or self.leftovers)
 
     def problems(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in vars(self).items()
-                         if k != "restored_s" and v and k != "ssh") + ("" if self.ssh else " NO SSH")
+        found = ", ".join(f"{k}={v}" for k, v in vars(self).items()
+                          if k not in ("restored_s", "ssh") and v)
+        return found + ("" if self.ssh else " NO SSH")
 
 
 def look_from_outside(lab, box, secrets: list[str], since: float | None = None,
