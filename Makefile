@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test deps system-deps lab-up lab-down lab-status unit bench
+.PHONY: demo test test-faults deps system-deps lab-up lab-down lab-status unit bench
 
 demo: deps            ## the logwatch story: noisy report, deploy, quiet report; audit
 	$(BIN)/python -m lab demo
 
 test: deps            ## every test: unit, then the real boxes of the lab
 	$(BIN)/pytest
+
+test-faults: deps     ## the whole fault suite (issue 14), with the long runs make test leaves out
+	$(BIN)/pytest -m 'lab or faults' tests/lab/test_faults_*.py
 
 unit: deps
 	$(BIN)/pytest tests/unit

@@ -48,6 +48,12 @@ STOCK_MAIN_CF_TEMPLATES = ("/usr/share/postfix/main.cf.debian", "/usr/share/post
 
 NOT_INSTALLED = "postfix: not-installed"
 
+# A run that changes Postfix's configuration notes here first what it owes Postfix ("reload"
+# or "restart"); the reload's last command removes the note. A run killed in between leaves
+# it, and the next run applies the change although every file already matches.
+APPLY_PENDING = "/var/lib/lockdown/postfix-apply-pending"
+APPLY_ACTIONS = ("reload", "restart")
+
 
 def normalize_value(value: str) -> str:
     """Collapse runs of whitespace to one space, as ``postconf`` itself compares values."""
@@ -437,6 +443,7 @@ class PostfixStatus(FactBase):
             "systemd": True,            # the host runs systemd (/run/systemd/system)
             "unit_state": "enabled",    # `systemctl is-enabled postfix.service`, or None
             "enabled": True,            # unit_state is enabled/enabled-runtime/static/...
+            "pending": None,            # "reload"/"restart" an earlier run noted and never did
         }
 
     The pid file is readable by root only: read this fact with ``_sudo=True``, or a
@@ -459,7 +466,8 @@ class PostfixStatus(FactBase):
             "if [ -d /run/systemd/system ]; then echo 'systemd: yes'; else echo 'systemd: no'; fi; "
             "if command -v systemctl >/dev/null 2>&1; then "
             'echo "unit: $(systemctl is-enabled postfix.service 2>/dev/null)"; '
-            "else echo 'unit: '; fi"
+            "else echo 'unit: '; fi; "
+            f'echo "pending: $(head -c 16 {APPLY_PENDING} 2>/dev/null)"'
         )
 
     @override
@@ -469,12 +477,17 @@ class PostfixStatus(FactBase):
             raise FactProcessError(f"PostfixStatus: unexpected output: {output!r}")
         installed = lines["postfix"] == "installed"
         unit_state = lines["unit"].strip() or None
+        # "pending:" alone when there is no note (a trailing space may be stripped)
+        pending = next((line[len("pending:"):].strip() for line in output
+                        if line.startswith("pending:")), "") or None
         return {
             "installed": installed,
             "running": installed and lines.get("running") == "yes",
             "systemd": lines["systemd"] == "yes",
             "unit_state": unit_state,
             "enabled": unit_state in self._ENABLED_UNIT_STATES,
+            # anything else in the note (a torn write) still owes a change: the stronger one
+            "pending": pending if pending in (None, "reload") else "restart",
         }
 
 

@@ -27,7 +27,7 @@ POLICY_DIRECTIONS = {"INPUT": "incoming", "OUTPUT": "outgoing", "FORWARD": "rout
 ANY_NETWORKS = ("0.0.0.0/0", "::/0")
 
 TUPLE_MARKER = "### tuple ###"
-# The transient systemd unit of the dead-man switch (operations.ufw.deadman_arm): this fact
+# The systemd timer of the dead-man switch (operations.ufw.deadman_arm): this fact
 # reports it pending, so it is named here, once.
 DEADMAN_UNIT = "lockdown-ufw-deadman"
 DEADMAN_TIMER = f"{DEADMAN_UNIT}.timer"

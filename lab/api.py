@@ -156,8 +156,9 @@ class Lab:
             raise LabError(f"no box named {name!r}", "`python -m lab status` lists the boxes")
         return Box(record, self.config)
 
-    def restart_box(self, box: Box, timeout: float = 120) -> Box:
-        """Halt and boot again on the same upper dir (state survives), with a new netns."""
+    def restart_box(self, box: Box, timeout: float = 120, ssh: bool = True) -> Box:
+        """Halt and boot again on the same upper dir (state survives), with a new netns: a
+        reboot. ``ssh=False``: ready once systemd finished booting, SSH may not get in."""
         with step(f"restarting {box.name}"):
             record = self.store.load().boxes[box.name]
             rootfs = self.ensure_image(record.suite, record.flavor)
@@ -167,7 +168,7 @@ class Lab:
                 record = state.boxes[box.name]
                 record.netns = self.config.box_netns(record.name, state.netns_serial)
                 record.process, record.status = None, "stopped"
-            self._boot(record, rootfs, timeout, fresh=False)
+            self._boot(record, rootfs, timeout, fresh=False, ssh=ssh)
         restarted = self.box(box.name)
         box.record = restarted.record
         return restarted
@@ -196,7 +197,8 @@ class Lab:
             state.boxes[name] = record
         return record
 
-    def _boot(self, record: BoxRecord, rootfs: Path, timeout: float, fresh: bool = True) -> None:
+    def _boot(self, record: BoxRecord, rootfs: Path, timeout: float, fresh: bool = True,
+              ssh: bool = True) -> None:
         box_ops.prepare_overlay(record, rootfs)
         if fresh:
             keyring = (mirror.ensure_key(self.config.cache_dir).read_bytes()
@@ -205,7 +207,7 @@ class Lab:
         network.create_box_netns(self.config.netns, record.netns, record.name, record.ipv4, record.ipv6)
         record.process = box_ops.launch(record, self.config)
         self._save_record(record, "booting")
-        box_ops.wait_ready(Box(record, self.config), timeout=timeout)
+        box_ops.wait_ready(Box(record, self.config), timeout=timeout, ssh=ssh)
         self._save_record(record, "running")
 
     def _save_record(self, record: BoxRecord, status: str) -> None:

@@ -189,8 +189,8 @@ def launch(record: BoxRecord, config: LabConfig) -> ProcessRecord:
                        "see the console log", detail=tail(record.console_log)) from None
 
 
-def wait_ready(box: Box, timeout: float = 90) -> str:
-    """Wait until systemd finished booting (running/degraded) and SSH accepts a login."""
+def wait_ready(box: Box, timeout: float = 90, ssh: bool = True) -> str:
+    """Wait until systemd finished booting (running/degraded) and (``ssh``) SSH accepts a login."""
     deadline = time.monotonic() + timeout
     state = ""
     while time.monotonic() < deadline:
@@ -206,6 +206,8 @@ def wait_ready(box: Box, timeout: float = 90) -> str:
         raise LabError(f"{box.name} did not finish booting within {timeout}s (state: {state or 'unknown'})",
                        f"look at {box.record.console_log}; `python -m lab ssh {box.name} systemctl --failed`",
                        detail=tail(box.record.console_log))
+    if not ssh:
+        return state
     last_error = ""
     while time.monotonic() < deadline:
         result = box.ssh("true", timeout=10)

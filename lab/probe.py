@@ -6,6 +6,7 @@ Run inside the lab namespace as `python -m lab.probe tcp_open ADDR PORT [TIMEOUT
 one JSON object.
 `python -m lab.probe watch OUT PORTS ADDR...` keeps connecting to every ADDR:PORT (a round every
 ~100 ms) until SIGTERM, then writes its counts to OUT as JSON.
+`python -m lab.probe scan TIMEOUT ADDR:PORT...` probes many targets at once, in parallel.
 The `Probe` class does that for tests and returns the parsed result.
 """
 from __future__ import annotations
@@ -109,6 +110,15 @@ def watch(out: str, ports: list[int], addresses: list[str], interval: float = 0.
     return counts
 
 
+def scan(targets: list[tuple[str, int]], timeout: float = 2) -> dict:
+    """{"ADDR:PORT": bool} for every target, probed in parallel (one process for many boxes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, min(64, len(targets)))) as pool:
+        results = pool.map(lambda target: tcp_open(*target, timeout=timeout)["open"], targets)
+    return {f"{address}:{port}": is_open for (address, port), is_open in zip(targets, results)}
+
+
 def _reply(reply: tuple[int, bytes]) -> list:
     return [reply[0], reply[1].decode(errors="replace")]
 
@@ -172,15 +182,27 @@ class Probe:
                 waiting.stop(child, leader)
         counts.update(json.loads(out.read_text()))
 
+    def open_ports(self, targets: list[tuple[str, int]],
+                   timeout: float = 2) -> list[tuple[str, int]]:
+        """The targets (address, port) that accept a TCP connection, probed in one go."""
+        if not targets:
+            return []
+        found = self._call("scan", str(timeout), *(f"{a}:{p}" for a, p in targets),
+                           timeout=timeout * 3 + 20)
+        return [(a, p) for a, p in targets if found[f"{a}:{p}"]]
+
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("tcp_open", "smtp_relay_attempt", "watch"):
+    if not argv or argv[0] not in ("tcp_open", "smtp_relay_attempt", "watch", "scan"):
         print(__doc__, file=sys.stderr)
         return 2
     if argv[0] == "watch":
         watch(argv[1], [int(p) for p in argv[2].split(",")], argv[3:])
         return 0
-    if argv[0] == "tcp_open":
+    if argv[0] == "scan":
+        targets = [(t.rpartition(":")[0], int(t.rpartition(":")[2])) for t in argv[2:]]
+        result = scan(targets, float(argv[1]))
+    elif argv[0] == "tcp_open":
         result = tcp_open(argv[1], int(argv[2]), float(argv[3]) if len(argv) > 3 else 2)
     else:
         result = smtp_relay_attempt(argv[1], int(argv[2]) if len(argv) > 2 else 25,

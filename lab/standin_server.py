@@ -10,7 +10,8 @@ the login follows that provider's convention (this is the lab's own model of the
 written independently of pyinfra_lockdown/providers.py). mode "normal" | "no_starttls"
 (STARTTLS not offered, AUTH still refused without TLS) | "reject_auth" (every AUTH fails with
 535) | "old_tls" (STARTTLS offers only TLS 1.0/1.1) | "reject_sender" (MAIL FROM refused
-with 550, as a provider does for a domain the account may not send from). Appends each accepted message to
+with 550, as a provider does for a domain the account may not send from) | "tempfail" (every
+new connection gets 421, try again later: a relay that is down for a while). Appends each accepted message to
 DIR/messages.jsonl and each notable SMTP event (connect, refused port, STARTTLS, every AUTH
 attempt) to DIR/events.jsonl, one JSON object a line.
 """
@@ -37,7 +38,7 @@ STARTTLS_PORTS = (25, 587, 2525, 2587)
 IMPLICIT_TLS_PORTS = (465, 2465)
 DEFAULT_CONTROL = {"login": "postmaster@lab.test", "password": "lab-password", "mode": "normal",
                    "provider": "mailgun"}
-MODES = ("normal", "no_starttls", "reject_auth", "old_tls", "reject_sender")
+MODES = ("normal", "no_starttls", "reject_auth", "old_tls", "reject_sender", "tempfail")
 
 # How each provider behaves, from its documentation: the ports it answers on and what its
 # SMTP login looks like (login, password) -> bool.
@@ -217,16 +218,20 @@ def make_authenticator(control: dict, log):
 
 
 class RefusedPort(asyncio.Protocol):
-    """A port the current provider does not offer: logged, then closed at once."""
+    """A port the current provider does not offer: logged, then closed at once. With a
+    ``reply`` (mode tempfail) that line is sent first."""
 
-    def __init__(self, directory: Path, port: int):
-        self.directory, self.port = directory, port
+    def __init__(self, directory: Path, port: int, event: str = "refused_port",
+                 reply: bytes = b""):
+        self.directory, self.port, self.kind, self.reply = directory, port, event, reply
 
     def connection_made(self, transport) -> None:
         peer = transport.get_extra_info("peername")
         append_jsonl(self.directory / "events.jsonl", {
-            "event": "refused_port", "port": self.port, "peer": peer[0] if peer else None,
+            "event": self.kind, "port": self.port, "peer": peer[0] if peer else None,
             "at": now()})
+        if self.reply:
+            transport.write(self.reply)
         transport.close()
 
 
@@ -236,6 +241,9 @@ def protocol_factory(directory: Path, port: int, tls_context: ssl.SSLContext, im
         control = read_control(directory)  # at every new connection: tests switch modes live
         if port not in PROFILES[control["provider"]]["ports"]:
             return RefusedPort(directory, port)
+        if control["mode"] == "tempfail":
+            return RefusedPort(directory, port, "tempfail",
+                               b"421 4.3.2 Service temporarily unavailable, try again later\r\n")
         starttls = not implicit_tls and control["mode"] != "no_starttls"
         context = old_tls_context if control["mode"] == "old_tls" and old_tls_context else tls_context
         server: RecordingSMTP | None = None

@@ -31,6 +31,8 @@ from pyinfra.api import (
 
 from .decide import operation
 from ..facts.postfix import (
+    APPLY_ACTIONS,
+    APPLY_PENDING,
     COMPILED_MAP_SUFFIX,
     MAIN_CF,
     SERVICE_TYPES,
@@ -475,6 +477,29 @@ def _start_commands(status: dict) -> list[str]:
 
 
 @operation()
+def note_pending(action: str, current=None):
+    """
+    Note on the host that Postfix owes a ``reload`` or a ``restart``, BEFORE the run changes
+    its configuration. ``reload`` removes the note as its last command, so a run killed (or
+    cut off) between a change and the reload leaves it, and the next run applies the change
+    although every file already matches. A noted ``restart`` is never weakened to a reload.
+
+    + action: ``reload`` or ``restart``
+    + current: a ``facts.postfix.PostfixStatus`` value (its ``pending``); read when ``None``
+    """
+    if action not in APPLY_ACTIONS:
+        raise OperationValueError(f"action: {action!r} is not one of {', '.join(APPLY_ACTIONS)}")
+    if current is None:
+        current = host.get_fact(PostfixStatus)
+    noted = current.get("pending")
+    if noted == action or noted == "restart":
+        host.noop(f"Postfix already owes a {noted}")
+        return
+    directory = APPLY_PENDING.rsplit("/", 1)[0]
+    yield StringCommand("mkdir", "-p", directory, "&&", "echo", action, ">", APPLY_PENDING)
+
+
+@operation()
 def reload(restart: bool = False, current=None):
     """
     Check the configuration with ``postfix check``, then apply it: reload a running
@@ -485,7 +510,8 @@ def reload(restart: bool = False, current=None):
     + current: a ``facts.postfix.PostfixStatus`` value; read when ``None``
 
     A failing ``postfix check`` fails the host with Postfix's own message before anything
-    touches the running Postfix. Meant to be called with ``_if=any_changed(...)``.
+    touches the running Postfix. Meant to be called with ``_if=any_changed(...)``. Its last
+    command removes the note of ``note_pending``: only a reload that ran clears it.
 
     **Example:**
 
@@ -506,6 +532,7 @@ def reload(restart: bool = False, current=None):
             else "systemctl reload postfix.service"
     else:
         yield _after_check("postfix stop && postfix start") if restart else "postfix reload"
+    yield StringCommand("rm", "-f", APPLY_PENDING)
 
 
 @operation()

@@ -36,6 +36,7 @@ from .ufw_rules import (
 
 UFW_DEFAULTS_FILE = "/etc/default/ufw"
 UFW_BIN = "/usr/sbin/ufw"
+DEADMAN_UNIT_DIR = "/etc/systemd/system"
 
 
 @operation()
@@ -81,7 +82,7 @@ def ipv6(enabled: bool, current: dict | None = None):
 
     With ``IPV6=no`` ufw drops ALL IPv6 traffic except loopback once enabled, so check the
     SSH session's family first (``ufw_rules.lockout_reason``). When ufw is active the change
-    only takes effect on reload, so ``ufw reload`` follows the edit.
+    only takes effect on reload, so ``ufw reload`` follows the edit (in the same command).
 
     + enabled: whether ufw should manage (and filter) IPv6
     + current: the UfwConfig value, read from the host when None
@@ -95,12 +96,13 @@ def ipv6(enabled: bool, current: dict | None = None):
         host.noop(f"ufw IPV6 is {value}")
         return
     if config and config["ipv6"] is None:
-        yield StringCommand("sh", "-c", QuoteString(f"echo IPV6={value} >> {UFW_DEFAULTS_FILE}"))
+        edit = StringCommand("sh", "-c", QuoteString(f"echo IPV6={value} >> {UFW_DEFAULTS_FILE}"))
     else:
         expression = QuoteString(f"s/^IPV6=.*/IPV6={value}/")
-        yield StringCommand("sed", "-i", expression, UFW_DEFAULTS_FILE)
-    if config and config["enabled"]:
-        yield StringCommand("ufw", "reload")
+        edit = StringCommand("sed", "-i", expression, UFW_DEFAULTS_FILE)
+    # One command: a run killed between the edit and the reload would leave the file saying
+    # what the running firewall does not do, and the next run would see nothing to change.
+    yield StringCommand(edit, "&&", "ufw", "reload") if config and config["enabled"] else edit
 
 
 @operation()
@@ -125,8 +127,9 @@ def enable(current: dict | None = None):
 def deadman_arm(seconds: int = 120, current: dict | None = None):
     """
     Before the FIRST enable, schedule ``ufw --force disable`` ``seconds`` from now with a
-    transient systemd timer: if the enable cuts SSH, the host opens itself again. Cancel it
-    with ``deadman_disarm`` once a new SSH connection has been seen to work.
+    systemd timer (unit files in /etc/systemd/system, enabled, so a reboot before the disarm
+    fires it ``seconds`` after the boot): if the enable cuts SSH, the host opens itself again.
+    Cancel it with ``deadman_disarm`` once a new SSH connection has been seen to work.
 
     Nothing is scheduled when ufw is already enabled (pass the state read BEFORE the run as
     ``current``, the same value ``deadman_disarm`` gets), unless a timer from an earlier
@@ -147,17 +150,29 @@ def deadman_arm(seconds: int = 120, current: dict | None = None):
     units = f"{unit}.timer {unit}.service"
     yield StringCommand("sh", "-c", QuoteString(
         f"systemctl stop {units} 2>/dev/null; systemctl reset-failed {units} 2>/dev/null; true"))
-    yield StringCommand(
-        "systemd-run", f"--unit={unit}", f"--on-active={seconds}",
-        "--timer-property=AccuracySec=1s", QuoteString("--description=lockdown: ufw dead-man switch"),
-        UFW_BIN, "--force", "disable",
-    )
+    yield StringCommand("sh", "-c", QuoteString(deadman_units_script(seconds)))
+
+
+def deadman_units_script(seconds: int) -> str:
+    """Install and start the dead-man timer as unit files, not a transient timer: a reboot
+    between the enable and the disarm must not cancel it. Enabled, it is started again at
+    boot, and OnActiveSec counts from that start (OnBootSec would count from the last boot,
+    long past when it is armed, and fire at once)."""
+    service = ("[Unit]\\nDescription=lockdown: ufw dead-man switch\\n[Service]\\nType=oneshot"
+               f"\\nExecStart={UFW_BIN} --force disable\\n")
+    timer = ("[Unit]\\nDescription=lockdown: ufw dead-man switch, disables ufw unless cancelled"
+             f"\\n[Timer]\\nOnActiveSec={seconds}\\nAccuracySec=1s"
+             "\\n[Install]\\nWantedBy=timers.target\\n")
+    path = f"{DEADMAN_UNIT_DIR}/{DEADMAN_UNIT}"
+    return (f"set -e; printf '{service}' > {path}.service; printf '{timer}' > {path}.timer; "
+            f"systemctl daemon-reload; systemctl enable --now {DEADMAN_UNIT}.timer")
 
 
 @operation()
 def deadman_disarm(current: dict | None = None):
     """
-    Cancel the dead-man timer armed by ``deadman_arm`` (``systemctl stop <unit>.timer``).
+    Cancel the dead-man timer armed by ``deadman_arm``: stop and disable it, remove its unit
+    files.
 
     Yields only when ``deadman_arm`` armed it, i.e. when ufw was not enabled or a timer was
     pending in ``current`` (pass the same pre-run state to both).
@@ -169,7 +184,10 @@ def deadman_disarm(current: dict | None = None):
     if not deadman_needed(config):
         host.noop("ufw was already enabled: no dead-man switch to cancel")
         return
-    yield StringCommand("systemctl", "stop", f"{DEADMAN_UNIT}.timer")
+    path = f"{DEADMAN_UNIT_DIR}/{DEADMAN_UNIT}"
+    yield StringCommand("sh", "-c", QuoteString(
+        f"systemctl disable --now {DEADMAN_UNIT}.timer 2>/dev/null; "
+        f"rm -f {path}.timer {path}.service && systemctl daemon-reload"))
 
 
 @operation()

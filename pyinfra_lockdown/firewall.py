@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pyinfra import host as current_host
+from pyinfra import logger
 from pyinfra.api import deploy
 from pyinfra.operations import python
 
@@ -136,26 +137,31 @@ def configure(settings: FirewallSettings, rules: list[dict], current: dict | Non
         ufw.deadman_disarm(name="ufw dead-man switch cancelled", current=current)
 
 
-class DeadmanCheckFailed(Exception):
-    pass
-
-
-def check_new_ssh_connection(state, host, seconds: int, port: int | None = None) -> None:
+def check_new_ssh_connection(state, host, seconds: int, port: int | None = None) -> bool:
     """
     python.call body: a NEW SSH connection with the host's own connection data runs ``true``.
-    Raises DeadmanCheckFailed, which fails the host, leaving the dead-man timer armed.
+    On failure the host fails (False) with one message, no traceback, leaving the dead-man
+    timer armed.
     """
     # Conclude well before the timer fires.
     timeout = max(1, min(state.config.CONNECT_TIMEOUT, seconds // 2))
     try:
         _pyinfra.new_ssh_connection_runs_true(state, host, port, timeout)
+        return True
     except Exception as error:  # whatever broke, the message below is what the user needs
-        raise DeadmanCheckFailed(
-            f"dead-man check FAILED on {host.name}: a new SSH connection to "
-            f"{_pyinfra.new_connection_target(host, port)} did not work after ufw was enabled "
-            f"({type(error).__name__}: {error}). The timer {DEADMAN_UNIT}.timer runs "
-            f"`ufw --force disable` within {seconds} s of the enable and restores access. "
-            f"Check sshd's ports (`sshd -T | grep -i ^port`) against `ufw status verbose` and "
-            f"host data `firewall_allowed`, and the port you connect to (ssh_port), then run "
-            f"the deploy again"
-        ) from None
+        host.log_styled(deadman_failure(host, port, seconds, error), fg="red",
+                        log_func=logger.error)
+        return False
+
+
+def deadman_failure(host, port: int | None, seconds: int, error: Exception) -> str:
+    return (
+        f"dead-man check FAILED on {host.name}: a new SSH connection to "
+        f"{_pyinfra.new_connection_target(host, port)} did not work after ufw was enabled "
+        f"({type(error).__name__}: {error}). The timer {DEADMAN_UNIT}.timer runs "
+        f"`ufw --force disable` within {seconds} s of the enable and restores access. "
+        f"If the network between you and {host.name} dropped, wait until it is back; otherwise "
+        f"check sshd's ports (`sshd -T | grep -i ^port`) against `ufw status verbose` and "
+        f"host data `firewall_allowed`, and the port you connect to (ssh_port). Then run "
+        f"the deploy again"
+    )

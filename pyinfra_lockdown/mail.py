@@ -21,6 +21,7 @@ from .plan import (
     host_state,
     if_needed,
     installs_with_update,
+    needed,
 )
 from .settings import RelaySettings, data_defaults, relay_settings
 
@@ -179,50 +180,61 @@ def configure(relay: RelaySettings, found: dict) -> None:
     # leaves Postfix looking up a key the map lacks, sending without AUTH: the mail bounces.
     old_relayhost = ((found["main_cf"] or {}).get("settings") or {}).get("relayhost")
     sasl_found = found["sasl_map"]
+    bridge = []
     if old_relayhost and old_relayhost != relay.relayhost and sasl_found["type"] == "file":
-        if_needed(
-            postfix.sasl_password_map, name="Relay credentials for the old and the new relayhost",
-            path=SASL_PASSWORD_MAP, content=sasl_map_line(relay, also_for=old_relayhost),
-            db_type=db_type, current=sasl_found,
-        )
+        bridge = [(postfix.sasl_password_map, dict(
+            name="Relay credentials for the old and the new relayhost", path=SASL_PASSWORD_MAP,
+            content=sasl_map_line(relay, also_for=old_relayhost), db_type=db_type,
+            current=sasl_found))]
         # what that write leaves: a private map whose stamp is not the final content's
         sasl_found = {**sasl_found, "user": SECRET_OWNER[0], "group": SECRET_OWNER[1],
                       "mode": SECRET_MODE, "stamp": None, "stamp_status": "edited"}
     # main.cf first (on a fresh box): postmap and postconf -M need it, and a fresh box has none.
     settings = {**main_cf_settings(relay, parameters),
                 **tls_floor_settings(found["defaults"], (found["main_cf"] or {}).get("settings"))}
-    main = if_needed(
-        postfix.main_cf, name=f"main.cf: null client via {relay.relayhost}, TLS {relay.tls_level}",
-        settings=settings, current=found["main_cf"],
-    )
     myhostname = parameters.get("myhostname")
-    aliases = if_needed(
-        postfix.map_file, name=f"Local recipients go to {relay.root_forward}",
-        path=ALIASES_MAP, content=aliases_map(relay, myhostname), current=found["aliases_map"],
-    )
-    senders = if_needed(
-        postfix.map_file, name=f"Local senders leave as @{relay.sender_domain}",
-        path=SENDERS_MAP, content=senders_map(relay, myhostname), current=found["senders_map"],
-    )
-    sasl = if_needed(
-        postfix.sasl_password_map, name="Relay credentials (SASL map, root 0600)",
-        path=SASL_PASSWORD_MAP, content=sasl_map_line(relay),
-        db_type=db_type, current=sasl_found,
-    )
-    listener = if_needed(
-        postfix.master_service, name="master.cf: smtp/inet listener off",
-        service="smtp", service_type="inet", enabled=False, current=found["master"],
-    )
+    steps = {
+        "main": (postfix.main_cf, dict(
+            name=f"main.cf: null client via {relay.relayhost}, TLS {relay.tls_level}",
+            settings=settings, current=found["main_cf"])),
+        "aliases": (postfix.map_file, dict(
+            name=f"Local recipients go to {relay.root_forward}", path=ALIASES_MAP,
+            content=aliases_map(relay, myhostname), current=found["aliases_map"])),
+        "senders": (postfix.map_file, dict(
+            name=f"Local senders leave as @{relay.sender_domain}", path=SENDERS_MAP,
+            content=senders_map(relay, myhostname), current=found["senders_map"])),
+        "sasl": (postfix.sasl_password_map, dict(
+            name="Relay credentials (SASL map, root 0600)", path=SASL_PASSWORD_MAP,
+            content=sasl_map_line(relay), db_type=db_type, current=sasl_found)),
+        "listener": (postfix.master_service, dict(
+            name="master.cf: smtp/inet listener off", service="smtp", service_type="inet",
+            enabled=False, current=found["master"])),
+    }
+    # A run killed between a change and the reload must not leave it unapplied: the reload
+    # it owes is noted on the host first and only the reload removes the note.
+    pending = (found["status"] or {}).get("pending")
+    restart = bool(settings_requiring_restart(settings, found["main_cf"])) or pending == "restart"
+    if any(needed(op, **kwargs) for op, kwargs in [*bridge, *steps.values()]):
+        postfix.note_pending(name="Note the reload this run owes Postfix (until it ran)",
+                             action="restart" if restart else "reload", current=found["status"])
+    for op, kwargs in bridge:
+        if_needed(op, **kwargs)
+    main = if_needed(steps["main"][0], **steps["main"][1])
+    aliases = if_needed(steps["aliases"][0], **steps["aliases"][1])
+    senders = if_needed(steps["senders"][0], **steps["senders"][1])
+    sasl = if_needed(steps["sasl"][0], **steps["sasl"][1])
+    listener = if_needed(steps["listener"][0], **steps["listener"][1])
     logwatch_step(relay.logwatch, found["logwatch"],
                   apt_update_wanted(current_host, relay.apt_update))
     changed = any_called_changed(aliases, senders, sasl, main, listener)
-    if changed is None:
+    if changed is None and pending is None:
         if_needed(postfix.running, name="Postfix running and enabled", current=found["status"])
         return
     applied = postfix.reload(
-        name="postfix check, then reload (or start)",
-        restart=bool(settings_requiring_restart(settings, found["main_cf"])),
-        current=found["status"], _if=changed,
+        name="postfix check, then reload (or start)"
+        + (" owed by an earlier run" if pending else ""),
+        restart=restart, current=found["status"],
+        **({} if pending or changed is None else {"_if": changed}),
     )
     if sasl is not None:
         server.shell(

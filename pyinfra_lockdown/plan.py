@@ -51,12 +51,15 @@ def installs_with_update(host, install: OperationMeta | None, update: bool) -> N
         _UPDATED.setdefault(host.state, set()).add(host.name)
 
 
+def needed(op, **kwargs) -> bool:
+    """Whether ``op(**kwargs)`` would yield a command (asked without calling it)."""
+    arguments = {k: v for k, v in kwargs.items() if k != "name" and not k.startswith("_")}
+    return next(op.decide(**arguments), None) is not None
+
+
 def if_needed(op, **kwargs) -> OperationMeta | None:
     """Call ``op(**kwargs)`` if it would yield a command; ``None`` otherwise."""
-    arguments = {k: v for k, v in kwargs.items() if k != "name" and not k.startswith("_")}
-    if next(op.decide(**arguments), None) is None:
-        return None
-    return op(**kwargs)
+    return op(**kwargs) if needed(op, **kwargs) else None
 
 
 def any_called_changed(*metas: OperationMeta | None) -> Callable[[], bool] | None:
