@@ -13,7 +13,7 @@ import re
 from pyinfra.api import FactBase
 from pyinfra.api.exceptions import FactProcessError
 
-from .postfix import MAIN_CF, SMTP_PORTS
+from .postfix import MAIN_CF, MAIN_CF_WRITTEN, SMTP_PORTS
 
 POSTQUEUE = "/usr/sbin/postqueue"
 DEFERRED_DIR = "/var/spool/postfix/deferred"
@@ -22,8 +22,8 @@ NOISE_KEYS = ("relay_denied", "relay_denied_since_converge", "connects",
               "connects_since_converge")
 
 # Counts smtpd lines from `journalctl -o short-unix` (first field: epoch seconds). "Since
-# converge" = at or after main.cf's mtime. `connect from NAME[ADDR]` from loopback is local
-# software (cron's sendmail does not connect; health checks may) and is not noise.
+# converge" = at or after main.cf's last write (its mtime, or the real time lockdown kept).
+# `connect from NAME[ADDR]` from loopback is local software (cron's sendmail does not connect; health checks may) and is not noise.
 _NOISE_AWK = (
     "awk -v c=\"$conv\" '"
     "{ t = $1 + 0 } "
@@ -79,7 +79,9 @@ class RelayNoise(FactBase):
         hours = int(hours)
         return (
             f"echo \"now: $(date +%s)\"; echo 'hours: {hours}'; "
-            f"conv=$(stat -c %Y {MAIN_CF} 2>/dev/null || echo none); echo \"converged_at: $conv\"; "
+            # the later of main.cf's mtime (backdated 2 s by lockdown) and its real write time
+            f"conv=$(stat -c %Y {MAIN_CF} {MAIN_CF_WRITTEN} 2>/dev/null | sort -n | tail -n 1); "
+            "[ -n \"$conv\" ] || conv=none; echo \"converged_at: $conv\"; "
             "[ \"$conv\" = none ] && conv=0; "
             "if command -v journalctl >/dev/null 2>&1; then echo 'journal: yes'; "
             f"journalctl -q --no-pager -o short-unix -t postfix/smtpd --since '-{hours}h' "

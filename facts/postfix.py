@@ -52,6 +52,9 @@ NOT_INSTALLED = "postfix: not-installed"
 # or "restart"); the reload's last command removes the note. A run killed in between leaves
 # it, and the next run applies the change although every file already matches.
 APPLY_PENDING = "/var/lib/lockdown/postfix-apply-pending"
+# main.cf's real write time: lockdown backdates main.cf's mtime by 2 s (Postfix's doze, see
+# operations/postfix.py COOL_MAIN_CF), so the audit's "since the last converge" reads this too.
+MAIN_CF_WRITTEN = "/var/lib/lockdown/main.cf-written"
 APPLY_ACTIONS = ("reload", "restart")
 
 

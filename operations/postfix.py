@@ -17,6 +17,7 @@ Always give these operations an explicit ``name=``.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 
 from pyinfra import host
@@ -35,6 +36,7 @@ from ..facts.postfix import (
     APPLY_PENDING,
     COMPILED_MAP_SUFFIX,
     MAIN_CF,
+    MAIN_CF_WRITTEN,
     SERVICE_TYPES,
     PostfixMainCf,
     PostfixMapTypes,
@@ -67,7 +69,10 @@ POSTFIX_CHECK = (
 # postfix check, start and sendmail of the same converge waited ~2 s. postconf -e replaces
 # main.cf atomically (a temp file renamed over it) and has exited when this runs, so the
 # content is final; only the mtime is set 2 s back, out of the doze window (mtime < now - 1).
-COOL_MAIN_CF = f'touch -m -d "@$(( $(date +%s) - 2 ))" {MAIN_CF}'
+# The real write time is kept first (MAIN_CF_WRITTEN), for the audit's "since the last converge".
+COOL_MAIN_CF = (f"mkdir -p {os.path.dirname(MAIN_CF_WRITTEN)} "
+                f"&& touch -r {MAIN_CF} {MAIN_CF_WRITTEN} "
+                f'&& touch -m -d "@$(( $(date +%s) - 2 ))" {MAIN_CF}')
 
 # `postfix start` runs `postfix-script check-fatal` and `check-warn` (what `postfix check`
 # runs) unless $queue_directory/quick-start exists (Postfix's own flag, left by quick-stop).
