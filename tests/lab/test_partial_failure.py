@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from pyinfra_lockdown.facts.postfix import MAIN_CF_WRITTEN
 from tests.lab import fault_ledger
 from tests.lab.deploy_helpers import canaries, converge, pyinfra, queue, send_mail, wait_for
 
@@ -18,10 +19,11 @@ ENV = {"MAILGUN_SMTP_LOGIN": LOGIN, "MAILGUN_SMTP_PASSWORD": PASSWORD}
 SUITES = ["bookworm", "trixie", "bookworm", "trixie", "bookworm"]
 
 # Kill every sshd (listener and sessions) as soon as the run has rewritten main.cf: the
-# controller loses the host between two operations of the mail deploy.
+# controller loses the host between two operations of the mail deploy. main.cf's own mtime is
+# backdated by the deploy (Postfix's doze), so the real write time is the one lockdown keeps.
 KILL_SSHD_AFTER_MAIN_CF = (
-    "touch /run/lab-fault-mark && cat > /run/lab-fault-sshd.sh <<'EOF'\n"
-    "while [ ! /etc/postfix/main.cf -nt /run/lab-fault-mark ]; do sleep 0.05; done\n"
+    f"touch /run/lab-fault-mark && cat > /run/lab-fault-sshd.sh <<'EOF'\n"
+    f"while [ ! {MAIN_CF_WRITTEN} -nt /run/lab-fault-mark ]; do sleep 0.05; done\n"
     "for d in /proc/[0-9]*; do case $(cat $d/comm 2>/dev/null) in sshd|sshd-session) "
     "kill -9 ${d#/proc/};; esac; done\nEOF\n"
     "systemd-run --quiet --collect --unit=lab-fault-sshd sh /run/lab-fault-sshd.sh"
