@@ -217,16 +217,17 @@ def configure(relay: RelaySettings, found: dict) -> None:
     if any(needed(op, **kwargs) for op, kwargs in [*bridge, *steps.values()]):
         postfix.note_pending(name="Note the reload this run owes Postfix (until it ran)",
                              action="restart" if restart else "reload", current=found["status"])
-    for op, kwargs in bridge:
-        if_needed(op, **kwargs)
+    bridged = [if_needed(op, **kwargs) for op, kwargs in bridge]
     main = if_needed(steps["main"][0], **steps["main"][1])
     aliases = if_needed(steps["aliases"][0], **steps["aliases"][1])
     senders = if_needed(steps["senders"][0], **steps["senders"][1])
-    sasl = if_needed(steps["sasl"][0], **steps["sasl"][1])
+    # With a bridge, the one-key map waits until after the reload: Postfix processes started
+    # before it still send via the old relayhost and look up its key (else: no AUTH, 530, bounce).
+    sasl = None if bridge else if_needed(steps["sasl"][0], **steps["sasl"][1])
     listener = if_needed(steps["listener"][0], **steps["listener"][1])
     logwatch_step(relay.logwatch, found["logwatch"],
                   apt_update_wanted(current_host, relay.apt_update))
-    changed = any_called_changed(aliases, senders, sasl, main, listener)
+    changed = any_called_changed(aliases, senders, sasl, main, listener, *bridged)
     if changed is None and pending is None:
         if_needed(postfix.running, name="Postfix running and enabled", current=found["status"])
         return
@@ -236,6 +237,8 @@ def configure(relay: RelaySettings, found: dict) -> None:
         restart=restart, current=found["status"],
         **({} if pending or changed is None else {"_if": changed}),
     )
+    if bridge:
+        sasl = if_needed(steps["sasl"][0], **steps["sasl"][1])
     if sasl is not None:
         server.shell(
             name="Retry deferred mail with the new credentials",

@@ -83,7 +83,8 @@ def test_mail_under_load_while_a_converge_changes_relay_credentials_and_listener
         checked="each Message-ID arrived exactly once, no bounce, queue empty, listener off",
         ok=ok, mails_lost=MESSAGES - once + bounced)
     assert refused > 0, "the relay never refused: the outage did not happen"
+    why = box.root("journalctl -q --no-pager -t postfix/smtp | grep -v 'status=sent' | tail -n 8")
     assert once == MESSAGES, (f"{MESSAGES - once} messages not arrived exactly once: "
-                              f"{[k for k, n in arrived.items() if n != 1][:10]}")
+                              f"{[k for k, n in arrived.items() if n != 1][:10]}", why.stdout)
     assert bounced == 0 and "Mail queue is empty" in left, (bounced, left[-2000:])
     assert listener_off
