@@ -110,7 +110,7 @@ def test_audit_passes(vm, timings):
     started = time.monotonic()
     result = pyinfra(vm, "deploys/audit.py")
     timings["audit"] = time.monotonic() - started
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]  # the report, then why
 
 
 def test_destroy_leaves_nothing_behind(vm, timings):
