@@ -64,11 +64,22 @@ def _lost_connection_fails_only_its_host(run_shell_command):
     @functools.wraps(run_shell_command)
     def run(self, *args, **kwargs):
         try:
-            return run_shell_command(self, *args, **kwargs)
+            result = run_shell_command(self, *args, **kwargs)
         except EOFError as error:
             raise SSHException(LOST_CONNECTION) from error
+        # Dropped while the command ran: no exit status, the transport is gone. Say so, rather
+        # than pyinfra's bare "executed 0 commands".
+        if not result[0] and not _transport_active(self):
+            raise SSHException(LOST_CONNECTION)
+        return result
     run.lockdown_lost_connection = True
     return run
+
+
+def _transport_active(connector) -> bool:
+    client = getattr(connector, "client", None)
+    transport = client.get_transport() if client is not None else None
+    return transport is None or transport.is_active()  # None: not paramiko's, so not judged
 
 
 if not getattr(SSHConnector.run_shell_command, "lockdown_lost_connection", False):
