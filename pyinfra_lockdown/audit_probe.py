@@ -20,23 +20,24 @@ def probe_addresses(host, configured: list[str] | None) -> list[str]:
     return configured or [host.data.get("ssh_hostname") or host.name]
 
 
-def call_probe(host, settings: AuditSettings) -> dict | None:
-    """The inventory's probe function for this host, or None (no probe, or a probes group)."""
-    if settings.probe is None or settings.probe == AUDIT_PROBE_OFF:
-        return None
+def _run_probe(probe, addresses: list[str]) -> dict:
     try:
-        return settings.probe(probe_addresses(host, settings.probe_addresses), SMTP_PORTS)
+        return probe(addresses, SMTP_PORTS)
     except Exception as error:  # a broken probe is reported as such, not as a crash
         return {"via": "audit_probe", "results": [], "error": f"{type(error).__name__}: {error}"}
 
 
 def start_probe(host, settings: AuditSettings):
-    """``call_probe`` in a greenlet of its own, started now: the outside view's timeout runs
-    while the host's state is read (every host's deploy code runs at once, so all hosts, ports
-    and addresses are probed together: one timeout in all). Returns a function giving the
-    result, waiting for it if need be."""
-    job = gevent.spawn(call_probe, host, settings)
-    return job.get
+    """The inventory's probe function for this host (none: no probe, or a probes group) in a
+    greenlet of its own, started now: the outside view's timeout runs while the host's state
+    is read (every host's deploy code runs at once, so all hosts, ports and addresses are
+    probed together: one timeout in all). Returns a function giving the result (or None),
+    waiting for it if need be. Host data is read here, in pyinfra's context: a new greenlet
+    does not have it (the Vagrant connector's host data needs it)."""
+    if settings.probe is None or settings.probe == AUDIT_PROBE_OFF:
+        return lambda: None
+    addresses = probe_addresses(host, settings.probe_addresses)
+    return gevent.spawn(_run_probe, settings.probe, addresses).get
 
 
 def probe_from_host(probe_host, state, group: str) -> None:
