@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the lab needs, only when one is missing.
+# Installs the Debian packages the lab needs (lab/system-packages.txt), only when one is missing.
 set -euo pipefail
-packages=(mmdebstrap systemd-container netcat-openbsd iproute2 openssh-client openssl python3-venv)
+list="$(dirname "$0")/system-packages.txt"
+mapfile -t packages < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' -e 's/[[:space:]]//g' "$list")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

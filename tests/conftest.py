@@ -122,7 +122,36 @@ _outcomes: dict[str, dict[str, int]] = {}
 def pytest_runtest_logstart(nodeid, location):
     import time
 
+    from tests import tool_guard
+
+    tool_guard.set_tier(_tier(nodeid))
     _started[nodeid] = time.monotonic()
+
+
+# --- host tools come from packages the project installs (issue 21) ----------------------------
+def pytest_configure(config):
+    import tempfile
+
+    from tests import tool_guard
+
+    if not hasattr(config, "workerinput"):  # the controller; pytest-xdist workers inherit the log
+        handle, path = tempfile.mkstemp(prefix="lockdown-tools-", suffix=".log")
+        os.close(handle)
+        config._lockdown_tools_log = Path(path)
+        os.environ[tool_guard.LOG_ENV] = path
+    tool_guard.install(Path(os.environ[tool_guard.LOG_ENV]))
+
+
+def _tool_problems(config) -> list[str]:
+    from tests import tool_guard
+
+    log = getattr(config, "_lockdown_tools_log", None)
+    if log is None:
+        return []
+    try:
+        return tool_guard.problems(log)
+    finally:
+        log.unlink(missing_ok=True)
 
 
 def pytest_runtest_logfinish(nodeid, location):
@@ -157,7 +186,9 @@ def pytest_sessionfinish(session, exitstatus):
     allowed, why = _skips_allowed() if any(skipped.values()) else (True, "")
     session.config._lockdown_unexpected_skips = {} if allowed else {t: n for t, n in skipped.items() if n}
     session.config._lockdown_skip_note = why
-    if session.config._lockdown_unexpected_skips and session.exitstatus == 0:
+    session.config._lockdown_tool_problems = _tool_problems(session.config)
+    if (session.config._lockdown_unexpected_skips or session.config._lockdown_tool_problems) \
+            and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -179,6 +210,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("faults")
         for line in fault_ledger.summary_lines(fault_ledger.load()):
             terminalreporter.write_line(line)
+    tool_problems = getattr(config, "_lockdown_tool_problems", [])
+    if tool_problems:
+        terminalreporter.section("host tools the project does not install")
+        for line in tool_problems:
+            terminalreporter.write_line("FAILED: " + line, red=True)
+        terminalreporter.stats.setdefault("host tools not installed by the project", []).extend(
+            [None] * len(tool_problems))
     unexpected = getattr(config, "_lockdown_unexpected_skips", {})
     if unexpected:
         terminalreporter.write_line(
