@@ -139,6 +139,9 @@ def pytest_configure(config):
         os.close(handle)
         config._lockdown_tools_log = Path(path)
         os.environ[tool_guard.LOG_ENV] = path
+        from tests import security_ledger
+
+        security_ledger.start_run()
     tool_guard.install(Path(os.environ[tool_guard.LOG_ENV]))
 
 
@@ -206,6 +209,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             terminalreporter.write_line(f"{tier:8} not selected")
     from tests.lab import fault_ledger
 
+    from tests import security_ledger
+
+    attacks = security_ledger.load()
+    if attacks:
+        terminalreporter.section("security")
+        terminalreporter.write_line(security_ledger.summary_line(attacks))
     if fault_ledger.written_this_run():
         terminalreporter.section("faults")
         for line in fault_ledger.summary_lines(fault_ledger.load()):
