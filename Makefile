@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-faults deps system-deps lab-up lab-down lab-status unit bench lock reference
+.PHONY: demo test test-faults deps system-deps lab-up lab-down lab-status unit bench lock reference dist
 
 demo: deps            ## the logwatch story: noisy report, deploy, quiet report; audit
 	$(BIN)/python -m lab demo
@@ -44,6 +44,9 @@ lock:
 	.venv-lock/bin/pip install --quiet --disable-pip-version-check pip-tools
 	.venv-lock/bin/pip-compile $(LOCK_FLAGS) --upgrade -o requirements.lock pyproject.toml
 	.venv-lock/bin/pip-compile $(LOCK_FLAGS) --upgrade --extra test -c requirements.lock -o requirements-test.lock pyproject.toml
+
+dist: deps            ## the release: sdist and its wheel in dist/, built from a clean copy and checked by twine
+	$(BIN)/python -m tests.distribution dist
 
 reference: deps       ## docs/reference.md from the code (a unit test keeps it current)
 	$(BIN)/python docs/make_reference.py > docs/reference.md

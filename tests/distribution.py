@@ -69,3 +69,21 @@ def sdist_names(sdist: Path) -> set[str]:
     with tarfile.open(sdist) as archive:
         return {name.split("/", 1)[1] for name in archive.getnames()
                 if "/" in name and archive.getmember(name).isfile()}
+
+
+def main(out: Path) -> None:
+    """``make dist``: the release into ``out`` (sdist and its wheel), checked by twine."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as work:
+        release = build_release(Path(work))
+        out.mkdir(exist_ok=True)
+        for artefact in (release.sdist, release.wheel):
+            shutil.copy2(artefact, out / artefact.name)
+            print(out / artefact.name)
+    subprocess.run([sys.executable, "-m", "twine", "check", "--strict",
+                    str(out / release.sdist.name), str(out / release.wheel.name)], check=True)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "dist")

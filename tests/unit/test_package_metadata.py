@@ -77,3 +77,12 @@ def test_project_urls_share_one_base_and_name_files_that_exist():
 def test_the_licence_file_is_the_declared_one():
     assert PROJECT["license"] == "MIT" and PROJECT["license-files"] == ["LICENSE"]
     assert (REPO / "LICENSE").read_text().startswith("MIT License\n")
+
+
+def test_make_deps_installs_only_hashed_pins():
+    makefile = (REPO / "Makefile").read_text()
+    rule = re.search(r"^\$\(VENV\)/\.installed:(.*?)\n\n", makefile, re.M | re.S).group(1)
+    assert "requirements-test.lock" in rule.splitlines()[0] and "requirements.lock" in rule
+    installs = [line for line in rule.splitlines() if "pip install" in line]
+    assert "--require-hashes -r requirements-test.lock" in installs[0]
+    assert all("--no-deps" in line for line in installs[1:])  # nothing resolved outside the lock
