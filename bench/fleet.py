@@ -1,6 +1,7 @@
 """One benchmark run: lockdown against the floor and the tuned Ansible playbook, side by side.
 
     python -m bench [--boxes 1,10,50] [--repeat 5] [--firsts 2] [--suite bookworm] [--no-write]
+    python -m bench --simulated [--sizes 100,500,1000] [--repeat R] [--capture]   (bench/simfleet.py)
 
 For each N, in a lab of its own (network, stand-in; torn down at the end; LOCKDOWN_LAB_DIR /
 LOCKDOWN_LAB_NETNS choose it, default /tmp/lockdown-bench, ldbench):
@@ -305,7 +306,17 @@ def main() -> None:
     parser.add_argument("--firsts", type=int, default=2, help="first-converge rounds (1 at N=50)")
     parser.add_argument("--suite", default="bookworm", choices=("bookworm", "trixie"))
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md")
+    parser.add_argument("--simulated", action="store_true", help="the controller alone against "
+                        "simulated hosts (bench/simfleet.py) instead of lab boxes")
+    parser.add_argument("--sizes", default="100,500,1000", help="--simulated: comma-separated N")
+    parser.add_argument("--capture", action="store_true", help="--simulated: first capture the "
+                        "hosts' answers from a real lab box (bench/simhosts/)")
     args = parser.parse_args()
+    if args.simulated:
+        from bench import simfleet
+
+        simfleet.main(args)
+        return
     sizes = [int(n) for n in args.boxes.split(",")]
     args.reference = {}
 
