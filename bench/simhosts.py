@@ -148,10 +148,10 @@ class Session(paramiko.ServerInterface):
 def replayer(fleet: Fleet):
     def serve(user, channel, command):
         found = fleet.answer(user, command)
+        _read_stdin(channel)  # pyinfra writes stdin (if any), then always half-closes
         if found is None:
             _finish(channel, "", "simhosts: no captured answer for this command\n", 127)
             return
-        _read_stdin(channel)  # pyinfra writes stdin (if any), then always half-closes
         _finish(channel, found["stdout"], found["stderr"], found["status"])
     return serve
 
