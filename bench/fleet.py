@@ -16,7 +16,7 @@ LOCKDOWN_LAB_NETNS choose it, default /tmp/lockdown-bench, ldbench):
 Every run is a whole CLI run (`bench.rusage` records its wall time, CPU seconds and peak RSS),
 with `--parallel N` for pyinfra and `--forks N` for Ansible. Targets of issue 15 are judged on
 the medians; for each missed one a profile of where the time goes is written (per-operation
-wall time from pyinfra's -vv output, and pyinstrument's view of the controller if installed).
+wall time from pyinfra's -vv output, and bench.profile_run's view of the controller's CPU).
 Writes bench/results.json (all samples) and appends a dated section to bench/RESULTS.md.
 """
 from __future__ import annotations
@@ -214,11 +214,7 @@ def operation_timeline(fleet: Fleet, kind: str) -> list[tuple[str, float]]:
 
 
 def controller_profile(fleet: Fleet, kind: str, path: Path) -> str | None:
-    """pyinstrument's text view of one run's controller process, or None if not installed."""
-    try:
-        import pyinstrument  # noqa: F401
-    except ImportError:
-        return None
+    """bench.profile_run's view of one run's controller process (where its CPU goes)."""
     argv = [sys.executable, "-m", "bench.profile_run", str(path), *fleet.base[1:], *LOCKDOWN_TAILS[kind]]
     fleet.lab.run(argv, env=CREDENTIALS, timeout=900)
     return str(path.relative_to(REPO_ROOT)) if path.exists() else None

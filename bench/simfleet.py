@@ -12,7 +12,7 @@ rotated order, each a whole CLI run (`pyinfra -y --parallel N bench/sim_inventor
 server (so each host's command counts start at zero): floor (`exec -- true`), no-op
 (`deploys/mail.py` on converged hosts), facts-only audit, first converge (`deploys/mail.py`
 on fresh hosts). A run counts only if it exited 0, every host ran commands and the server
-missed none. At the largest N a pyinstrument profile of the no-op run and the first converge.
+missed none. At the largest N a CPU profile (bench/profile_run.py) of each of the four runs.
 Appends a section to bench/RESULTS.md and writes bench/results-simulated.json.
 """
 from __future__ import annotations
@@ -177,7 +177,7 @@ def measure(sizes: list[int], repeat: int) -> dict:
         "cpu_s_per_host": round(slope([(b["n"], b["medians"][kind]["cpu"]) for b in run["blocks"]]), 5)}
         for kind in KINDS} if len(run["blocks"]) > 1 else {}
     largest = max(sizes)
-    run["profiles"] = {kind: profile(kind, largest, workdir, key) for kind in ("noop", "first")}
+    run["profiles"] = {kind: profile(kind, largest, workdir, key) for kind in KINDS}
     run["targets"] = targets(run["blocks"][-1])
     return run
 
@@ -201,24 +201,27 @@ def section(run: dict) -> str:
     lines += [f"Machine: {mach['cpus']} cores, {mach['mem_gib']} GiB, {mach['os']}, kernel "
               f"{mach['kernel']}, Python {mach['python']}. Command: `{run['command']}`.", "",
               "Method: " + " ".join(__doc__.split("\n\n")[1].split()), ""]
-    lines += ["| N | run | wall (median) | controller CPU | CPU s per host | peak RSS | x floor (wall) | "
-              "commands per host | load avg (mean/max) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| N | run | wall (median) | x floor (wall) | controller CPU | x floor (CPU) | "
+              "CPU per host | peak RSS | server CPU | commands per host | load avg (mean/max) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for block in run["blocks"]:
         m = block["medians"]
         for kind in KINDS:
-            lines.append(f"| {block['n']} | {kind} | {m[kind]['wall']:.2f} s | {m[kind]['cpu']:.2f} s | "
-                         f"{m[kind]['cpu_per_host']:.4f} | {m[kind]['peak_rss_mib']:.0f} MiB | "
-                         f"{m[kind]['wall'] / m['floor']['wall']:.2f}x | {m[kind]['commands_per_host']:g} | "
+            lines.append(f"| {block['n']} | {kind} | {m[kind]['wall']:.2f} s | "
+                         f"{m[kind]['wall'] / m['floor']['wall']:.2f}x | {m[kind]['cpu']:.2f} s | "
+                         f"{m[kind]['cpu'] / m['floor']['cpu']:.2f}x | {m[kind]['cpu_per_host']:.4f} s | "
+                         f"{m[kind]['peak_rss_mib']:.0f} MiB | {m[kind].get('server_cpu', 0):.2f} s | "
+                         f"{m[kind]['commands_per_host']:g} | "
                          f"{block['load']['load_mean']} / {block['load']['load_max']} |")
     if run["slopes"]:
         lines += ["", "Per-host slope (least squares over the sizes):", "",
                   "| run | wall s per extra host | controller CPU s per extra host |", "|---|---|---|"]
-        lines += [f"| {kind} | {s['wall_s_per_host']:.4f} | {s['cpu_s_per_host']:.4f} |"
+        lines += [f"| {kind} | {s['wall_s_per_host']:.4f} s | {s['cpu_s_per_host']:.4f} s |"
                   for kind, s in run["slopes"].items()]
     lines += ["", "Targets (issue 28 item 3):", "", "| target | measured | met |", "|---|---|---|"]
-    lines += [f"| {t['target']} | {t['measured']} | {'**met**' if t['met'] else 'missed'} |"
-              for t in run["targets"]]
-    lines += ["", "Profiles (pyinstrument, one run each): " + ", ".join(
+    lines += [f"| {t['target']} | {t['measured']}{'' if 'MiB' in t['target'] else ('x' if '/' in t['target'] else ' s')} | "
+              f"{'**met**' if t['met'] else 'missed'} |" for t in run["targets"]]
+    lines += ["", "CPU profiles (bench/profile_run.py, one run each): " + ", ".join(
         f"`{path}`" for path in run["profiles"].values()), ""]
     return "\n".join(lines) + "\n"
 
@@ -259,6 +262,11 @@ def capture() -> None:
             finally:
                 proxy.send_signal(signal.SIGTERM)
                 proxy.wait(timeout=30)
+
+
+def rewrite_section(path: Path = BENCH_DIR / "results-simulated.json") -> str:
+    """The section of a finished run, from its JSON (after a change of the layout)."""
+    return section(json.loads(path.read_text()))
 
 
 def main(args) -> None:
