@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from pyinfra.api.exceptions import PyinfraError
 
+from . import renamed
 from .operations.ufw_rules import LOG_LEVELS, POLICIES, PRUNE_MODES
 from .providers import CUSTOM, PROVIDER_NAMES, PROVIDERS, Provider
 
@@ -389,6 +390,7 @@ def relay_settings(data, environ=os.environ, require_credentials: bool = True) -
     (the audit, which never needs the password): missing credentials give ``credentials=None``,
     and the sender domain is then known only from ``mail_sender_domain`` (else ``None``).
     """
+    renamed.old_keys(data)  # warns once per run: mailgun_region is relay_region now
     name = _value(data, "relay_provider")
     preset = PROVIDERS.get(name)
     host = _value(data, "relay_host")
@@ -537,6 +539,7 @@ def read_credentials(data, environ=os.environ) -> Credentials:
         source, key = f"relay_credentials_file {secret_path}", "relay_credentials_file"
     else:
         values, source, key = environ, "the environment", LOGIN_ENV
+    renamed.old_env_names(values, source)  # warns once per run: MAILGUN_SMTP_* are renamed
     found = {}
     for name, legacy in LEGACY_ENV.items():
         new, old = values.get(name), values.get(legacy)
