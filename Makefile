@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-faults deps system-deps lab-up lab-down lab-status unit bench lock reference dist
+.PHONY: demo test test-faults deps system-deps lab-up lab-down lab-status unit bench bench-fleet lock reference dist
 
 demo: deps            ## the logwatch story: noisy report, deploy, quiet report; audit
 	$(BIN)/python -m lab demo
@@ -18,8 +18,10 @@ unit: deps
 	$(BIN)/pytest tests/unit
 
 bench: deps           ## python -m bench: N = 1, 10, 50 boxes, lockdown vs Ansible; appends to bench/RESULTS.md
-	$(BIN)/pip install --quiet --disable-pip-version-check pyinstrument
 	$(BIN)/python -m bench
+
+bench-fleet: deps     ## python -m bench --simulated: the controller alone at 100, 500, 1,000 simulated hosts
+	$(BIN)/python -m bench --simulated
 
 deps: system-deps $(VENV)/.installed
 
