@@ -225,3 +225,15 @@ def test_provider_refusal_is_named_by_the_canary_and_the_audit(lab, box, standin
     assert words in relay["found"], relay
     if relay["value"]["status"] == "deferred":  # a 4xx refusal (Mailgun): the mail waits
         assert checks["postfix.queue"]["value"]["cause"] == cause_id, checks["postfix.queue"]
+
+
+def test_ses_login_refused_names_the_region_bound_credentials(lab, box, standin):
+    extra, _, _, _ = CASES["ses"]
+    env = use(standin, "ses")
+    wrong = {**env, "LOCKDOWN_RELAY_PASSWORD": env["LOCKDOWN_RELAY_PASSWORD"] + "-other-region"}
+    result = pyinfra(lab, [box], "deploys/mail.py", env=wrong, data={"relay_provider": "ses", **extra})
+    output = result.stdout + result.stderr
+    lines = [line for line in output.splitlines() if "relay canary not delivered" in line]
+    assert result.returncode != 0 and len(lines) == 1, output[-3000:]
+    assert "refused the login" in lines[0] and "check relay_region" in lines[0], lines[0]
+    assert wrong["LOCKDOWN_RELAY_PASSWORD"] not in output
