@@ -116,8 +116,8 @@ PROVIDERS: dict[str, Provider] = {p.name: p for p in (
         starttls_ports=(25, 587, 2525), implicit_tls_ports=(465,),
         login="postmaster@your-domain (or another SMTP user of the domain)",
         check_login=_address_login, login_names_domain=True, default_region="us",
-        source="help.mailgun.com (What SMTP ports does Mailgun support; TLS 1.0/1.1 "
-               "deprecation); documentation.mailgun.com (SMTP)",
+        source="documentation.mailgun.com (SMTP: ports 25, 465, 587, 2525); "
+               "mailgun.com/blog/product/tls-version-1-0-and-1-1-deprecation",
     ),
     Provider(
         "ses", "Amazon SES", {"{region}": "email-smtp.{region}.amazonaws.com"},
