@@ -19,10 +19,12 @@ from typing import Callable
 
 _ADDRESS = re.compile(r"^[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
-# The AWS regions where Amazon SES has an endpoint (docs.aws.amazon.com/general/latest/gr/ses.html,
-# checked 2026-12-04 against the same list in AWS's machine-readable endpoint data, botocore
-# 1.43.11: commercial and GovCloud; the regions behind other domains than amazonaws.com left
-# out). SES SMTP credentials work only in the region they were created in.
+# The AWS regions where Amazon SES has an endpoint: AWS's machine-readable endpoint data
+# (botocore 1.43.11, service "email": commercial and GovCloud partitions; regions under other
+# domains than amazonaws.com left out), whose rows read the same as the part of
+# docs.aws.amazon.com/general/latest/gr/ses.html read on 2026-12-04. That page's separate SMTP
+# endpoint table could not be read in full here. SES SMTP credentials work only in the region
+# they were created in.
 SES_REGIONS = (
     "af-south-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1",
     "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-5",
