@@ -238,7 +238,9 @@ KEYS = (
         "a preset (see Relay providers) or `custom`: any other relay, then `relay_host` is "
         "required", "relay"),
     Key("relay_region", None, region, "Mailgun: `us` (default) or `eu` (separate accounts); "
-        "Amazon SES: required, the AWS region, e.g. `eu-west-1`", "relay"),
+        "Amazon SES: required, the AWS region of the SMTP credentials, e.g. `eu-west-1`; "
+        "SendGrid: `global` (default) or `eu` (EU regional subusers); Postmark: the message "
+        "stream's host, `transactional` (default) or `broadcasts`", "relay"),
     Key("mailgun_region", None, optional_choice(*PROVIDERS["mailgun"].regions),
         "older spelling of `relay_region` for Mailgun (`us` or `eu`)", "relay"),
     Key("relay_host", None, relay_host, "host name or IP of the relay; overrides only the "
@@ -465,6 +467,12 @@ def _region(data, preset: Provider | None) -> str | None:
         if not preset.region_format.match(chosen):
             raise SettingsError("relay_region", f"{chosen!r} is not an AWS region name "
                                 "(e.g. us-east-1, eu-west-1)")
+        if preset.known_regions and chosen not in preset.known_regions:
+            raise SettingsError("relay_region", f"{chosen!r} is not a region where "
+                                f"{preset.title} has an SMTP endpoint: one of "
+                                f"{', '.join(preset.known_regions)}",
+                                "SES SMTP credentials work only in the region they were created "
+                                "in: set relay_region to that region")
         return chosen
     chosen = chosen or preset.default_region
     if chosen not in preset.regions:
