@@ -112,3 +112,14 @@ def test_a_delay_below_the_minimum_is_refused_naming_the_key_and_the_reason(seco
     assert "too short" in str(error.value) and "check" in str(error.value)
     assert firewall_settings({"firewall_deadman_seconds": DEADMAN_MIN_SECONDS}).deadman_seconds \
         == DEADMAN_MIN_SECONDS
+
+
+def test_sshd_ports_never_come_from_a_process_name():
+    from pyinfra_lockdown.facts.ufw import SshdConfig
+
+    command = SshdConfig.command
+    assert "ss -Htlnp" not in command and '"sshd"' not in command
+    assert "/proc/[0-9]*/exe" in command and '$1 == "Uid:"' in command and "ino:" in command
+    fake = json.loads((Path(__file__).parent / "facts" / "ufw.SshdConfig" /
+                       "debian12_fake_sshd_as_nobody_on_18022.json").read_text())
+    assert fake["fact"]["ports"] == [22] and fake["fact"]["sshd_listening"] == [22]
