@@ -78,7 +78,7 @@ class UfwConfig(FactBase):
     table reduced to what says ufw's firewall is the one running: the INPUT policy, INPUT's
     jump to ufw's chains and how many of user.rules' rules are loaded (ufw.conf alone says
     nothing once someone flushed the live rules). ``kernel_problems`` lists each difference
-    (IPv6 only when ``IPV6=yes``); empty when ufw is disabled.
+    (IPv6 only when ``IPV6=yes`` and the kernel has IPv6); empty when ufw is disabled.
 
     ``None`` when ufw is not installed.
     """
@@ -94,7 +94,8 @@ class UfwConfig(FactBase):
         f"[ -e {DEADMAN_FIRED_FILE} ] && echo '{DEADMAN}fired'; "
         f"systemctl is-active --quiet {DEADMAN_TIMER} 2>/dev/null && echo '{DEADMAN}pending'; "
         "if grep -q -i '^ENABLED=yes' /etc/ufw/ufw.conf; then "
-        "for f in 4 6; do if [ $f = 4 ]; then s=iptables-save c=ufw r=/etc/ufw/user.rules; "
+        "for f in 4 6; do [ $f = 6 ] && [ ! -d /proc/sys/net/ipv6 ] && continue; "
+        "if [ $f = 4 ]; then s=iptables-save c=ufw r=/etc/ufw/user.rules; "
         "else s=ip6tables-save c=ufw6 r=/etc/ufw/user6.rules; fi; "
         'n=$(grep -c "^-A $c-user-input " $r 2>/dev/null); '
         '$s -t filter 2>/dev/null | awk -v f=$f -v c=$c -v n="${n:-0}" '
@@ -151,6 +152,8 @@ def kernel_problems(config: dict) -> list[str]:
     for family in ("v4", "v6") if config["ipv6"] else ("v4",):
         label = f"IPv{family[1]}"
         counts = config["kernel"].get(family)
+        if counts is None and family == "v6":
+            continue  # a kernel without IPv6 (no /proc/sys/net/ipv6): ufw loads no v6 rules
         if counts is None:
             problems.append(f"{label}: the kernel's rules could not be read")
         elif not counts["before_input"]:

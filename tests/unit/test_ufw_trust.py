@@ -123,3 +123,12 @@ def test_sshd_ports_never_come_from_a_process_name():
     fake = json.loads((Path(__file__).parent / "facts" / "ufw.SshdConfig" /
                        "debian12_fake_sshd_as_nobody_on_18022.json").read_text())
     assert fake["fact"]["ports"] == [22] and fake["fact"]["sshd_listening"] == [22]
+
+
+def test_a_kernel_without_ipv6_is_not_a_problem_but_an_unread_ipv4_is():
+    settings = ["/etc/ufw/ufw.conf:ENABLED=yes", "/etc/default/ufw:IPV6=yes",
+                '/etc/default/ufw:DEFAULT_INPUT_POLICY="DROP"']
+    v4 = "ufw kernel: v4 policy=DROP before-input=1 user-input=1 user-rules=1"
+    assert UfwConfig().process(settings + [v4])["kernel_problems"] == []
+    assert UfwConfig().process(settings)["kernel_problems"] == [
+        "IPv4: the kernel's rules could not be read"]
