@@ -239,12 +239,14 @@ DEADMAN_DISARM_SCRIPT = (
     '&& [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done; '
     f"if [ -e {DEADMAN_FIRED_FILE} ]; then "
     "echo 'lockdown: the dead-man timer FIRED before it was cancelled: it ran "
-    "`ufw --force disable`, the firewall is OFF. The check took longer than "
-    "firewall_deadman_seconds; run the deploy again (with a longer delay)' >&2; exit 1; fi; "
+    "`ufw --force disable`, the firewall is OFF. This host took longer than "
+    "firewall_deadman_seconds from the arm to the disarm; run the deploy again (with a longer "
+    "delay if it was slow)' >&2; exit 1; fi; "
     "if ! grep -q -i '^ENABLED=yes' /etc/ufw/ufw.conf || "
     "! iptables -S INPUT 2>/dev/null | grep -q -x -- '-A INPUT -j ufw-before-input'; then "
     "echo 'lockdown: ufw is NOT active at the dead-man disarm (ufw.conf or the kernel says "
-    "otherwise): the switch stays armed; check `ufw status verbose` and run the deploy again' "
+    "otherwise): its marker stays, so the audit fails and the next run arms it again; check "
+    "`ufw status verbose` and run the deploy again' "
     f">&2; exit 1; fi; rm -f {DEADMAN_ARMED_FILE}"
 )
 
