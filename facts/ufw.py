@@ -27,11 +27,20 @@ POLICY_DIRECTIONS = {"INPUT": "incoming", "OUTPUT": "outgoing", "FORWARD": "rout
 ANY_NETWORKS = ("0.0.0.0/0", "::/0")
 
 TUPLE_MARKER = "### tuple ###"
-# The systemd timer of the dead-man switch (operations.ufw.deadman_arm): this fact
-# reports it pending, so it is named here, once.
+# The dead-man switch (operations.ufw.enable_under_deadman): a transient systemd timer for the
+# run, a marker file that says it is armed (the boot unit starts the timer again when the
+# marker survived a reboot) and a file the timer's service writes when it fires. This fact
+# reports all three, so they are named here, once.
 DEADMAN_UNIT = "lockdown-ufw-deadman"
 DEADMAN_TIMER = f"{DEADMAN_UNIT}.timer"
-DEADMAN_ARMED = "ufw: dead-man timer armed"
+DEADMAN_BOOT_UNIT = f"{DEADMAN_UNIT}-boot.service"
+DEADMAN_DIR = "/var/lib/lockdown"
+DEADMAN_ARMED_FILE = f"{DEADMAN_DIR}/ufw-deadman-armed"
+DEADMAN_FIRED_FILE = f"{DEADMAN_DIR}/ufw-deadman-fired"
+DEADMAN = "ufw dead-man: "  # + armed | pending | fired
+KERNEL = "ufw kernel: "  # + v4 policy=DROP before-input=1 user-input=2 user-rules=2
+KERNEL_LINE = re.compile(r"^v(?P<family>[46]) policy=(?P<policy>\S+) before-input=(?P<jump>\d+) "
+                         r"user-input=(?P<loaded>\d+) user-rules=(?P<declared>\d+)$")
 SETTING_LINE = re.compile(r"^(?P<path>/[^:]+):(?P<key>[A-Z0-9_]+)=(?P<value>.*)$")
 
 
@@ -56,8 +65,20 @@ class UfwConfig(FactBase):
                  "from_port": "any", "interface_in": "", "interface_out": "",
                  "route": False, "log": "", "app": "", "from_app": ""},
             ],
-            "deadman_armed": False,  # a lockdown dead-man timer is pending (failed check)
+            "deadman": {"armed": False, "pending": False, "fired": False},
+            "kernel": {"v4": {"policy": "DROP", "before_input": 1, "loaded": 1, "declared": 1},
+                       "v6": {...}},
+            "kernel_problems": [],   # why the kernel does not run what ufw.conf says
         }
+
+    ``deadman``: the marker of a dead-man switch not cancelled yet (``armed``), its timer
+    waiting (``pending``), and whether it already ran ``ufw --force disable`` (``fired``).
+
+    The kernel: only while ``ENABLED=yes``, ``iptables-save``/``ip6tables-save`` of the filter
+    table reduced to what says ufw's firewall is the one running: the INPUT policy, INPUT's
+    jump to ufw's chains and how many of user.rules' rules are loaded (ufw.conf alone says
+    nothing once someone flushed the live rules). ``kernel_problems`` lists each difference
+    (IPv6 only when ``IPV6=yes`` and the kernel has IPv6); empty when ufw is disabled.
 
     ``None`` when ufw is not installed.
     """
@@ -69,7 +90,19 @@ class UfwConfig(FactBase):
         "else grep -H -E '^(ENABLED|LOGLEVEL)=' /etc/ufw/ufw.conf; "
         "grep -H -E '^(IPV6|DEFAULT_(INPUT|OUTPUT|FORWARD)_POLICY)=' /etc/default/ufw; "
         f"grep -H '^{TUPLE_MARKER}' /etc/ufw/user.rules /etc/ufw/user6.rules; "
-        f"systemctl is-active --quiet {DEADMAN_TIMER} 2>/dev/null && echo '{DEADMAN_ARMED}'; "
+        f"[ -e {DEADMAN_ARMED_FILE} ] && echo '{DEADMAN}armed'; "
+        f"[ -e {DEADMAN_FIRED_FILE} ] && echo '{DEADMAN}fired'; "
+        f"systemctl is-active --quiet {DEADMAN_TIMER} 2>/dev/null && echo '{DEADMAN}pending'; "
+        "if grep -q -i '^ENABLED=yes' /etc/ufw/ufw.conf; then "
+        "for f in 4 6; do [ $f = 6 ] && [ ! -d /proc/sys/net/ipv6 ] && continue; "
+        "if [ $f = 4 ]; then s=iptables-save c=ufw r=/etc/ufw/user.rules; "
+        "else s=ip6tables-save c=ufw6 r=/etc/ufw/user6.rules; fi; "
+        'n=$(grep -c "^-A $c-user-input " $r 2>/dev/null); '
+        '$s -t filter 2>/dev/null | awk -v f=$f -v c=$c -v n="${n:-0}" '
+        "'$1 == \":INPUT\" {p = $2} $0 == \"-A INPUT -j \" c \"-before-input\" {j++} "
+        "$1 == \"-A\" && $2 == c \"-user-input\" {u++} "
+        f"END {{printf \"{KERNEL}v%s policy=%s before-input=%d user-input=%d user-rules=%d\\n\", "
+        "f, p ? p : \"none\", j, u, n}'; done; fi; "
         "true; fi"
     )
 
@@ -81,17 +114,64 @@ class UfwConfig(FactBase):
             raise FactProcessError(UFW_UNREADABLE)
 
         config = {"enabled": False, "logging": None, "ipv6": None, "defaults": {}, "rules": [],
-                  "deadman_armed": DEADMAN_ARMED in lines}
+                  "deadman": {"armed": False, "pending": False, "fired": False}, "kernel": {}}
         for line in lines:
             path, _, content = line.partition(":")
-            if line == DEADMAN_ARMED:
-                continue
-            if content.startswith(TUPLE_MARKER):
+            if line.startswith(DEADMAN):
+                state = line[len(DEADMAN):]
+                if state not in config["deadman"]:
+                    raise FactProcessError(f"unexpected ufw dead-man line: {line!r}")
+                config["deadman"][state] = True
+            elif line.startswith(KERNEL):
+                family, counts = parse_kernel_line(line[len(KERNEL):])
+                config["kernel"][family] = counts
+            elif content.startswith(TUPLE_MARKER):
                 v6 = path.endswith("user6.rules")
                 config["rules"].append(parse_tuple(content[len(TUPLE_MARKER) :], v6))
             else:
                 apply_setting(config, line)
+        config["kernel_problems"] = kernel_problems(config) if config["enabled"] else []
         return config
+
+
+def parse_kernel_line(text: str) -> tuple[str, dict]:
+    match = KERNEL_LINE.match(text)
+    if not match:
+        raise FactProcessError(f"unexpected ufw kernel line: {text!r}")
+    return f"v{match['family']}", {"policy": match["policy"],
+                                   "before_input": int(match["jump"]),
+                                   "loaded": int(match["loaded"]),
+                                   "declared": int(match["declared"])}
+
+
+def kernel_problems(config: dict) -> list[str]:
+    """What the kernel runs that ufw.conf's ``ENABLED=yes`` and the user rules do not say."""
+    incoming = config["defaults"].get("incoming")
+    policy = "ACCEPT" if incoming == "allow" else "DROP"  # deny and reject both drop
+    problems = []
+    for family in ("v4", "v6") if config["ipv6"] else ("v4",):
+        label = f"IPv{family[1]}"
+        counts = config["kernel"].get(family)
+        if counts is None and family == "v6":
+            continue  # a kernel without IPv6 (no /proc/sys/net/ipv6): ufw loads no v6 rules
+        if counts is None:
+            problems.append(f"{label}: the kernel's rules could not be read")
+        elif not counts["before_input"]:
+            problems.append(f"{label}: ufw's chains are not loaded in the kernel "
+                            f"(INPUT policy {counts['policy']}, no jump to ufw's chains)")
+        else:
+            if counts["loaded"] != counts["declared"]:
+                problems.append(f"{label}: {counts['loaded']} of the {counts['declared']} "
+                                "user rules are loaded in the kernel")
+            if counts["policy"] != policy:
+                problems.append(f"{label}: the kernel's INPUT policy is {counts['policy']}, "
+                                f"ufw's default incoming is {incoming}")
+    return problems
+
+
+def ufw_active(config) -> bool:
+    """ufw.conf says enabled AND the kernel runs ufw's rules."""
+    return bool(config and config["enabled"] and not config.get("kernel_problems"))
 
 
 def apply_setting(config: dict, line: str) -> None:
@@ -179,6 +259,22 @@ def normalize_any(address: str) -> str:
     return "any" if address in ANY_NETWORKS else address
 
 
+# The TCP listeners of the real sshd: a process whose /proc/<pid>/exe is the sshd binary (also
+# "(deleted)" after an upgrade) running as root (real and effective uid 0, from
+# /proc/<pid>/status: /proc/<pid>'s owner is root for any non-dumpable process), matched to
+# `ss -e`'s listeners by socket inode. Never by process name: any local user can run a
+# program called "sshd" (`ss -p` prints the name it chose, quotes and "pid=" included).
+REAL_SSHD_LISTENERS = (
+    'sshd_real=$(readlink -f "$sshd_bin"); sshd_socks=$(for exe in $(find /proc/[0-9]*/exe '
+    '-maxdepth 0 \\( -lname "$sshd_real" -o -lname "$sshd_real (deleted)" \\) 2>/dev/null); do '
+    'p=${exe%/exe}; awk \'$1 == "Uid:" {exit !($2 == 0 && $3 == 0)}\' $p/status 2>/dev/null && '
+    "find $p/fd -lname 'socket:*' -printf '%l\\n' 2>/dev/null; done | tr -dc '0-9\\n'); "
+    'ss -Htlne 2>/dev/null | awk -v socks=" $(echo $sshd_socks) " \'{for (i = 5; i <= NF; i++) '
+    'if ($i ~ /^ino:/ && index(socks, " " substr($i, 5) " ")) print "'
+    + SSHD_LISTENING + '" $4}\''
+)
+
+
 class SshdConfig(FactBase):
     """
     The ports sshd really accepts connections on, and how it was configured (needs root).
@@ -191,15 +287,16 @@ class SshdConfig(FactBase):
             "listen": [{"address": "0.0.0.0", "port": 22}, {"address": "::", "port": 22}],
             "address_family": "any",  # "any" | "inet" | "inet6"
             "socket": {"active": True, "ports": [2222]},   # ssh.socket (systemd)
-            "sshd_listening": [],     # ports a running sshd itself listens on (ss -p)
+            "sshd_listening": [],     # ports the real sshd (root, /proc/<pid>/exe) listens on
         }
 
     When ``ssh.socket`` is active (Ubuntu 24.04's default, an admin's choice on Debian),
     systemd owns the listening socket: its ``Listen`` addresses, after every drop-in (and
     Ubuntu's generator-written one under /run), are the real ports, while ``sshd -T`` still
-    prints sshd_config's. Otherwise sshd_config's ports are. A running sshd's own listening
+    prints sshd_config's. Otherwise sshd_config's ports are. The real sshd's own listening
     ports are added either way (a standalone ssh.service next to the socket, or a changed
-    sshd_config not yet restarted). ``None`` when sshd is not installed;
+    sshd_config not yet restarted): those of a process running the sshd binary as root, never
+    of a process merely named ``sshd`` (``REAL_SSHD_LISTENERS``). ``None`` when sshd is not installed;
     ``FactProcessError`` when ``sshd -T`` fails (not root, a bad sshd_config).
     """
 
@@ -214,7 +311,7 @@ class SshdConfig(FactBase):
         "mkdir /run/sshd && exec \"$0\" -T' \"$sshd_bin\"; fi 2>&1); "
         "then printf '%s\\n' \"$sshd_out\" | grep -E '^(port|listenaddress|addressfamily) '; "
         f"systemctl show -p ActiveState -p Listen ssh.socket 2>/dev/null | sed 's/^/{SOCKET}/'; "
-        "ss -Htlnp 2>/dev/null | awk '/\"sshd\"/ {print \"" + SSHD_LISTENING + "\" $4}'; true; "
+        + REAL_SSHD_LISTENERS + "; true; "
         f"else printf '{SSHD_FAILED} %s\\n' \"$sshd_out\" | head -n 3; fi"
     )
 

@@ -16,12 +16,20 @@ from __future__ import annotations
 from collections import Counter
 
 from pyinfra import host
-from pyinfra.api import QuoteString, StringCommand
+from pyinfra.api import FunctionCommand, QuoteString, StringCommand
 from pyinfra.api.exceptions import OperationValueError
 
 
 from .decide import operation
-from ..facts.ufw import DEADMAN_UNIT, UfwConfig
+from ..facts.ufw import (
+    DEADMAN_ARMED_FILE,
+    DEADMAN_BOOT_UNIT,
+    DEADMAN_DIR,
+    DEADMAN_FIRED_FILE,
+    DEADMAN_UNIT,
+    UfwConfig,
+    ufw_active,
+)
 from .ufw_rules import (
     LOG_LEVELS,
     POLICIES,
@@ -108,7 +116,11 @@ def ipv6(enabled: bool, current: dict | None = None):
 @operation()
 def enable(current: dict | None = None):
     """
-    Enable ufw (``ufw --force enable``) when it is not enabled yet.
+    Make ufw's firewall the one running: ``ufw --force enable`` when ufw.conf does not say
+    enabled; when it does but the kernel runs something else (rules flushed, chains or their
+    jumps gone: ``UfwConfig``'s ``kernel_problems``), remove what is left of ufw's chains and
+    ``ufw reload`` (ufw itself re-adds the jumps from INPUT/OUTPUT/FORWARD only when its chains
+    are missing, so a reload alone leaves flushed jumps flushed).
 
     Enabling applies the default policies immediately: allow SSH first (see
     ``ufw_rules.lockout_reason``).
@@ -117,26 +129,54 @@ def enable(current: dict | None = None):
     """
     config = read_config(current)
 
-    if config and config["enabled"]:
-        host.noop("ufw is enabled")
+    if ufw_active(config):
+        host.noop("ufw is enabled and its rules are loaded in the kernel")
         return
-    yield StringCommand("ufw", "--force", "enable")
+    yield activate_command(config)
+
+
+def activate_command(config) -> StringCommand:
+    if config and config["enabled"]:
+        return StringCommand("sh", "-c", QuoteString(RELOAD_INTO_KERNEL))
+    return StringCommand("ufw", "--force", "enable")
+
+
+# ufw's chains out of the kernel (jumps from the built-in chains first, then the chains, IPv4
+# and IPv6), then ufw loads everything again: one command, so no kill can leave it halfway.
+RELOAD_INTO_KERNEL = (
+    "for t in iptables ip6tables; do for b in INPUT OUTPUT FORWARD; do "
+    "$t -S $b 2>/dev/null | grep -E -- '-j ufw6?-' | cut -d' ' -f2- | "
+    "while read -r rule; do $t -D $rule; done; done; "
+    "chains=$($t -S 2>/dev/null | awk '$1 == \"-N\" && $2 ~ /^ufw6?-/ {print $2}'); "
+    "for c in $chains; do $t -F $c; done; for c in $chains; do $t -X $c; done; done; "
+    f"{UFW_BIN} reload"
+)
 
 
 @operation()
-def deadman_arm(seconds: int = 120, current: dict | None = None):
+def enable_under_deadman(seconds: int, check, check_kwargs: dict | None = None,
+                         current: dict | None = None):
     """
-    Before the FIRST enable, schedule ``ufw --force disable`` ``seconds`` from now with a
-    systemd timer (unit files in /etc/systemd/system, enabled, so a reboot before the disarm
-    fires it ``seconds`` after the boot): if the enable cuts SSH, the host opens itself again.
-    Cancel it with ``deadman_disarm`` once a new SSH connection has been seen to work.
+    Enable ufw (or reload it into the kernel, see ``enable``) under a dead-man switch, as ONE
+    operation so that the time from arming to disarming is this host's own enable and check,
+    whatever the fleet size (pyinfra runs each operation on every host before the next).
 
-    Nothing is scheduled when ufw is already enabled (pass the state read BEFORE the run as
-    ``current``, the same value ``deadman_disarm`` gets), unless a timer from an earlier
-    failed check is still pending: it is replaced, so the delay counts from now, and this
-    run's check decides again whether to cancel it.
+    1. arm: a transient timer (``systemd-run --on-active``: no unit file, no daemon-reload)
+       that runs ``ufw --force disable`` in ``seconds``, plus the marker
+       ``/var/lib/lockdown/ufw-deadman-armed``; a boot unit, installed once and enabled
+       without a reload, starts the same timer at boot while that marker exists, so a
+       reboot before the disarm does not cancel the switch;
+    2. the enable; 3. ``check`` (a ``python.call``-style function: a NEW SSH connection gets
+    in; False fails the host and leaves the timer armed);
+    4. disarm: stop the timer, then verify that it did not fire and that ufw is active (the
+       host fails with the reason otherwise), and only then remove the marker.
 
-    + seconds: delay before ufw is disabled again (>= 1)
+    Needed when ufw is not active, or when an earlier switch was left armed, pending or fired
+    (it is armed again: the delay counts from now, this run's check decides).
+
+    + seconds: delay before ufw is disabled again (>= 1; settings require more, see there)
+    + check: function(state, host, **check_kwargs) -> bool, run between enable and disarm
+    + check_kwargs: its keyword arguments
     + current: the UfwConfig value, read from the host when None
     """
     if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
@@ -144,50 +184,71 @@ def deadman_arm(seconds: int = 120, current: dict | None = None):
     config = read_config(current)
 
     if not deadman_needed(config):
-        host.noop("ufw is already enabled: no dead-man switch needed")
+        host.noop("ufw is enabled and no dead-man switch is left: nothing to guard")
         return
-    unit = DEADMAN_UNIT
-    units = f"{unit}.timer {unit}.service"
-    yield StringCommand("sh", "-c", QuoteString(
-        f"systemctl stop {units} 2>/dev/null; systemctl reset-failed {units} 2>/dev/null; true"))
-    yield StringCommand("sh", "-c", QuoteString(deadman_units_script(seconds)))
+    yield StringCommand("sh", "-c", QuoteString(deadman_arm_script(seconds)))
+    if not ufw_active(config):
+        yield activate_command(config)
+    yield FunctionCommand(check, (), dict(check_kwargs or {}))
+    yield StringCommand("sh", "-c", QuoteString(DEADMAN_DISARM_SCRIPT))
 
 
-def deadman_units_script(seconds: int) -> str:
-    """Install and start the dead-man timer as unit files, not a transient timer: a reboot
-    between the enable and the disarm must not cancel it. Enabled, it is started again at
-    boot, and OnActiveSec counts from that start (OnBootSec would count from the last boot,
-    long past when it is armed, and fire at once)."""
-    service = ("[Unit]\\nDescription=lockdown: ufw dead-man switch\\n[Service]\\nType=oneshot"
-               f"\\nExecStart={UFW_BIN} --force disable\\n")
-    timer = ("[Unit]\\nDescription=lockdown: ufw dead-man switch, disables ufw unless cancelled"
-             f"\\n[Timer]\\nOnActiveSec={seconds}\\nAccuracySec=1s"
-             "\\n[Install]\\nWantedBy=timers.target\\n")
-    path = f"{DEADMAN_UNIT_DIR}/{DEADMAN_UNIT}"
-    return (f"set -e; printf '{service}' > {path}.service; printf '{timer}' > {path}.timer; "
-            f"systemctl daemon-reload; systemctl enable --now {DEADMAN_UNIT}.timer")
+DEADMAN_SERVICE_COMMAND = f"/bin/sh -c 'touch {DEADMAN_FIRED_FILE}; exec {UFW_BIN} --force disable'"
+# systemd-run's arguments for the timer (the delay follows): the service it fires writes the
+# "fired" file first, so the disarm and the audit can tell a fired switch from a cancelled one.
+DEADMAN_RUN = (f"systemd-run --quiet --unit={DEADMAN_UNIT} --timer-property=AccuracySec=1s "
+               "--property=Type=oneshot")
+# At boot, only while the marker (``DELAY=<seconds>s``) exists: the same timer again, counted
+# from the boot. Written with printf: no single quote, no percent sign in it.
+DEADMAN_BOOT_UNIT_TEXT = (
+    "[Unit]\\nDescription=lockdown: ufw dead-man switch armed before a reboot\\n"
+    f"ConditionPathExists={DEADMAN_ARMED_FILE}\\nAfter=ufw.service\\n"
+    f"[Service]\\nType=oneshot\\nEnvironmentFile={DEADMAN_ARMED_FILE}\\n"
+    f"ExecStart=/usr/bin/{DEADMAN_RUN} --on-active=${{DELAY}} /bin/sh -c "
+    f"\"touch {DEADMAN_FIRED_FILE}; exec {UFW_BIN} --force disable\"\\n"
+    "[Install]\\nWantedBy=multi-user.target\\n"
+)
+LEGACY_UNIT_FILES = f"{DEADMAN_UNIT_DIR}/{DEADMAN_UNIT}.timer {DEADMAN_UNIT_DIR}/{DEADMAN_UNIT}.service"
 
 
-@operation()
-def deadman_disarm(current: dict | None = None):
-    """
-    Cancel the dead-man timer armed by ``deadman_arm``: stop and disable it, remove its unit
-    files.
+def deadman_arm_script(seconds: int) -> str:
+    """One command: replace a pending timer, install the boot unit once, write the marker,
+    start the transient timer. No daemon-reload unless an older lockdown's unit files are
+    there (removed once)."""
+    boot_unit = f"{DEADMAN_UNIT_DIR}/{DEADMAN_BOOT_UNIT}"
+    units = f"{DEADMAN_UNIT}.timer {DEADMAN_UNIT}.service"
+    return (
+        f"if [ -e {DEADMAN_UNIT_DIR}/{DEADMAN_UNIT}.timer ]; then "
+        f"systemctl disable --now {DEADMAN_UNIT}.timer 2>/dev/null; rm -f {LEGACY_UNIT_FILES}; "
+        "systemctl daemon-reload; fi; "
+        f"systemctl stop {units} 2>/dev/null; systemctl reset-failed {units} 2>/dev/null; "
+        f"set -e; mkdir -p {DEADMAN_DIR}; "
+        f"printf '{DEADMAN_BOOT_UNIT_TEXT}' > {boot_unit}.tmp; "
+        f"if cmp -s {boot_unit}.tmp {boot_unit}; then rm -f {boot_unit}.tmp; "
+        f"else mv -f {boot_unit}.tmp {boot_unit}; fi; "
+        f"systemctl --no-reload --quiet enable {DEADMAN_BOOT_UNIT}; "
+        f"rm -f {DEADMAN_FIRED_FILE}; echo DELAY={seconds}s > {DEADMAN_ARMED_FILE}; "
+        f"{DEADMAN_RUN} --on-active={seconds}s {DEADMAN_SERVICE_COMMAND}"
+    )
 
-    Yields only when ``deadman_arm`` armed it, i.e. when ufw was not enabled or a timer was
-    pending in ``current`` (pass the same pre-run state to both).
 
-    + current: the UfwConfig value, read from the host when None
-    """
-    config = read_config(current)
-
-    if not deadman_needed(config):
-        host.noop("ufw was already enabled: no dead-man switch to cancel")
-        return
-    path = f"{DEADMAN_UNIT_DIR}/{DEADMAN_UNIT}"
-    yield StringCommand("sh", "-c", QuoteString(
-        f"systemctl disable --now {DEADMAN_UNIT}.timer 2>/dev/null; "
-        f"rm -f {path}.timer {path}.service && systemctl daemon-reload"))
+DEADMAN_DISARM_SCRIPT = (
+    f"systemctl stop {DEADMAN_UNIT}.timer 2>/dev/null; i=0; "
+    # a firing caught in the middle: let it finish, then look at what it did
+    f'while [ "$(systemctl is-active {DEADMAN_UNIT}.service 2>/dev/null)" = activating ] '
+    '&& [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done; '
+    f"if [ -e {DEADMAN_FIRED_FILE} ]; then "
+    "echo 'lockdown: the dead-man timer FIRED before it was cancelled: it ran "
+    "`ufw --force disable`, the firewall is OFF. This host took longer than "
+    "firewall_deadman_seconds from the arm to the disarm; run the deploy again (with a longer "
+    "delay if it was slow)' >&2; exit 1; fi; "
+    "if ! grep -q -i '^ENABLED=yes' /etc/ufw/ufw.conf || "
+    "! iptables -S INPUT 2>/dev/null | grep -q -x -- '-A INPUT -j ufw-before-input'; then "
+    "echo 'lockdown: ufw is NOT active at the dead-man disarm (ufw.conf or the kernel says "
+    "otherwise): its marker stays, so the audit fails and the next run arms it again; check "
+    "`ufw status verbose` and run the deploy again' "
+    f">&2; exit 1; fi; rm -f {DEADMAN_ARMED_FILE}"
+)
 
 
 @operation()
@@ -241,8 +302,8 @@ def read_config(current):
 
 
 def deadman_needed(config) -> bool:
-    """ufw not enabled (or not installed), or a dead-man timer still pending."""
-    return not (config and config["enabled"]) or bool(config.get("deadman_armed"))
+    """ufw not active (or not installed), or a dead-man switch left armed, pending or fired."""
+    return not ufw_active(config) or any((config.get("deadman") or {}).values())
 
 
 def require_choice(field: str, value, choices) -> None:

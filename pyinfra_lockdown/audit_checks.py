@@ -332,8 +332,8 @@ def relay_check(exp: Expected, state: dict) -> Check:
 def ufw_checks(exp: Expected, state: dict) -> list[Check]:
     fw = exp.firewall
     ufw = state.get("ufw")
-    ids = ("ufw.installed", "ufw.enabled", "ufw.defaults", "ufw.ipv6", "ufw.logging",
-           "ufw.rules", "ufw.ssh_allowed")
+    ids = ("ufw.installed", "ufw.enabled", "ufw.kernel", "ufw.defaults", "ufw.ipv6",
+           "ufw.logging", "ufw.rules", "ufw.ssh_allowed", "ufw.deadman")
     if ufw is None:
         return [Check(ids[0], FAIL, "ufw installed", "not installed")] + [
             Check(i, FAIL, "", "ufw not installed") for i in ids[1:]]
@@ -341,6 +341,7 @@ def ufw_checks(exp: Expected, state: dict) -> list[Check]:
                     (state.get("packages") or {}).get("ufw") or "installed")]
     checks.append(Check("ufw.enabled", _verdict(ufw.get("enabled")), "enabled",
                         "enabled" if ufw.get("enabled") else "DISABLED"))
+    checks.append(kernel_check(ufw))
     want_defaults = {d: getattr(fw, f"default_{d}") for d in ("incoming", "outgoing", "routed")}
     found_defaults = {d: (ufw.get("defaults") or {}).get(d) for d in want_defaults}
     checks.append(Check("ufw.defaults", _verdict(found_defaults == want_defaults),
@@ -352,7 +353,36 @@ def ufw_checks(exp: Expected, state: dict) -> list[Check]:
                         fw.logging, _show(ufw.get("logging"))))
     checks.append(rules_check(exp, state))
     checks.append(ssh_check(exp, state))
+    checks.append(deadman_check(ufw))
     return checks
+
+
+def kernel_check(ufw: dict) -> Check:
+    """ufw.conf's ENABLED=yes is a wish: the kernel must run ufw's chains and its rules."""
+    expected = "ufw's chains and user rules loaded in the kernel"
+    if not ufw.get("enabled"):
+        return Check("ufw.kernel", NA, expected, "ufw disabled")
+    problems = ufw.get("kernel_problems") or []
+    loaded = {family: counts.get("loaded") for family, counts in (ufw.get("kernel") or {}).items()}
+    return Check("ufw.kernel", _verdict(not problems), expected,
+                 "; ".join(problems) if problems else "loaded: " + ", ".join(
+                     f"IPv{family[1]} {count} rules" for family, count in sorted(loaded.items())),
+                 {"problems": list(problems)})
+
+
+def deadman_check(ufw: dict) -> Check:
+    """A dead-man switch left behind: pending (it will disable ufw) or fired (it did)."""
+    switch = ufw.get("deadman") or {}
+    expected = "no dead-man switch left (each run cancels its own)"
+    if switch.get("fired"):
+        found = "FIRED: its timer ran `ufw --force disable` after a run; converge again"
+    elif switch.get("pending"):
+        found = "PENDING: its timer will run `ufw --force disable`; converge again to check SSH"
+    elif switch.get("armed"):
+        found = "armed (marker left, timer not running): converge again"
+    else:
+        return Check("ufw.deadman", PASS, expected, "none")
+    return Check("ufw.deadman", FAIL, expected, found, dict(switch))
 
 
 def _policies(policies: dict) -> str:

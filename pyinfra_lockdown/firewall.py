@@ -126,15 +126,17 @@ def configure(settings: FirewallSettings, rules: list[dict], current: dict | Non
                   direction=direction, policy=policy, current=current)
     if_needed(ufw.logging, name=f"ufw logging {settings.logging}", level=settings.logging,
               current=current)
-    if deadman:
-        ufw.deadman_arm(name=f"ufw dead-man switch: disable in {settings.deadman_seconds} s "
-                        "unless cancelled", seconds=settings.deadman_seconds, current=current)
-    if_needed(ufw.enable, name="ufw enabled", current=current)
-    if deadman:
-        python.call(name="ufw dead-man check: a NEW SSH connection gets in",
-                    function=check_new_ssh_connection, seconds=settings.deadman_seconds,
-                    port=settings.deadman_check_port)
-        ufw.deadman_disarm(name="ufw dead-man switch cancelled", current=current)
+    if not deadman:
+        if_needed(ufw.enable, name="ufw enabled", current=current)
+        return
+    # Arm, enable, check and disarm in ONE operation: pyinfra runs each operation on every host
+    # before the next, so as separate operations the timer's window grew with the fleet.
+    ufw.enable_under_deadman(
+        name=f"ufw enabled under a dead-man switch ({settings.deadman_seconds} s), cancelled "
+        "once a NEW SSH connection gets in", seconds=settings.deadman_seconds,
+        check=check_new_ssh_connection,
+        check_kwargs={"seconds": settings.deadman_seconds, "port": settings.deadman_check_port},
+        current=current)
 
 
 def check_new_ssh_connection(state, host, seconds: int, port: int | None = None) -> bool:
@@ -159,7 +161,7 @@ def deadman_failure(host, port: int | None, seconds: int, error: Exception) -> s
         f"dead-man check FAILED on {host.name}: a new SSH connection to "
         f"{_pyinfra.new_connection_target(host, port)} did not work after ufw was enabled "
         f"({type(error).__name__}: {error}). The timer {DEADMAN_UNIT}.timer runs "
-        f"`ufw --force disable` within {seconds} s of the enable and restores access. "
+        f"`ufw --force disable` within {seconds} s of its arming and restores access. "
         f"If the network between you and {host.name} dropped, wait until it is back; otherwise "
         f"check sshd's ports (`sshd -T | grep -i ^port`) against `ufw status verbose` and "
         f"host data `firewall_allowed`, and the port you connect to (ssh_port). Then run "

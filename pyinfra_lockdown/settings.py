@@ -94,6 +94,24 @@ def whole_number(low: int, high: int | None = None) -> Callable[[str, Any], int]
     return check
 
 
+# The dead-man check waits for its new SSH connection up to half the delay (at most pyinfra's
+# connect timeout, 10 s by default) and must have concluded, and the disarm run, before the
+# timer fires: below 20 s a slow login or a slow `ufw enable` lets the timer switch off the
+# firewall of a run that succeeded.
+DEADMAN_MIN_SECONDS = 20
+
+
+def deadman_delay(key, value) -> int:
+    seconds = whole_number(1)(key, value)
+    if seconds > 3600:
+        whole_number(DEADMAN_MIN_SECONDS, 3600)(key, value)
+    if seconds < DEADMAN_MIN_SECONDS:
+        raise SettingsError(key, f"{value!r} is too short: at least {DEADMAN_MIN_SECONDS} s, so that "
+                            "the timer cannot fire before the new SSH connection's check (up to "
+                            "half the delay) and the disarm of a run that succeeded")
+    return seconds
+
+
 def host_name(key, value) -> str | None:
     if value in (None, ""):
         return None
@@ -288,8 +306,9 @@ KEYS = (
         "(only lockdown's), `all` (hand-made too) or `off`; never `ufw reset`", "firewall"),
     Key("firewall_deadman", True, boolean, "on the first enable, schedule `ufw disable`, cancelled "
         "only after a NEW SSH connection gets in", "firewall"),
-    Key("firewall_deadman_seconds", 120, whole_number(1, 3600), "delay before that timer "
-        "disables ufw again", "firewall"),
+    Key("firewall_deadman_seconds", 120, deadman_delay, "delay before that timer disables ufw "
+        f"again ({DEADMAN_MIN_SECONDS}-3600: the check may wait up to half of it for its connection, "
+        "the enable and the disarm need the rest)", "firewall"),
     Key("firewall_deadman_check_port", None, optional_port, "port of that new SSH connection "
         "(default: ssh_port)", "firewall"),
     Key("audit_noise_hours", 24, whole_number(1), "journal window for relay noise (FAIL only for "

@@ -7,7 +7,8 @@ operation that finishes on the (single) host appends one line to DIR/trace.jsonl
 in execution order, names, commands executed), and at BREAK the controller writes DIR/paused
 (JSON: pid, where) and waits until DIR/resume exists. BREAK is ``op:N`` (right after the Nth
 operation finished), ``op:N.K`` (after the Kth command of the Nth operation, in its middle),
-``after:TEXT`` (after the first operation whose name contains TEXT) or ``none`` (only trace).
+``after:TEXT`` (after the first operation whose name contains TEXT), ``in:TEXT#K`` (after
+the Kth command of the first operation whose name contains TEXT) or ``none`` (only trace).
 While it waits, the test kills it (SIGKILL from outside), cuts the link,
 reboots the box or switches the relay, then resumes it or not.
 
@@ -30,6 +31,7 @@ class Breakpoint:
         self.op, self.command, self.name = parse(where)
         self.index = 0  # operations started so far
         self.commands = 0  # commands executed by the current operation
+        self.names: list[str] = []  # of the current operation
 
     def pause(self, where: str) -> None:
         (self.directory / "paused").write_text(json.dumps({"pid": os.getpid(), "where": where}))
@@ -37,9 +39,13 @@ class Breakpoint:
             time.sleep(0.05)  # gevent's sleep: the SSH connection's greenlets keep running
 
     # pyinfra callbacks ----------------------------------------------------------------
-    def op_started(self) -> None:
+    def op_started(self, state=None, op_hash=None) -> None:
         self.index += 1
         self.commands = 0
+        self.names = sorted(state.get_op_meta(op_hash).names) if state is not None else []
+        if self.op is None and self.command is not None and self.name is not None and any(
+                self.name in name for name in self.names):
+            self.op, self.name = self.index, None  # in:TEXT#K: this operation, command K
 
     def op_finished(self, state, op_hash, ok: bool) -> None:
         names = sorted(state.get_op_meta(op_hash).names)
@@ -64,8 +70,11 @@ def parse(where: str) -> tuple[int | None, int | None, str | None]:
     kind, _, place = where.partition(":")
     if kind == "after" and place:
         return None, None, place
+    if kind == "in" and "#" in place:
+        text, _, command = place.rpartition("#")
+        return None, int(command), text
     if kind != "op" or not place:
-        raise SystemExit(f"breakpoint {where!r}: use op:N, op:N.K, after:TEXT or none")
+        raise SystemExit(f"breakpoint {where!r}: use op:N, op:N.K, after:TEXT, in:TEXT#K or none")
     op, _, command = place.partition(".")
     return int(op), int(command) if command else None, None
 
@@ -79,7 +88,7 @@ def install(breakpoint: Breakpoint) -> None:
     def trigger_callbacks(state, method_name, *args, **kwargs):
         trigger(state, method_name, *args, **kwargs)
         if method_name == "operation_host_start":
-            breakpoint.op_started()
+            breakpoint.op_started(state, args[1])
         elif method_name in ("operation_host_success", "operation_host_error"):
             breakpoint.op_finished(state, args[1], ok=method_name == "operation_host_success")
 

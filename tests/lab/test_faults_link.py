@@ -20,6 +20,9 @@ from tests.lab.faults import (
 pytestmark = pytest.mark.lab
 DEADMAN_SECONDS = 30
 DATA = {"firewall_deadman_seconds": str(DEADMAN_SECONDS)}
+# Right after `ufw --force enable`, the 2nd command of the one operation that arms the dead-man
+# switch, enables ufw, checks a new SSH connection and disarms.
+ENABLE_COMMAND = "in:ufw enabled under a dead-man switch#2"
 SHORT_CUT = 5
 # Longer than the dead-man check waits for its new connection (pyinfra's connect timeout,
 # 10 s, at most half the timer's delay).
@@ -45,7 +48,7 @@ PLACES = (  # (where, breakpoint, how the link is cut)
      lambda run, box: cut_while(box, b"ufw\0--force\0enable", SHORT_CUT)),
     (f"{SHORT_CUT} s while Postfix starts on its new configuration", "none",
      lambda run, box: cut_while(box, b"systemctl\0restart\0postfix.service", SHORT_CUT)),
-    (f"{LONG_CUT} s from the ufw enable on, over the dead-man check", "after:ufw enabled",
+    (f"{LONG_CUT} s from the ufw enable on, over the dead-man check", ENABLE_COMMAND,
      cut_at_the_deadman_check),
 )
 

@@ -17,6 +17,9 @@ from tests.lab.faults import DEFAULT_RELEASE_IN_MAKE_TEST, Controller, look_from
 pytestmark = pytest.mark.lab
 DEADMAN_SECONDS = 30
 DATA = {"firewall_deadman_seconds": str(DEADMAN_SECONDS)}
+# Right after `ufw --force enable`, the 2nd command of the one operation that arms the dead-man
+# switch, enables ufw, checks a new SSH connection and disarms.
+ENABLE_COMMAND = "in:ufw enabled under a dead-man switch#2"
 # SSH over IPv4 from the lab shut out (comment-less: lockdown's tagged pruning keeps it)
 SSH_FROM_THE_LAB = "from 10.77.0.0/24 to any port 22 proto tcp"
 CHECKED = ("SSH from outside after the boot (or via the dead-man timer, timed); SMTP from "
@@ -26,7 +29,7 @@ CHECKED = ("SSH from outside after the boot (or via the dead-man timer, timed); 
 
 def reboot_between_enable_and_disarm(lab, box, env, shut_out: bool) -> float:
     """Stop the run right after `ufw enable`, (shut SSH out,) lose the controller, reboot."""
-    run = Controller(lab, [box], "after:ufw enabled", env, DATA)
+    run = Controller(lab, [box], ENABLE_COMMAND, env, DATA)
     paused = run.wait_paused()
     assert paused is not None, run.output()[-3000:]
     if shut_out:
