@@ -350,8 +350,8 @@ def ufw_checks(exp: Expected, state: dict) -> list[Check]:
                         f"IPV6={'yes' if ufw.get('ipv6') else 'no'}"))
     checks.append(Check("ufw.logging", _verdict(ufw.get("logging") == fw.logging),
                         fw.logging, _show(ufw.get("logging"))))
-    checks.append(rules_check(exp, state))
-    checks.append(ssh_check(exp, state))
+    checks += _safely("ufw.rules", rules_check, exp, state)
+    checks += _safely("ufw.ssh_allowed", ssh_check, exp, state)
     return checks
 
 
@@ -392,7 +392,9 @@ def ssh_check(exp: Expected, state: dict) -> Check:
     if ufw.get("defaults", {}).get("incoming") == "allow":
         return Check("ufw.ssh_allowed", PASS, f"sshd ports {ports} allowed", "default allow")
     families = (4, 6) if ufw.get("ipv6") else (4,)
-    blocked = [f"IPv{f}" for f in families if not ssh_allowed(ufw.get("rules") or [], ports, f)]
+    # A comment decides nothing about reachability, and a hand-made one may hold anything.
+    rules = [{**rule, "comment": ""} for rule in ufw.get("rules") or []]
+    blocked = [f"IPv{f}" for f in families if not ssh_allowed(rules, ports, f)]
     return Check("ufw.ssh_allowed", _verdict(not blocked),
                  f"sshd ports {ports} allowed over IPv{'4+6' if len(families) == 2 else '4'}",
                  f"blocked over {', '.join(blocked)}" if blocked else "allowed")
@@ -482,10 +484,23 @@ def _sha256(text: str | None) -> str | None:
     return hashlib.sha256((text if text.endswith("\n") else text + "\n").encode()).hexdigest()
 
 
+def _safely(check_id: str, compute, *args) -> list[Check]:
+    """``compute(*args)`` (one Check or a list), or ONE failing check naming what could not
+    be read: a value on the host that lockdown cannot parse (anyone with root there may have
+    written it) fails this check of this host, never the audit of the fleet."""
+    try:
+        result = compute(*args)
+    except Exception as error:  # noqa: BLE001 - any parse error of host text is a finding
+        return [Check(check_id, FAIL, "a state lockdown can read",
+                      f"cannot check: {type(error).__name__}: {error}")]
+    return result if isinstance(result, list) else [result]
+
+
 def host_checks(exp: Expected, state: dict, probe: dict | None = None) -> list[Check]:
-    logwatch = [logwatch_check(exp, state)] if exp.relay.logwatch.enabled else []
-    return (postfix_checks(exp, state) + ufw_checks(exp, state) + noise_checks(exp, state)
-            + logwatch + [outside_check(probe)])
+    logwatch = (_safely("logwatch", logwatch_check, exp, state)
+                if exp.relay.logwatch.enabled else [])
+    return (_safely("postfix", postfix_checks, exp, state) + _safely("ufw", ufw_checks, exp, state)
+            + _safely("noise", noise_checks, exp, state) + logwatch + [outside_check(probe)])
 
 
 def summary(checks: list[Check]) -> dict:
