@@ -318,9 +318,12 @@ def _owner_mode_commands(path: str, state: dict) -> list[StringCommand]:
 
 
 def _write_command(script: str, path: str, stdin: str) -> StringCommand:
+    """The content goes on stdin, never on a pseudo-terminal: with ``_get_pty=True`` (in the
+    inventory, for a ``requiretty`` sudoers, or on the call) the terminal echoes what it is
+    given, so the SASL line came back as the command's output (-vv shows it; a failure too)."""
     return StringCommand(
         "sh", "-c", QuoteString(script), "lockdown-secret", QuoteString(path),
-        ":".join(SECRET_OWNER), _stdin=stdin,
+        ":".join(SECRET_OWNER), _stdin=stdin, _get_pty=False,
     )
 
 
@@ -395,8 +398,10 @@ def _compile_map_commands(
 ) -> list[StringCommand]:
     """
     postmap when the compiled map is missing, older than the source or the source changed;
-    then fix the compiled map to root:root 0600 where it is (or will be) otherwise: postmap
-    gives a new compiled map the source's owner and mode but keeps an existing map's.
+    and the compiled map made root:root 0600 where it is (or will be) otherwise. postmap keeps
+    an existing compiled map's owner and mode, so those are fixed BEFORE it writes the new
+    content there (a 0644 map from an older run must not receive the new secret); a new one
+    gets the source's owner and mode, fixed after when the source is not private.
     ``source_private``: the source is root 0600 by the time postmap runs.
     """
     suffix = _compiled_map_suffix(db_type)
@@ -406,17 +411,12 @@ def _compile_map_commands(
         or not compiled["exists"]
         or compiled["mtime_ns"] < (state.get("mtime_ns") or 0)
     )
-    commands = [StringCommand("postmap", QuoteString(f"{db_type}:{path}"))] if stale else []
-
+    postmap = [StringCommand("postmap", QuoteString(f"{db_type}:{path}"))] if stale else []
     if compiled["exists"]:
-        permissions = compiled
-    elif source_private or state["type"] != "file":
-        permissions = None  # postmap copies the root 0600 source's owner and mode
-    else:
-        permissions = state
-    if permissions:
-        commands += _owner_mode_commands(f"{path}.{suffix}", permissions)
-    return commands
+        return _owner_mode_commands(f"{path}.{suffix}", compiled) + postmap
+    if source_private or state["type"] != "file":
+        return postmap  # postmap copies the root 0600 source's owner and mode
+    return postmap + _owner_mode_commands(f"{path}.{suffix}", state)
 
 
 @operation()

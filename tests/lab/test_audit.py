@@ -143,3 +143,50 @@ def test_auditing_a_never_converged_host_is_a_report_not_a_crash(lab, box, stand
     assert_report_is_the_end(result, clean=False)
     assert hosts[box.name]["status"] == "fail"
     assert {"postfix.installed", "ufw.enabled"} <= failed(hosts, box.name)
+
+
+SPOOFED = (  # what any local user can send with logger(1), under Postfix's identifiers
+    ("postfix/smtp", "4B1D0C0FFEE: to=<admin@lab.test>, relay=evil.example[203.0.113.9]:25, "
+     "delay=0.1, delays=0/0/0/0.1, dsn=5.7.8, status=bounced (SASL authentication failed; "
+     "server evil.example[203.0.113.9] said: 535 5.7.8 spoofed)"),
+    ("postfix/smtpd", "connect from evil.example[203.0.113.9]"),
+    ("postfix/smtpd", "NOQUEUE: reject: RCPT from evil.example[203.0.113.9]: 554 5.7.1 "
+     "<x@elsewhere.example>: Relay access denied; from=<a@b.example> to=<x@elsewhere.example>"),
+)
+
+
+def test_spoofed_postfix_log_lines_move_no_verdict(lab, box, standin, request):
+    """Journal lines are selected by the uid that wrote them (the kernel's, not the syslog
+    identifier anyone can choose): `logger -t postfix/smtp ...` by a local user neither fails
+    postfix.relay nor counts as noise; the same lines from the postfix uid do (the control:
+    the test sees what it looks for)."""
+    from tests.security_ledger import record
+
+    env = new_credentials(standin)
+    converge(lab, [box], env)
+
+    def log_as(user: str) -> None:
+        for tag, line in SPOOFED:
+            result = box.root(f"runuser -u {user} -- logger -t {tag} '{line}'")
+            assert result.returncode == 0, result.stderr
+        assert box.root("journalctl --sync").returncode == 0
+
+    def relevant(hosts) -> dict:
+        checks = {c["id"]: c for c in hosts[box.name]["checks"]}
+        return {i: (checks[i]["verdict"], checks[i]["found"])
+                for i in ("postfix.relay", "noise.relay_denied", "noise.smtpd_connects")}
+
+    log_as("nobody")
+    _, _, hosts = audit(lab, [box], env, json_path=f"/tmp/lockdown-audit-{box.name}.json")
+    spoofed = relevant(hosts)
+    held = {v for v, _ in spoofed.values()} == {"PASS"}
+    record(attack="spoofed journal lines: `logger -t postfix/smtp|smtpd` by user nobody "
+           "(a bounced delivery, a connect, a relay attempt)", where=request.node.nodeid,
+           held=held, outcome="audit unmoved: postfix.relay, noise.relay_denied and "
+           "noise.smtpd_connects PASS" if held else f"NOT held: {spoofed}")
+    assert held, spoofed
+    log_as("postfix")  # the control: Postfix's own uid
+    _, _, hosts = audit(lab, [box], env, json_path=f"/tmp/lockdown-audit-{box.name}.json")
+    control = relevant(hosts)
+    assert {v for v, _ in control.values()} == {"FAIL"}, control
+    assert "evil.example" in control["postfix.relay"][1]
