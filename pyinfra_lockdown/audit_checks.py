@@ -19,8 +19,8 @@ from .firewall import firewall_rules, sshd_ports
 from .facts.logwatch import LOGWATCH_PACKAGES
 from .logwatch import MAIL_TO, logwatch_conf, postfix_override, postfix_source
 from .mail import (
-    TLS_FLOOR_PARAMETERS, aliases_map, main_cf_settings, sasl_map_line, senders_map,
-    tls_floor_spellings,
+    TLS_FLOOR_PARAMETERS, aliases_map, main_cf_settings, public_inet_services, sasl_map_line,
+    senders_map, tls_floor_spellings,
 )
 from .operations.secret_stamp import stamp_matches
 from .operations.ufw import checked_rules, describe, rules_to_add
@@ -161,11 +161,14 @@ def postfix_checks(exp: Expected, state: dict) -> list[Check]:
     master = ((state.get("master") or {}).get("services") or {}).get("smtp/inet")
     smtp_on = bool(master and master.get("enabled"))
     interfaces = found.get("inet_interfaces")
-    loopback_ok = interfaces == want["inet_interfaces"] and not smtp_on
+    public = public_inet_services(state.get("master"))
+    loopback_ok = interfaces == want["inet_interfaces"] and not smtp_on and not public
     checks.append(Check(
         "postfix.loopback_only", _verdict(loopback_ok),
-        f"inet_interfaces = {want['inet_interfaces']}, smtp/inet off",
-        f"inet_interfaces = {_show(interfaces)}, smtp/inet {'ON' if smtp_on else 'off'}"))
+        f"inet_interfaces = {want['inet_interfaces']}, smtp/inet off, no service bound "
+        "beyond loopback",
+        f"inet_interfaces = {_show(interfaces)}, smtp/inet {'ON' if smtp_on else 'off'}"
+        + (f", bound beyond loopback: {', '.join(public)}" if public else "")))
 
     listeners = state.get("listeners")
     if listeners is None:

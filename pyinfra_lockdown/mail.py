@@ -1,6 +1,7 @@
 """The Postfix null client: every message leaves through the relay, AUTH only inside TLS."""
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from pyinfra import host as current_host
@@ -109,6 +110,39 @@ def tls_floor_settings(defaults: dict | None, current: dict | None = None) -> di
             for name in TLS_FLOOR_PARAMETERS}
 
 
+def _bound_host(service: str) -> str | None:
+    """The host of a master.cf inet service name (``0.0.0.0:smtp``, ``[::]:2525``), or None
+    when it names only a port (it then listens on inet_interfaces, loopback-only here)."""
+    if service.startswith("["):
+        return service[1:].partition("]")[0]
+    host, separator, _ = service.rpartition(":")
+    return host if separator else None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: whatever it resolves to, not known to be loopback
+        return False
+
+
+def public_inet_services(master: dict | None) -> list[str]:
+    """Enabled master.cf inet services bound to an address beyond loopback (``0.0.0.0:smtp``,
+    ``[::]:2525 inet ... smtpd``): an explicit address overrides inet_interfaces, so such a
+    service listens to the world whatever main.cf says. ``master``: PostfixMasterServices."""
+    services = (master or {}).get("services") or {}
+    public = []
+    for key, service in services.items():
+        name, _, service_type = key.rpartition("/")
+        host = _bound_host(name)
+        if service_type == "inet" and service.get("enabled") and host is not None \
+                and not _is_loopback(host):
+            public.append(key)
+    return sorted(public)
+
+
 def _local_domains_pattern(myhostname: str | None) -> str:
     domains = [myhostname] if myhostname else []
     return "|".join(re.escape(d) for d in dict.fromkeys(domains + list(LOCAL_DOMAINS)))
@@ -209,6 +243,10 @@ def configure(relay: RelaySettings, found: dict) -> None:
         "listener": (postfix.master_service, dict(
             name="master.cf: smtp/inet listener off", service="smtp", service_type="inet",
             enabled=False, current=found["master"])),
+        **{f"public {key}": (postfix.master_service, dict(
+            name=f"master.cf: {key} (bound beyond loopback) off", service=key.rpartition("/")[0],
+            service_type="inet", enabled=False, current=found["master"]))
+           for key in public_inet_services(found["master"])},
     }
     # A run killed between a change and the reload must not leave it unapplied: the reload
     # it owes is noted on the host first and only the reload removes the note.
@@ -225,9 +263,11 @@ def configure(relay: RelaySettings, found: dict) -> None:
     # before it still send via the old relayhost and look up its key (else: no AUTH, 530, bounce).
     sasl = None if bridge else if_needed(steps["sasl"][0], **steps["sasl"][1])
     listener = if_needed(steps["listener"][0], **steps["listener"][1])
+    public = [if_needed(op, **kwargs) for name, (op, kwargs) in steps.items()
+              if name.startswith("public ")]
     logwatch_step(relay.logwatch, found["logwatch"],
                   apt_update_wanted(current_host, relay.apt_update))
-    changed = any_called_changed(aliases, senders, sasl, main, listener, *bridged)
+    changed = any_called_changed(aliases, senders, sasl, main, listener, *public, *bridged)
     if changed is None and pending is None:
         if_needed(postfix.running, name="Postfix running and enabled", current=found["status"])
         return

@@ -221,3 +221,21 @@ def test_the_json_report_is_written_through_mkstemp_never_a_planted_link(tmp_pat
         ["victim", "audit.json", f"audit.json.tmp{os.getpid()}", "audit.json.tmp"])
     _ledger(request, "a link planted at the audit JSON's temp file name",
             "not followed: the report goes through mkstemp; the link's target is untouched")
+
+
+@pytest.mark.parametrize("service, public", [
+    ("0.0.0.0:smtp", True), ("[::]:2525", True), ("mail.example.com:smtp", True),
+    ("127.0.0.1:2525", False), ("[::1]:2525", False), ("localhost:submission", False),
+    ("2525", False),  # no address: it listens on inet_interfaces (loopback-only)
+])
+def test_an_smtpd_service_bound_beyond_loopback_fails_loopback_only(service, public, request):
+    state = copy.deepcopy(STATE)
+    state["master"]["services"][f"{service}/inet"] = {
+        "enabled": True, "entry": f"{service} inet n - y - - smtpd"}
+    check = verdicts(state)["postfix.loopback_only"]
+    assert check.verdict == (FAIL if public else PASS), check
+    if public:
+        assert f"bound beyond loopback: {service}/inet" in check.found
+        _ledger(request, f"a public smtpd in master.cf ({service} inet ... smtpd)",
+                "postfix.loopback_only FAILs naming it (and the deploy disables it: "
+                "tests/lab/test_audit.py::test_smtpd_services_bound_beyond_loopback_are_disabled)")
