@@ -17,6 +17,7 @@ import time
 import weakref
 
 from .audit_checks import Check, outside_check, summary
+from .text import printable
 
 PROBES_GROUP = "probes"
 
@@ -66,17 +67,6 @@ def build_report(hosts: dict[str, dict], unreachable: dict[str, str]) -> dict:
     failing = [e["host"] for e in entries if e["status"] != "pass"]
     return {"hosts": entries, "ok": not failing, "failing_hosts": failing,
             "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-
-
-def printable(text) -> str:
-    """``text`` for a terminal: every character that is not printable (escape sequences,
-    carriage returns, newlines, C1 controls, bidi overrides...) as a Python escape. Host text
-    (a main.cf value, a ufw comment, a log line) is written by whoever has root there."""
-    text = str(text)
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] if c not in "\"'"
-                   else c for c in text)
 
 
 def render_table(report: dict) -> str:

@@ -25,6 +25,7 @@ from .plan import (
     needed,
 )
 from .settings import RelaySettings, data_defaults, relay_settings
+from .text import printable
 
 PACKAGES = ["postfix", "libsasl2-modules", "ca-certificates"]
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -244,8 +245,9 @@ def configure(relay: RelaySettings, found: dict) -> None:
             name="master.cf: smtp/inet listener off", service="smtp", service_type="inet",
             enabled=False, current=found["master"])),
         **{f"public {key}": (postfix.master_service, dict(
-            name=f"master.cf: {key} (bound beyond loopback) off", service=key.rpartition("/")[0],
-            service_type="inet", enabled=False, current=found["master"]))
+            name=f"master.cf: {printable(key)} (bound beyond loopback) off",
+            service=key.rpartition("/")[0], service_type="inet", enabled=False,
+            current=found["master"]))
            for key in public_inet_services(found["master"])},
     }
     # A run killed between a change and the reload must not leave it unapplied: the reload
