@@ -141,8 +141,10 @@ def package_of(program: str) -> tuple[str | None, str]:
     merged = [p[len("/usr"):] if p.startswith("/usr/") else "/usr" + p for p in (path, real)]
     for candidate in dict.fromkeys([path, real, *merged]):  # usrmerge: dpkg may know /bin/ip
         found = subprocess.run(["dpkg-query", "-S", candidate], capture_output=True, text=True)
-        if found.returncode == 0:
-            return found.stdout.split(":", 1)[0].split(",")[0].strip(), candidate
+        owners = [line for line in found.stdout.splitlines()  # not "diversion by dash from: ..."
+                  if not line.startswith("diversion by ")]
+        if found.returncode == 0 and owners:
+            return owners[0].split(":", 1)[0].split(",")[0].strip(), candidate
     return None, real
 
 

@@ -104,7 +104,9 @@ def test_the_secret_write_never_runs_on_a_pty(op, request):
     from tests.security_ledger import record
 
     kwargs = {"path": "/etc/postfix/sasl_passwd", "content": HiddenValue(CONTENT),
-              "current": MISSING, **({"db_type": "hash"} if op is postfix.sasl_password_map else {})}
+              "current": MISSING}
+    if op is postfix.sasl_password_map:
+        kwargs["db_type"] = "hash"
     write = _run(op, **kwargs)[0]
     assert write.connector_arguments["_get_pty"] is False and "_stdin" in write.connector_arguments
     if op is postfix.sasl_password_map:
