@@ -141,10 +141,10 @@ def package_of(program: str) -> tuple[str | None, str]:
     merged = [p[len("/usr"):] if p.startswith("/usr/") else "/usr" + p for p in (path, real)]
     for candidate in dict.fromkeys([path, real, *merged]):  # usrmerge: dpkg may know /bin/ip
         found = subprocess.run(["dpkg-query", "-S", candidate], capture_output=True, text=True)
-        owners = [line for line in found.stdout.splitlines()  # not "diversion by dash from: ..."
-                  if not line.startswith("diversion by ")]
+        owners = [line.split(":", 1)[0].split(",")[0].strip() for line in found.stdout.splitlines()
+                  if not line.startswith("diversion ")]  # "diversion by dash from: /bin/sh"
         if found.returncode == 0 and owners:
-            return owners[0].split(":", 1)[0].split(",")[0].strip(), candidate
+            return owners[0], candidate
     return None, real
 
 
@@ -156,10 +156,23 @@ def is_base_package(package: str) -> bool:
 
 
 def _project_owned(path: str) -> bool:
-    """Programs of this interpreter's installation or the venv (pyinfra, pytest, python)."""
+    """Programs of this interpreter's installation or the venv (pyinfra, pytest, python), or of
+    a venv a test made from this same interpreter (test_package's user venvs: pip, pyinfra)."""
     roots = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, REPO)}
     real = os.path.realpath(path)
-    return any(real.startswith(root + os.sep) for root in roots)
+    return any(real.startswith(root + os.sep) for root in roots) or _in_own_venv(path)
+
+
+def _in_own_venv(path: str) -> bool:
+    config = Path(path).parent.parent / "pyvenv.cfg"
+    if not config.is_file():
+        return False
+    for line in config.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "home":
+            base = os.path.realpath(sys.base_prefix)
+            return os.path.realpath(value.strip()).startswith(base + os.sep)
+    return False
 
 
 def problems(log_path: Path) -> list[str]:

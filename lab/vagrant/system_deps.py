@@ -19,6 +19,9 @@ from ..shell import run
 PACKAGES = [
     "vagrant", "vagrant-libvirt", "libvirt-daemon-system", "qemu-system-x86", "qemu-utils",
     "dnsmasq-base", "iptables", "mmdebstrap", "e2fsprogs", "netcat-openbsd", "openssh-client",
+    # what libvirt-daemon-system pulls in and the lab runs itself (virsh, libvirtd, virtlogd):
+    # named so the tool guard (tests/tool_guard.py) traces each to a listed package
+    "libvirt-clients", "libvirt-daemon",
 ]
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 DENY_ALL = "#!/bin/sh\n# lockdown: no service may start during this install\nexit 101\n"

@@ -64,3 +64,33 @@ def test_base_system_and_listed_tools_pass(tmp_path):
     if shutil.which("iptables-nft"):
         lines.append(("lab", "iptables-nft"))
     assert tool_guard.problems(_log(tmp_path, *lines)) == []
+
+
+def test_a_diverted_file_is_traced_to_its_owner_not_the_diversion():
+    package, _ = tool_guard.package_of("/bin/sh")
+    assert package in ("dash", "bash") and tool_guard.is_base_package(package)
+
+
+def test_issue_21_iptables_from_the_vagrant_list_alone_fails_the_lab_tier(tmp_path, monkeypatch):
+    """The state of issue 21: iptables installed (by the Vagrant tier), the lab list without it."""
+    if shutil.which("iptables-nft") is None:
+        pytest.skip("iptables is not installed yet (make deps installs it)")
+    lab_list = tool_guard.lab_packages() - {"iptables"}
+    monkeypatch.setattr(tool_guard, "lab_packages", lambda: lab_list)
+    found = tool_guard.problems(_log(tmp_path, ("lab", "iptables-nft"), ("vagrant", "iptables-nft")))
+    assert len(found) == 1 and "package iptables" in found[0] and "lab tier" in found[0]
+
+
+def test_a_venv_made_from_this_interpreter_is_the_projects_own(tmp_path):
+    import subprocess
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (venv / "bin" / "pyinfra").write_text("#!/bin/sh\n")
+    assert tool_guard._project_owned(str(venv / "bin" / "pyinfra"))
+    stranger = tmp_path / "other" / "bin"
+    stranger.mkdir(parents=True)
+    (stranger.parent / "pyvenv.cfg").write_text("home = /opt/elsewhere/bin\n")
+    (stranger / "pyinfra").write_text("#!/bin/sh\n")
+    assert not tool_guard._project_owned(str(stranger / "pyinfra"))
