@@ -18,6 +18,21 @@ from .postfix import MAIN_CF, MAIN_CF_WRITTEN, SMTP_PORTS
 POSTQUEUE = "/usr/sbin/postqueue"
 DEFERRED_DIR = "/var/spool/postfix/deferred"
 
+# Postfix's own lines only: its daemons (smtpd, smtp, error, cleanup, qmgr, bounce) run as the
+# postfix user, and journald takes _UID from the kernel's credentials of the sender, which no
+# other local user can fake. A syslog identifier is whatever the sender says:
+# `logger -t postfix/smtp ... status=sent` by any user would fake a verdict, the noise counts or
+# the canary. (A mail log FILE written by rsyslog cannot tell them apart: the journal is read
+# where there is one.)
+POSTFIX_UID = '_UID="$(id -u postfix 2>/dev/null || echo none)"'
+
+
+def postfix_journal(options: str, *identifiers: str) -> str:
+    """A journalctl command for lines of these Postfix programs, written by Postfix itself."""
+    return (f"journalctl -q --no-pager {options} {POSTFIX_UID} "
+            + " ".join(f"-t {identifier}" for identifier in identifiers))
+
+
 NOISE_KEYS = ("relay_denied", "relay_denied_since_converge", "connects",
               "connects_since_converge")
 
@@ -84,7 +99,7 @@ class RelayNoise(FactBase):
             "[ -n \"$conv\" ] || conv=none; echo \"converged_at: $conv\"; "
             "[ \"$conv\" = none ] && conv=0; "
             "if command -v journalctl >/dev/null 2>&1; then echo 'journal: yes'; "
-            f"journalctl -q --no-pager -o short-unix -t postfix/smtpd --since '-{hours}h' "
+            f"{postfix_journal(f'-o short-unix --since -{hours}h', 'postfix/smtpd')} "
             f"2>/dev/null | {_NOISE_AWK}; "
             "else echo 'journal: no'; fi"
         )
@@ -188,8 +203,9 @@ class RelayLastAttempt(FactBase):
             "lf=$(postconf -h maillog_file 2>/dev/null || true); "
             "if [ -z \"$lf\" ] && command -v journalctl >/dev/null 2>&1 "
             "&& [ -d /run/systemd/journal ]; then echo 'log: journal'; "
-            f"journalctl -q --no-pager -o short-unix -t postfix/smtp -t postfix/error "
-            f"--since '-{hours}h' 2>/dev/null | grep ' status=' | tail -n 1 | sed 's/^/line: /'; "
+            + postfix_journal(f"-o short-unix --since -{hours}h", "postfix/smtp", "postfix/error")
+            + " "
+            "2>/dev/null | grep ' status=' | tail -n 1 | sed 's/^/line: /'; "
             "else [ -n \"$lf\" ] || lf=/var/log/mail.log; "
             "if [ -r \"$lf\" ]; then echo 'log: file'; "
             "grep -E 'postfix/(smtp|error)\\[' \"$lf\" | grep ' status=' | tail -n 1 "

@@ -10,6 +10,7 @@ GATEWAY_V4 = "10.77.0.1"  # the lab namespace itself: bridge, Mailgun stand-in
 GATEWAY_V6 = "fd77::1"
 PROBER_V4 = "10.77.0.2"  # the "outside world" source address used by the prober
 PROBER_V6 = "fd77::2"
+SECOND_RELAY_V4 = "10.77.0.3"  # a second stand-in, on the bridge only while a test needs one
 STANDIN_HOSTNAME = "smtp.mailgun.lab.test"
 MIRROR_HOSTNAME = "mirror.lab.test"  # the lab's package mirror, served at GATEWAY_V4
 DOMAIN = "lab.test"

@@ -5,11 +5,14 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-from . import daemons, processes
+from . import addresses as A
+from . import cgroups, daemons, processes
 from .config import REPO_ROOT, LabConfig
 from .errors import LabError
+from .shell import run
 from .standin_server import DEFAULT_CONTROL, MODES, PROFILES
 from .state import StateStore
 
@@ -83,6 +86,38 @@ def start(config: LabConfig, store: StateStore, timeout: float = 15) -> None:
         time.sleep(0.05)
     log_tail = (directory / LOG_NAME).read_text(errors="replace")[-2000:]
     raise LabError("the Mailgun stand-in did not start", f"read {directory / LOG_NAME}", detail=log_tail)
+
+
+@contextmanager
+def second(config: LabConfig, address: str = A.SECOND_RELAY_V4, timeout: float = 15):
+    """A second stand-in (another relay: its own credentials, messages and events) on
+    ``address``, which is on the lab bridge only meanwhile. Stopped by its PID at the end."""
+    directory = config.state_dir / "standin-second"
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("ready", "messages.jsonl", "events.jsonl", "control.json"):
+        (directory / name).unlink(missing_ok=True)
+    ip = ["ip", "-n", config.netns]
+    run(ip + ["addr", "del", f"{address}/24", "dev", A.BRIDGE], check=False)  # a crashed run's
+    run(ip + ["addr", "add", f"{address}/24", "dev", A.BRIDGE])
+    record = None
+    try:
+        record = daemons.launch(
+            config, "standin-second",
+            [sys.executable, "-m", "lab.standin_server", str(directory), address],
+            directory / LOG_NAME, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        deadline = time.monotonic() + timeout
+        while not (directory / "ready").exists():
+            if time.monotonic() > deadline or not processes.is_alive(record):
+                raise LabError("the second stand-in did not start", f"read {directory / LOG_NAME}",
+                               detail=(directory / LOG_NAME).read_text(errors="replace")[-2000:])
+            time.sleep(0.05)
+        yield Standin(directory)
+    finally:
+        processes.stop(record, timeout=5)
+        for path in cgroups.discover(config.netns):
+            if path.name == config.cgroup_name("standin-second"):
+                cgroups.remove(path)
+        run(ip + ["addr", "del", f"{address}/24", "dev", A.BRIDGE])
 
 
 def stop(config: LabConfig, store: StateStore) -> None:

@@ -1,8 +1,9 @@
 """Relay stand-in (Mailgun by default): an aiosmtpd server run by the lab inside the lab namespace.
 
-    python -m lab.standin_server DIR
+    python -m lab.standin_server DIR [ADDRESS ...]
 
-Listens on 10.77.0.1 and fd77::1: STARTTLS on 25, 587, 2525, 2587 and implicit TLS on 465,
+Listens on 10.77.0.1 and fd77::1 (or the ADDRESSes given: a second relay, lab.standin.second):
+STARTTLS on 25, 587, 2525, 2587 and implicit TLS on 465,
 2465 (the union of the providers' ports). Reads DIR/control.json at every new connection:
 {"login", "password", "mode", "provider"}. ``provider`` (a key of PROFILES) makes it behave
 like that relay: ports it does not offer close the connection at once, and AUTH fails unless
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import hashlib
 import ipaddress
 import json
 import re
@@ -259,8 +261,10 @@ def make_authenticator(control: dict, log):
             and login == control["login"]
             and password == control["password"]
         )
+        # the password as a digest: tests prove a relay never saw another relay's (lab) secret
         log("auth_result", mechanism=mechanism, login=login, success=ok,
-            provider=control["provider"], convention=convention)
+            provider=control["provider"], convention=convention,
+            password_sha256=hashlib.sha256(password.encode()).hexdigest() if password else None)
         # handled=False keeps auth_data in the session (aiosmtpd gotcha).
         return AuthResult(success=ok, handled=False, auth_data=auth_data)
     return authenticator
@@ -329,14 +333,14 @@ def old_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
-async def serve(directory: Path) -> None:
+async def serve(directory: Path, hosts: tuple[str, ...] = (A.GATEWAY_V4, A.GATEWAY_V6)) -> None:
     cert, key = ensure_certificate(directory)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     old_context = old_tls_context(cert, key)
     loop = asyncio.get_running_loop()
     servers = []
-    for host in (A.GATEWAY_V4, A.GATEWAY_V6):
+    for host in hosts:
         for port in STARTTLS_PORTS:
             servers.append(await loop.create_server(
                 protocol_factory(directory, port, context, implicit_tls=False,
@@ -355,12 +359,12 @@ async def serve(directory: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
+    if not argv:
         print(__doc__, file=sys.stderr)
         return 2
     directory = Path(argv[0])
     directory.mkdir(parents=True, exist_ok=True)
-    asyncio.run(serve(directory))
+    asyncio.run(serve(directory, *([tuple(argv[1:])] if argv[1:] else [])))
     return 0
 
 

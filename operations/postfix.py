@@ -118,6 +118,25 @@ _WRITE_STAMPED_SECRET_SCRIPT = (
 )
 
 
+# A relay switch's bridge map: the NEW relayhost's line from stdin, plus the map's current line
+# for the OLD relayhost ($3, the key main.cf names until the reload), copied here on the host:
+# the old relay keeps its own credentials (its secret never travels to the controller), and a
+# relayhost the map has no line for (one that lockdown did not write) gets none. The key is
+# compared like Postfix compares it (case-folded); ENVIRON, not awk -v, so a backslash in a
+# value read from the host is not an escape. The stamp is removed first: the map is not the
+# final content, so any later run rewrites it (the final write comes after the reload).
+_WRITE_BRIDGE_SCRIPT = (
+    "set -e; umask 077; "
+    't=$(mktemp "$(dirname "$1")/.lockdown-secret.XXXXXX"); '
+    "trap 'rm -f \"$t\"' EXIT; "
+    'cat > "$t"; '
+    "if [ -f \"$1\" ]; then LOCKDOWN_OLD_KEY=\"$3\" awk "
+    "'tolower($1) == tolower(ENVIRON[\"LOCKDOWN_OLD_KEY\"]) { print; exit }' \"$1\" >> \"$t\"; fi; "
+    'chown "$2" "$t"; chmod 600 "$t"; '
+    f'rm -f "$1{STAMP_SUFFIX}"; mv -f "$t" "$1"'
+)
+
+
 def _installed_or_reread(current, fact_cls):
     """Use ``current`` unless it is missing or says Postfix is not installed; then read."""
     if current is None or not current["installed"]:
@@ -317,10 +336,14 @@ def _owner_mode_commands(path: str, state: dict) -> list[StringCommand]:
     return commands
 
 
-def _write_command(script: str, path: str, stdin: str) -> StringCommand:
+def _write_command(script: str, path: str, stdin: str, *extra: str) -> StringCommand:
+    """The content goes on stdin, never on a pseudo-terminal: with ``_get_pty=True`` (in the
+    inventory, for a ``requiretty`` sudoers, or on the call) the terminal echoes what it is
+    given, so the SASL line came back as the command's output (-vv shows it; a failure too)."""
     return StringCommand(
         "sh", "-c", QuoteString(script), "lockdown-secret", QuoteString(path),
-        ":".join(SECRET_OWNER), _stdin=stdin,
+        ":".join(SECRET_OWNER), *(QuoteString(arg) for arg in extra), _stdin=stdin,
+        _get_pty=False,
     )
 
 
@@ -334,14 +357,24 @@ def _map_file_commands(path: str, raw: str, state: dict) -> tuple[list[StringCom
     return [_write_command(_WRITE_SECRET_SCRIPT, path, raw)], True
 
 
-def _secret_map_commands(path: str, raw: str, state: dict) -> tuple[list[StringCommand], bool]:
+def secret_map_current(state: dict, content: HiddenValue | str) -> bool:
+    """Whether the secret map described by ``state`` (a ``SecretFileState``) holds ``content``
+    and nothing else: its stamp is valid (untouched since lockdown wrote it) and made from it."""
+    return state["type"] == "file" and stamp_matches(state.get("stamp"), _secret_text(content))
+
+
+def _secret_map_commands(path: str, raw: str, state: dict,
+                         keep_line_of: str | None = None) -> tuple[list[StringCommand], bool]:
     """
     The commands writing a secret map, and whether the content differs: current when the
     stamp is valid (the map untouched since lockdown wrote it) and made from ``raw``.
+    ``keep_line_of``: also keep the map's line for that key (a bridge, ``_WRITE_BRIDGE_SCRIPT``).
     """
     if state["type"] == "other":
         raise OperationValueError(f"{path} exists and is not a regular file")
-    if state["type"] == "file" and stamp_matches(state.get("stamp"), raw):
+    if keep_line_of is not None:
+        return [_write_command(_WRITE_BRIDGE_SCRIPT, path, raw, keep_line_of)], True
+    if secret_map_current(state, raw):
         return _owner_mode_commands(path, state), False
     return [_write_command(_WRITE_STAMPED_SECRET_SCRIPT, path, new_stamp(raw) + "\n" + raw)], True
 
@@ -395,8 +428,10 @@ def _compile_map_commands(
 ) -> list[StringCommand]:
     """
     postmap when the compiled map is missing, older than the source or the source changed;
-    then fix the compiled map to root:root 0600 where it is (or will be) otherwise: postmap
-    gives a new compiled map the source's owner and mode but keeps an existing map's.
+    and the compiled map made root:root 0600 where it is (or will be) otherwise. postmap keeps
+    an existing compiled map's owner and mode, so those are fixed BEFORE it writes the new
+    content there (a 0644 map from an older run must not receive the new secret); a new one
+    gets the source's owner and mode, fixed after when the source is not private.
     ``source_private``: the source is root 0600 by the time postmap runs.
     """
     suffix = _compiled_map_suffix(db_type)
@@ -406,21 +441,17 @@ def _compile_map_commands(
         or not compiled["exists"]
         or compiled["mtime_ns"] < (state.get("mtime_ns") or 0)
     )
-    commands = [StringCommand("postmap", QuoteString(f"{db_type}:{path}"))] if stale else []
-
+    postmap = [StringCommand("postmap", QuoteString(f"{db_type}:{path}"))] if stale else []
     if compiled["exists"]:
-        permissions = compiled
-    elif source_private or state["type"] != "file":
-        permissions = None  # postmap copies the root 0600 source's owner and mode
-    else:
-        permissions = state
-    if permissions:
-        commands += _owner_mode_commands(f"{path}.{suffix}", permissions)
-    return commands
+        return _owner_mode_commands(f"{path}.{suffix}", compiled) + postmap
+    if source_private or state["type"] != "file":
+        return postmap  # postmap copies the root 0600 source's owner and mode
+    return postmap + _owner_mode_commands(f"{path}.{suffix}", state)
 
 
 @operation()
-def sasl_password_map(path: str, content: HiddenValue | str, db_type: str | None, current=None):
+def sasl_password_map(path: str, content: HiddenValue | str, db_type: str | None,
+                      keep_line_of: str | None = None, current=None):
     """
     Write the SASL password map source (root 0600, content via stdin only) and compile it.
 
@@ -428,6 +459,9 @@ def sasl_password_map(path: str, content: HiddenValue | str, db_type: str | None
     + content: ``"[smtp.mailgun.org]:587 login:password"``, preferably a ``HiddenValue``
     + db_type: map type for ``postmap`` (``PostfixMapTypes``' ``default``); ``None`` asks
       Postfix when the operation runs (Postfix is installed earlier in the same deploy)
+    + keep_line_of: during a relayhost change, the key main.cf names until the reload: the
+      map's current line for it is kept (copied on the host), so the old relay keeps its own
+      credentials; the map is then always written, without a stamp (not the final content)
     + current: a ``facts.postfix.SecretFileState`` value for ``path``; read when ``None``
 
     Writes like ``map_file``, but decides "is the map current?" from the stamp next to it
@@ -453,10 +487,12 @@ def sasl_password_map(path: str, content: HiddenValue | str, db_type: str | None
             raise OperationError("postfix is not installed: cannot tell its map type")
     _compiled_map_suffix(db_type)
     raw = _secret_text(content)
+    if keep_line_of is not None:
+        _check_single_line("keep_line_of", keep_line_of)
     if current is None:
         current = host.get_fact(SecretFileState, path=path)
 
-    commands, content_changed = _secret_map_commands(path, raw, current)
+    commands, content_changed = _secret_map_commands(path, raw, current, keep_line_of)
     commands += _compile_map_commands(path, db_type, content_changed, current, source_private=True)
     if not commands:
         host.noop(f"SASL password map {path} and its {db_type} map are up to date")

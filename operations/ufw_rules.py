@@ -70,8 +70,9 @@ SERVICES = {
     "pop3s": ("995", "tcp"),
 }
 SERVICE_ITEM_KEYS = {"port", "service", "proto", "from", "action", "comment"}
-PORT_SPEC = re.compile(r"^\d+(:\d+)?(,\d+(:\d+)?)*$")
-SAFE_TEXT = re.compile(r"^[^\x00-\x1f'\"\\]*$")
+PORT_SPEC = re.compile(r"[0-9]+(:[0-9]+)?(,[0-9]+(:[0-9]+)?)*")
+# used with fullmatch: `$` would also match before a final newline ("x\n" passed)
+SAFE_TEXT = re.compile(r"[^\x00-\x1f\x7f'\"\\]*")
 
 
 # ---------------------------------------------------------------- normalized rules
@@ -138,7 +139,7 @@ def check_choice(field: str, value, choices) -> None:
 
 
 def check_text(field: str, value) -> None:
-    if not isinstance(value, str) or not SAFE_TEXT.match(value):
+    if not isinstance(value, str) or not SAFE_TEXT.fullmatch(value):
         raise ValueError(f"{field}: {value!r} must be text without quotes or control characters")
 
 
@@ -147,7 +148,7 @@ def normalize_port(value, field: str = "port") -> str:
     text = str(value).strip()
     if text == "any":
         return text
-    if isinstance(value, bool) or not PORT_SPEC.match(text):
+    if isinstance(value, bool) or not PORT_SPEC.fullmatch(text):
         raise ValueError(f"{field}: {value!r} is not a port, port range or port list")
     for part in text.split(","):
         bounds = [int(number) for number in part.split(":")]

@@ -59,8 +59,13 @@ def audit(settings: AuditSettings | None = None):
     probe = probe_result()
     if probe is not None:
         run.probes[current_host.name] = probe
-    run.record(current_host.name, host_checks(expected, found, probe=None),
-               address=current_host.data.get("ssh_hostname"))
+    try:
+        checks = host_checks(expected, found, probe=None)
+    except Exception as error:  # noqa: BLE001 - one host's odd state never stops the fleet
+        run.record(current_host.name, error=f"cannot check: {type(error).__name__}: {error}",
+                   address=current_host.data.get("ssh_hostname"))
+    else:
+        run.record(current_host.name, checks, address=current_host.data.get("ssh_hostname"))
     if run.claim_report_step():
         python.call(name="report (local, reads only)", function=report_step)
 

@@ -19,8 +19,8 @@ from .firewall import firewall_rules, sshd_ports
 from .facts.logwatch import LOGWATCH_PACKAGES
 from .logwatch import MAIL_TO, logwatch_conf, postfix_override, postfix_source
 from .mail import (
-    TLS_FLOOR_PARAMETERS, aliases_map, main_cf_settings, sasl_map_line, senders_map,
-    tls_floor_spellings,
+    TLS_FLOOR_PARAMETERS, aliases_map, main_cf_settings, public_inet_services, sasl_map_line,
+    senders_map, tls_floor_spellings,
 )
 from .operations.secret_stamp import stamp_matches
 from .operations.ufw import checked_rules, describe, rules_to_add
@@ -161,11 +161,14 @@ def postfix_checks(exp: Expected, state: dict) -> list[Check]:
     master = ((state.get("master") or {}).get("services") or {}).get("smtp/inet")
     smtp_on = bool(master and master.get("enabled"))
     interfaces = found.get("inet_interfaces")
-    loopback_ok = interfaces == want["inet_interfaces"] and not smtp_on
+    public = public_inet_services(state.get("master"))
+    loopback_ok = interfaces == want["inet_interfaces"] and not smtp_on and not public
     checks.append(Check(
         "postfix.loopback_only", _verdict(loopback_ok),
-        f"inet_interfaces = {want['inet_interfaces']}, smtp/inet off",
-        f"inet_interfaces = {_show(interfaces)}, smtp/inet {'ON' if smtp_on else 'off'}"))
+        f"inet_interfaces = {want['inet_interfaces']}, smtp/inet off, no service bound "
+        "beyond loopback",
+        f"inet_interfaces = {_show(interfaces)}, smtp/inet {'ON' if smtp_on else 'off'}"
+        + (f", bound beyond loopback: {', '.join(public)}" if public else "")))
 
     listeners = state.get("listeners")
     if listeners is None:
@@ -341,7 +344,7 @@ def ufw_checks(exp: Expected, state: dict) -> list[Check]:
                     (state.get("packages") or {}).get("ufw") or "installed")]
     checks.append(Check("ufw.enabled", _verdict(ufw.get("enabled")), "enabled",
                         "enabled" if ufw.get("enabled") else "DISABLED"))
-    checks.append(kernel_check(ufw))
+    checks += _safely("ufw.kernel", kernel_check, ufw)
     want_defaults = {d: getattr(fw, f"default_{d}") for d in ("incoming", "outgoing", "routed")}
     found_defaults = {d: (ufw.get("defaults") or {}).get(d) for d in want_defaults}
     checks.append(Check("ufw.defaults", _verdict(found_defaults == want_defaults),
@@ -351,9 +354,9 @@ def ufw_checks(exp: Expected, state: dict) -> list[Check]:
                         f"IPV6={'yes' if ufw.get('ipv6') else 'no'}"))
     checks.append(Check("ufw.logging", _verdict(ufw.get("logging") == fw.logging),
                         fw.logging, _show(ufw.get("logging"))))
-    checks.append(rules_check(exp, state))
-    checks.append(ssh_check(exp, state))
-    checks.append(deadman_check(ufw))
+    checks += _safely("ufw.rules", rules_check, exp, state)
+    checks += _safely("ufw.ssh_allowed", ssh_check, exp, state)
+    checks += _safely("ufw.deadman", deadman_check, ufw)
     return checks
 
 
@@ -422,7 +425,9 @@ def ssh_check(exp: Expected, state: dict) -> Check:
     if ufw.get("defaults", {}).get("incoming") == "allow":
         return Check("ufw.ssh_allowed", PASS, f"sshd ports {ports} allowed", "default allow")
     families = (4, 6) if ufw.get("ipv6") else (4,)
-    blocked = [f"IPv{f}" for f in families if not ssh_allowed(ufw.get("rules") or [], ports, f)]
+    # A comment decides nothing about reachability, and a hand-made one may hold anything.
+    rules = [{**rule, "comment": ""} for rule in ufw.get("rules") or []]
+    blocked = [f"IPv{f}" for f in families if not ssh_allowed(rules, ports, f)]
     return Check("ufw.ssh_allowed", _verdict(not blocked),
                  f"sshd ports {ports} allowed over IPv{'4+6' if len(families) == 2 else '4'}",
                  f"blocked over {', '.join(blocked)}" if blocked else "allowed")
@@ -512,10 +517,23 @@ def _sha256(text: str | None) -> str | None:
     return hashlib.sha256((text if text.endswith("\n") else text + "\n").encode()).hexdigest()
 
 
+def _safely(check_id: str, compute, *args) -> list[Check]:
+    """``compute(*args)`` (one Check or a list), or ONE failing check naming what could not
+    be read: a value on the host that lockdown cannot parse (anyone with root there may have
+    written it) fails this check of this host, never the audit of the fleet."""
+    try:
+        result = compute(*args)
+    except Exception as error:  # noqa: BLE001 - any parse error of host text is a finding
+        return [Check(check_id, FAIL, "a state lockdown can read",
+                      f"cannot check: {type(error).__name__}: {error}")]
+    return result if isinstance(result, list) else [result]
+
+
 def host_checks(exp: Expected, state: dict, probe: dict | None = None) -> list[Check]:
-    logwatch = [logwatch_check(exp, state)] if exp.relay.logwatch.enabled else []
-    return (postfix_checks(exp, state) + ufw_checks(exp, state) + noise_checks(exp, state)
-            + logwatch + [outside_check(probe)])
+    logwatch = (_safely("logwatch", logwatch_check, exp, state)
+                if exp.relay.logwatch.enabled else [])
+    return (_safely("postfix", postfix_checks, exp, state) + _safely("ufw", ufw_checks, exp, state)
+            + _safely("noise", noise_checks, exp, state) + logwatch + [outside_check(probe)])
 
 
 def summary(checks: list[Check]) -> dict:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 import weakref
 
 from .audit_checks import Check, outside_check, summary
+from .text import printable
 
 PROBES_GROUP = "probes"
 
@@ -78,25 +80,27 @@ def render_table(report: dict) -> str:
     lines = []
     width = max([len(c["id"]) for e in report["hosts"] for c in e["checks"]] + [10])
     for entry in report["hosts"]:
-        address = f" ({entry['address']})" if entry.get("address") else ""
-        lines.append(f"== {entry['host']}{address}")
+        host = printable(entry["host"])
+        address = f" ({printable(entry['address'])})" if entry.get("address") else ""
+        lines.append(f"== {host}{address}")
         for check in entry["checks"]:
             verdict = check["verdict"]
-            lines.append(f"  {verdict:<4}  {check['id']:<{width}}  "
-                         f"expected: {check['expected']}  |  found: {check['found']}")
+            lines.append(f"  {verdict:<4}  {printable(check['id']):<{width}}  "
+                         f"expected: {printable(check['expected'])}  |  "
+                         f"found: {printable(check['found'])}")
         if entry["status"] in ("unreachable", "error"):
-            lines.append(f"  {entry['host']}: {entry['status'].upper()}: {entry['error']}")
+            lines.append(f"  {host}: {entry['status'].upper()}: {printable(entry['error'])}")
         else:
             totals = entry["summary"]
             failed = f" ({', '.join(totals['failed'])})" if totals["failed"] else ""
-            lines.append(f"  {entry['host']}: {'FAIL' if totals['fail'] else 'PASS'} - "
+            lines.append(f"  {host}: {'FAIL' if totals['fail'] else 'PASS'} - "
                          f"{totals['pass']} pass, {totals['fail']} fail{failed}, "
                          f"{totals['na']} n/a")
         lines.append("")
     total = len(report["hosts"])
     bad = report["failing_hosts"]
     lines.append(f"audit: {total} host(s), {total - len(bad)} clean"
-                 + (f", not clean: {', '.join(bad)}" if bad else ""))
+                 + (f", not clean: {', '.join(map(printable, bad))}" if bad else ""))
     return "\n".join(lines)
 
 
@@ -109,11 +113,23 @@ def emit(report: dict, json_path: str | None) -> None:
         return
     print("\n" + table, flush=True)
     if json_path:
-        tmp = f"{json_path}.tmp{os.getpid()}"
-        with open(tmp, "w") as handle:
-            json.dump(report, handle, indent=2)
-            handle.write("\n")
+        write_json(report, json_path)
+
+
+def write_json(report: dict, json_path: str) -> None:
+    """Atomically: a temp file beside ``json_path`` made by ``mkstemp`` (a name nobody can
+    guess, created O_EXCL, mode 600: a link planted under a predictable name is never
+    followed), then renamed over it."""
+    directory, name = os.path.split(os.path.abspath(json_path))
+    handle, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(report, out, indent=2)
+            out.write("\n")
         os.replace(tmp, json_path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def _final_checks(name: str, entry: dict, probes: dict) -> dict:

@@ -42,10 +42,12 @@ if [ -n "$lf" ]; then src=file
 elif command -v journalctl >/dev/null 2>&1 && [ -d /run/systemd/journal ]; then src=journal
 else src=file; lf=/var/log/mail.log; fi
 skip=1
+# only lines Postfix's daemons wrote (their uid, from the kernel), never `logger -t postfix/...`
+pu=$(id -u postfix 2>/dev/null || echo none)
 if [ "$src" = file ]; then skip=$(( $(cat "$lf" 2>/dev/null | wc -l) + 1 )); fi
 logs() {
   if [ "$src" = journal ]; then
-    journalctl -q --no-pager -o cat --since "@$((start - 1))" -t postfix/cleanup \
+    journalctl -q --no-pager -o cat --since "@$((start - 1))" _UID="$pu" -t postfix/cleanup \
       -t postfix/smtp -t postfix/error -t postfix/qmgr -t postfix/bounce 2>/dev/null
   else tail -n +"$skip" "$lf" 2>/dev/null; fi
 }

@@ -1,6 +1,7 @@
 """The Postfix null client: every message leaves through the relay, AUTH only inside TLS."""
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from pyinfra import host as current_host
@@ -24,6 +25,7 @@ from .plan import (
     needed,
 )
 from .settings import RelaySettings, data_defaults, relay_settings
+from .text import printable
 
 PACKAGES = ["postfix", "libsasl2-modules", "ca-certificates"]
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -110,6 +112,39 @@ def tls_floor_settings(defaults: dict | None, current: dict | None = None) -> di
             for name in TLS_FLOOR_PARAMETERS}
 
 
+def _bound_host(service: str) -> str | None:
+    """The host of a master.cf inet service name (``0.0.0.0:smtp``, ``[::]:2525``), or None
+    when it names only a port (it then listens on inet_interfaces, loopback-only here)."""
+    if service.startswith("["):
+        return service[1:].partition("]")[0]
+    host, separator, _ = service.rpartition(":")
+    return host if separator else None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: whatever it resolves to, not known to be loopback
+        return False
+
+
+def public_inet_services(master: dict | None) -> list[str]:
+    """Enabled master.cf inet services bound to an address beyond loopback (``0.0.0.0:smtp``,
+    ``[::]:2525 inet ... smtpd``): an explicit address overrides inet_interfaces, so such a
+    service listens to the world whatever main.cf says. ``master``: PostfixMasterServices."""
+    services = (master or {}).get("services") or {}
+    public = []
+    for key, service in services.items():
+        name, _, service_type = key.rpartition("/")
+        host = _bound_host(name)
+        if service_type == "inet" and service.get("enabled") and host is not None \
+                and not _is_loopback(host):
+            public.append(key)
+    return sorted(public)
+
+
 def _local_domains_pattern(myhostname: str | None) -> str:
     domains = [myhostname] if myhostname else []
     return "|".join(re.escape(d) for d in dict.fromkeys(domains + list(LOCAL_DOMAINS)))
@@ -131,13 +166,62 @@ def senders_map(relay: RelaySettings, myhostname: str | None) -> str:
     )
 
 
-def sasl_map_line(relay: RelaySettings, also_for: str | None = None) -> HiddenValue:
+def sasl_map_line(relay: RelaySettings) -> HiddenValue:
     """The SASL map: the key must be the relayhost string exactly, or Postfix finds no password
-    and sends without AUTH, which the relay refuses with a 5xx: the mail bounces. ``also_for``:
-    a second key (the relayhost main.cf still names) with the same credentials."""
-    secret = f"{relay.credentials.login}:{relay.credentials.password}"
-    keys = [relay.relayhost] + ([also_for] if also_for and also_for != relay.relayhost else [])
-    return HiddenValue("".join(f"{key} {secret}\n" for key in keys))
+    and sends without AUTH, which the relay refuses with a 5xx: the mail bounces. Only ever
+    keyed by the relayhost of host data: a relayhost read from the host gets no credentials
+    from the controller unless it names the same host (see ``_relay_switch_bridge``)."""
+    return HiddenValue(_sasl_line(relay.relayhost, relay))
+
+
+def _sasl_line(key: str, relay: RelaySettings) -> str:
+    return f"{key} {relay.credentials.login}:{relay.credentials.password}\n"
+
+
+def _same_map_key(one: str, other: str) -> bool:
+    return one.lower() == other.lower()  # Postfix folds map keys to lower case
+
+
+def _relay_host_part(relayhost: str) -> str:
+    """``[smtp.mailgun.org]:587`` -> ``smtp.mailgun.org`` (lower case; brackets or not)."""
+    if relayhost.startswith("["):
+        return relayhost[1:].partition("]")[0].lower()
+    return relayhost.rpartition(":")[0].lower() or relayhost.lower()
+
+
+def _relay_switch_bridge(relay: RelaySettings, found: dict, db_type: str | None) -> list:
+    """
+    During a relay switch (main.cf names another relayhost AND the map is not yet the new
+    one), the map first gets the new relayhost's line from the controller plus the old
+    relayhost's OWN line, copied on the host from the current map; the one-line map follows
+    after the reload. Postfix processes started before the reload still send via the old
+    relayhost: they find its own credentials (without them: no AUTH, a 530, the mail bounced,
+    commit ec77233), and the old relay never sees the new provider's secret. A relayhost that
+    main.cf names but the map has no line for (a hand edit, ``postconf -e relayhost=...``)
+    gets nothing; when the map is already current there is no bridge at all: repairing a
+    drifted relayhost rewrites main.cf alone.
+
+    One exception: the old relayhost names the same host as the new one (another port of the
+    same relay, e.g. 587 -> 2525 with a rotated password). Its key then gets the NEW
+    credentials, which only ever reach the host that host data names: the old password may
+    already be revoked there, and mail in flight must not wait for a retry.
+    """
+    old_relayhost = ((found["main_cf"] or {}).get("settings") or {}).get("relayhost")
+    sasl_found = found["sasl_map"]
+    if not old_relayhost or _same_map_key(old_relayhost, relay.relayhost) \
+            or sasl_found["type"] != "file" \
+            or postfix.secret_map_current(sasl_found, sasl_map_line(relay)):
+        return []
+    if _relay_host_part(old_relayhost) == _relay_host_part(relay.relayhost):
+        return [(postfix.sasl_password_map, dict(
+            name="Relay credentials for the new and the old port of the same relay",
+            path=SASL_PASSWORD_MAP, db_type=db_type, current=sasl_found,
+            content=HiddenValue(_sasl_line(relay.relayhost, relay)
+                                + _sasl_line(old_relayhost, relay))))]
+    return [(postfix.sasl_password_map, dict(
+        name="Relay credentials: the new relayhost's; the old one keeps its own until the "
+             "reload", path=SASL_PASSWORD_MAP, content=sasl_map_line(relay), db_type=db_type,
+        keep_line_of=old_relayhost, current=sasl_found))]
 
 
 @deploy("lockdown mail relay", data_defaults=data_defaults("relay", "logwatch"))
@@ -176,20 +260,14 @@ def configure(relay: RelaySettings, found: dict) -> None:
     """The null client's files and service, decided from ``found`` (the host's LockdownState)."""
     parameters = found["parameters"] or {}  # None until Postfix is installed
     db_type = parameters.get("default_database_type")
-    # A new relayhost: until main.cf names it, the map keeps the old key too (with the new
-    # credentials). Otherwise a run stopped between main.cf and the map (host lost, disk full)
-    # leaves Postfix looking up a key the map lacks, sending without AUTH: the mail bounces.
-    old_relayhost = ((found["main_cf"] or {}).get("settings") or {}).get("relayhost")
+    # A new relayhost: until the reload, the map keeps the old relayhost's own line too.
+    # Otherwise a run stopped between main.cf and the map (host lost, disk full), or a Postfix
+    # process started before the reload, looks up a key the map lacks and sends without AUTH.
     sasl_found = found["sasl_map"]
-    bridge = []
-    if old_relayhost and old_relayhost != relay.relayhost and sasl_found["type"] == "file":
-        bridge = [(postfix.sasl_password_map, dict(
-            name="Relay credentials for the old and the new relayhost", path=SASL_PASSWORD_MAP,
-            content=sasl_map_line(relay, also_for=old_relayhost), db_type=db_type,
-            current=sasl_found))]
-        # what that write leaves: a private map whose stamp is not the final content's
+    bridge = _relay_switch_bridge(relay, found, db_type)
+    if bridge:  # what that write leaves: a private map without a stamp
         sasl_found = {**sasl_found, "user": SECRET_OWNER[0], "group": SECRET_OWNER[1],
-                      "mode": SECRET_MODE, "stamp": None, "stamp_status": "edited"}
+                      "mode": SECRET_MODE, "stamp": None, "stamp_status": "missing"}
     # main.cf first (on a fresh box): postmap and postconf -M need it, and a fresh box has none.
     settings = {**main_cf_settings(relay, parameters),
                 **tls_floor_settings(found["defaults"], (found["main_cf"] or {}).get("settings"))}
@@ -210,6 +288,11 @@ def configure(relay: RelaySettings, found: dict) -> None:
         "listener": (postfix.master_service, dict(
             name="master.cf: smtp/inet listener off", service="smtp", service_type="inet",
             enabled=False, current=found["master"])),
+        **{f"public {key}": (postfix.master_service, dict(
+            name=f"master.cf: {printable(key)} (bound beyond loopback) off",
+            service=key.rpartition("/")[0], service_type="inet", enabled=False,
+            current=found["master"]))
+           for key in public_inet_services(found["master"])},
     }
     # A run killed between a change and the reload must not leave it unapplied: the reload
     # it owes is noted on the host first and only the reload removes the note.
@@ -226,9 +309,11 @@ def configure(relay: RelaySettings, found: dict) -> None:
     # before it still send via the old relayhost and look up its key (else: no AUTH, 530, bounce).
     sasl = None if bridge else if_needed(steps["sasl"][0], **steps["sasl"][1])
     listener = if_needed(steps["listener"][0], **steps["listener"][1])
+    public = [if_needed(op, **kwargs) for name, (op, kwargs) in steps.items()
+              if name.startswith("public ")]
     logwatch_step(relay.logwatch, found["logwatch"],
                   apt_update_wanted(current_host, relay.apt_update))
-    changed = any_called_changed(aliases, senders, sasl, main, listener, *bridged)
+    changed = any_called_changed(aliases, senders, sasl, main, listener, *public, *bridged)
     if changed is None and pending is None:
         if_needed(postfix.running, name="Postfix running and enabled", current=found["status"])
         return

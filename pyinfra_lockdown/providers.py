@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 _ADDRESS = re.compile(r"^[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-_AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
+_AWS_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}")  # fullmatch only
 # The AWS regions where Amazon SES has an endpoint: AWS's machine-readable endpoint data
 # (botocore 1.43.11, service "email": commercial and GovCloud partitions; regions under other
 # domains than amazonaws.com left out), whose rows read the same as the part of

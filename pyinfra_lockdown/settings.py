@@ -32,9 +32,12 @@ LEGACY_ENV = {LOGIN_ENV: "MAILGUN_SMTP_LOGIN", PASSWORD_ENV: "MAILGUN_SMTP_PASSW
 FORBIDDEN_SECRET_KEYS = ("relay_password", "mailgun_password", "smtp_password")
 AUDIT_PROBE_OFF = "off"
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
-                       r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_ADDRESS = re.compile(r"^[A-Za-z0-9._%+=-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+# Patterns are used with fullmatch only: `$` also matches before a final newline, and a value
+# with a newline would write a second line into main.cf or a map.
+_HOSTNAME = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+                       r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_ADDRESS = re.compile(r"[A-Za-z0-9._%+=-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts "²" and "٣"
 _BOOL_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
 
@@ -72,7 +75,7 @@ def boolean(key, value) -> bool:
 
 
 def port(key, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not _DIGITS.fullmatch(str(value)):
         raise SettingsError(key, f"{value!r} is not a port number")
     number = int(value)
     if not 1 <= number <= 65535:
@@ -86,7 +89,7 @@ def optional_port(key, value) -> int | None:
 
 def whole_number(low: int, high: int | None = None) -> Callable[[str, Any], int]:
     def check(key, value):
-        ok = not isinstance(value, bool) and str(value).isdigit()
+        ok = not isinstance(value, bool) and bool(_DIGITS.fullmatch(str(value)))
         if not ok or int(value) < low or (high is not None and int(value) > high):
             bounds = f"{low}-{high}" if high is not None else f">= {low}"
             raise SettingsError(key, f"{value!r} must be a whole number ({bounds})")
@@ -115,7 +118,7 @@ def deadman_delay(key, value) -> int:
 def host_name(key, value) -> str | None:
     if value in (None, ""):
         return None
-    if not isinstance(value, str) or not (_is_ip(value) or _HOSTNAME.match(value)):
+    if not isinstance(value, str) or not (_is_ip(value) or _HOSTNAME.fullmatch(value)):
         raise SettingsError(key, f"{value!r} is not a host name or IP address")
     return value
 
@@ -143,7 +146,7 @@ def region(key, value) -> str | None:
 def domain(key, value) -> str | None:
     if value in (None, ""):
         return None
-    if not isinstance(value, str) or not _HOSTNAME.match(value) or "." not in value:
+    if not isinstance(value, str) or not _HOSTNAME.fullmatch(value) or "." not in value:
         raise SettingsError(key, f"{value!r} is not a domain")
     return value
 
@@ -152,7 +155,7 @@ def email(key, value) -> str:
     if value is None:
         raise SettingsError(key, "is required", "Set it to the address that should receive "
                             "root's mail (cron, logwatch), e.g. ops@example.com")
-    if not isinstance(value, str) or not _ADDRESS.match(value):
+    if not isinstance(value, str) or not _ADDRESS.fullmatch(value):
         raise SettingsError(key, f"{value!r} is not an e-mail address")
     return value
 
@@ -174,14 +177,14 @@ def service_list(key, value) -> list:
     return list(value)  # each item is checked by firewall.firewall_rules (it knows ufw's syntax)
 
 
-_LOGWATCH_SERVICE = re.compile(r"^-?[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_LOGWATCH_SERVICE = re.compile(r"-?[A-Za-z0-9][A-Za-z0-9_.-]*")
 LOGWATCH_DETAILS = ("low", "med", "high")
 
 
 def logwatch_detail(key, value) -> str:
     """logwatch's own words (low, med, high) or its numeric level 0-10."""
     text = str(value).strip().lower()
-    if text in LOGWATCH_DETAILS or (text.isdigit() and 0 <= int(text) <= 10
+    if text in LOGWATCH_DETAILS or (_DIGITS.fullmatch(text) and 0 <= int(text) <= 10
                                     and not isinstance(value, bool)):
         return text
     raise SettingsError(key, f"{value!r} is not a logwatch detail level",
@@ -194,7 +197,7 @@ def logwatch_services(key, value) -> list[str]:
         raise SettingsError(key, f"{value!r} must be a non-empty list of logwatch services")
     names = [str(item).strip() for item in items]
     for name in names:
-        if not _LOGWATCH_SERVICE.match(name):
+        if not _LOGWATCH_SERVICE.fullmatch(name):
             raise SettingsError(key, f"{name!r} is not a logwatch service name",
                                 "Use names such as All, postfix, sshd, or -name to leave one out")
     return names
@@ -226,6 +229,10 @@ def probe(key, value):
 
 
 def _is_ip(text: str) -> bool:
+    """An IPv4 or IPv6 address, without an IPv6 scope id: ``ipaddress`` accepts any text after
+    ``%`` (``::1%x]:587, [mx.attacker.example``), which would end up in main.cf's relayhost."""
+    if "%" in text:
+        return False
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -338,11 +345,13 @@ def _value(data, name: str):
 
 @dataclass(frozen=True)
 class Credentials:
-    login: str
+    login: str = field(repr=False)
     password: str = field(repr=False)
 
-    def __repr__(self) -> str:  # never print the password, even by accident
-        return f"Credentials(login={self.login!r}, password=***)"
+    def __repr__(self) -> str:
+        # Neither is printed, even by accident: Postmark's login is its API token, SES's an
+        # access key id.
+        return "Credentials(login=***, password=***)"
 
 
 @dataclass(frozen=True)
@@ -483,7 +492,7 @@ def _region(data, preset: Provider | None) -> str | None:
             raise SettingsError("relay_region", f"is required with relay_provider "
                                 f"{preset.name!r}", f"Set it to your {preset.title} region, "
                                 "e.g. eu-west-1 (the region your identities are verified in)")
-        if not preset.region_format.match(chosen):
+        if not preset.region_format.fullmatch(chosen):
             raise SettingsError("relay_region", f"{chosen!r} is not an AWS region name "
                                 "(e.g. us-east-1, eu-west-1)")
         if preset.known_regions and chosen not in preset.known_regions:

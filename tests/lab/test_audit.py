@@ -143,3 +143,91 @@ def test_auditing_a_never_converged_host_is_a_report_not_a_crash(lab, box, stand
     assert_report_is_the_end(result, clean=False)
     assert hosts[box.name]["status"] == "fail"
     assert {"postfix.installed", "ufw.enabled"} <= failed(hosts, box.name)
+
+
+SPOOFED = (  # what any local user can send with logger(1), under Postfix's identifiers
+    ("postfix/smtp", "4B1D0C0FFEE: to=<admin@lab.test>, relay=evil.example[203.0.113.9]:25, "
+     "delay=0.1, delays=0/0/0/0.1, dsn=5.7.8, status=bounced (SASL authentication failed; "
+     "server evil.example[203.0.113.9] said: 535 5.7.8 spoofed)"),
+    ("postfix/smtpd", "connect from evil.example[203.0.113.9]"),
+    ("postfix/smtpd", "NOQUEUE: reject: RCPT from evil.example[203.0.113.9]: 554 5.7.1 "
+     "<x@elsewhere.example>: Relay access denied; from=<a@b.example> to=<x@elsewhere.example>"),
+)
+
+
+def test_spoofed_postfix_log_lines_move_no_verdict(lab, box, standin, request):
+    """Journal lines are selected by the uid that wrote them (the kernel's, not the syslog
+    identifier anyone can choose): `logger -t postfix/smtp ...` by a local user neither fails
+    postfix.relay nor counts as noise; the same lines from the postfix uid do (the control:
+    the test sees what it looks for)."""
+    from tests.security_ledger import record
+
+    env = new_credentials(standin)
+    converge(lab, [box], env)
+
+    def log_as(user: str) -> None:
+        for tag, line in SPOOFED:
+            result = box.root(f"runuser -u {user} -- logger -t {tag} '{line}'")
+            assert result.returncode == 0, result.stderr
+        assert box.root("journalctl --sync").returncode == 0
+
+    def relevant(hosts) -> dict:
+        checks = {c["id"]: c for c in hosts[box.name]["checks"]}
+        return {i: (checks[i]["verdict"], checks[i]["found"])
+                for i in ("postfix.relay", "noise.relay_denied", "noise.smtpd_connects")}
+
+    log_as("nobody")
+    _, _, hosts = audit(lab, [box], env, json_path=f"/tmp/lockdown-audit-{box.name}.json")
+    spoofed = relevant(hosts)
+    held = {v for v, _ in spoofed.values()} == {"PASS"}
+    record(attack="spoofed journal lines: `logger -t postfix/smtp|smtpd` by user nobody "
+           "(a bounced delivery, a connect, a relay attempt)", where=request.node.nodeid,
+           held=held, outcome="audit unmoved: postfix.relay, noise.relay_denied and "
+           "noise.smtpd_connects PASS" if held else f"NOT held: {spoofed}")
+    assert held, spoofed
+    log_as("postfix")  # the control: Postfix's own uid
+    _, _, hosts = audit(lab, [box], env, json_path=f"/tmp/lockdown-audit-{box.name}.json")
+    control = relevant(hosts)
+    assert {v for v, _ in control.values()} == {"FAIL"}, control
+    assert "evil.example" in control["postfix.relay"][1]
+
+
+PUBLIC_SMTPD = ("0.0.0.0:smtp inet n - y - - smtpd", "[::]:2525 inet n - y - - smtpd")
+
+
+def test_smtpd_services_bound_beyond_loopback_are_disabled(lab, box, standin, request):
+    """An address in a master.cf service name overrides inet_interfaces = loopback-only: such
+    a service listened to the world and the audit passed. The audit now fails on it and the
+    converge comments it out (and only it)."""
+    from tests.security_ledger import record
+
+    env = new_credentials(standin)
+    converge(lab, [box], env)
+    for entry in PUBLIC_SMTPD:
+        assert box.root(f"echo '{entry}' >> /etc/postfix/master.cf").returncode == 0
+    assert box.root("postfix reload").returncode == 0
+
+    def public_listeners() -> list[str]:
+        lines = box.root("ss -Hltn").stdout.split("\n")
+        return sorted(line.split()[3] for line in lines if line.strip()
+                      and line.split()[3].rsplit(":", 1)[1] in ("25", "2525")
+                      and not line.split()[3].startswith(("127.", "[::1]")))
+
+    assert wait_for(lambda: len(public_listeners()) == 2, 15), public_listeners()
+    _, _, hosts = audit(lab, [box], env, json_path=f"/tmp/lockdown-audit-{box.name}.json")
+    assert {"postfix.loopback_only", "postfix.no_public_listener"} <= failed(hosts, box.name)
+    loopback = next(c for c in hosts[box.name]["checks"] if c["id"] == "postfix.loopback_only")
+    assert "0.0.0.0:smtp/inet" in loopback["found"] and "[::]:2525/inet" in loopback["found"]
+
+    _, totals = converge(lab, [box], env)
+    assert wait_for(lambda: public_listeners() == [], 15), public_listeners()
+    master = box.root("cat /etc/postfix/master.cf").stdout
+    assert all(f"#{entry}" in master for entry in PUBLIC_SMTPD), master[-600:]
+    _, again = converge(lab, [box], env)
+    assert again["success"] == 0, again
+    result, report, _ = audit(lab, [box], env, json_path=f"/tmp/lockdown-audit-{box.name}.json")
+    assert report["ok"], result.stdout[-3000:]
+    record(attack="public smtpd services in master.cf (0.0.0.0:smtp, [::]:2525) beside "
+           "inet_interfaces = loopback-only", where=request.node.nodeid, held=True,
+           outcome="audit FAILs postfix.loopback_only naming both; the converge comments out "
+                   "both, nothing listens beyond loopback after, the next converge changes nothing")

@@ -13,6 +13,7 @@ import pytest
 
 from lab.addresses import GATEWAY_V4
 from tests.conftest import SUITES
+from tests import security_ledger
 from tests.lab import fault_ledger
 from tests.lab.fault_ledger import REPO_ROOT
 from tests.lab.deploy_helpers import converge
@@ -47,6 +48,7 @@ class Case:
     group_data: dict | None = None  # that inventory's group data
     secret_file: tuple[str, int] | None = None  # (content, mode) of a relay_credentials_file
     deploy: str = "deploys/mail.py"
+    attack: str = ""  # hostile input: the case is also a row of the security table
 
 
 CASES = [
@@ -111,6 +113,22 @@ CASES = [
     Case("root forward as a list", "mail_root_forward",
          inventory={"mail_root_forward": ["admin@lab.test"]}),
     Case("credentials file as a number", FILE_KEY, inventory={FILE_KEY: 600}),
+    # --- hostile values that got past the validators (issue 22 item 6) ---
+    Case("sender domain with a newline", "mail_sender_domain",
+         inventory={"mail_sender_domain": "example.com\n"},
+         attack="a newline after a valid domain (was converged, exit 0)"),
+    Case("port as a superscript digit", "relay_port", inventory={"relay_port": "²"},
+         attack="a non-ASCII digit (was a ValueError traceback)"),
+    Case("relay host with an IPv6 scope id", "relay_host",
+         data={"relay_host": "::1%x]:587, [mx.attacker.example"},
+         attack="an IPv6 scope id giving main.cf a second relay host (failed on the host, "
+                "no key named)"),
+    Case("root forward with a newline", "mail_root_forward",
+         inventory={"mail_root_forward": "ops@example.com\n"},
+         attack="a newline after a valid address (failed on the host, no key named)"),
+    Case("relay host with a newline", "relay_host",
+         inventory={"relay_host": "relay.example.com\n"},
+         attack="a newline after a valid host name (an operation error, no key named)"),
 ]
 
 
@@ -197,4 +215,11 @@ def test_bad_input_stops_with_one_message_naming_the_key(lab, converged_boxes, c
             ok=not problems, box_changes=changes)
         if problems:
             failures[box.suite] = f"{problems}:\n{output[-2000:]}"
+        if case.attack:
+            security_ledger.record(
+                attack=f"bad input: {case.key} ({case.attack})",
+                where=f"tests/lab/test_bad_input.py::{case.id}[{box.suite}]",
+                outcome="refused before any host was touched: exit 1, one message naming "
+                        f"`{case.key}`" if not problems else f"NOT held: {problems}",
+                held=not problems)
     assert not failures, failures

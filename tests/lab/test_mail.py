@@ -146,6 +146,35 @@ def test_password_never_shown_nor_world_readable(lab, box, standin):
                                            for suffix in ("", ".db", ".lmdb")}
 
 
+def test_a_pty_asked_by_the_caller_never_echoes_the_secret(lab, box, standin, request, tmp_path):
+    """``mail_relay(_get_pty=True)`` (as for a requiretty sudoers) puts its commands on a
+    pseudo-terminal, whose echo returned the SASL map's stdin as output: -vvv printed the
+    line, password included. The map's write command asks for no pty whatever the caller or
+    the inventory says (issue 22 item 6). (``_get_pty`` in host data also reaches the state
+    read, which then fails on the terminal's CR line ends before anything is written.)"""
+    from tests.security_ledger import record
+
+    deploy = tmp_path / "mail_pty.py"
+    deploy.write_text("from pyinfra_lockdown import firewall, mail_relay\n\n"
+                      "firewall()\nmail_relay(_get_pty=True)\n")
+    searched = {}
+    runs = []
+    for rotation in ("first", "rotated"):
+        env = new_credentials(standin)
+        searched.update(needles(RELAYHOST, env["MAILGUN_SMTP_LOGIN"], env["MAILGUN_SMTP_PASSWORD"]))
+        runs.append(pyinfra(lab, [box], str(deploy), "-vvv", env=env))
+    found = [leaks(r.stdout + r.stderr, searched) for r in runs]
+    held = not any(found) and all(r.returncode == 0 for r in runs)
+    record(attack="secret echoed by a pty: mail_relay(_get_pty=True), -vvv, write and rotation",
+           where=request.node.nodeid, held=held,
+           outcome="no form of the secret in the output, exit 0" if held
+           else f"NOT held: exit {[r.returncode for r in runs]}, leaked {found}")
+    for result in runs:
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert found == [[], []]
+    assert "sasl_passwd" in box.root("ls /etc/postfix").stdout
+
+
 def _mail_log(box) -> str:
     return box.root("journalctl --no-pager -q -t postfix/smtp -t postfix/qmgr").stdout
 

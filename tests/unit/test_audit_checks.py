@@ -165,3 +165,81 @@ def test_deferred_mail_names_its_cause_from_the_queue_reason():
     check = verdicts(state)["postfix.queue"]
     assert check.verdict == FAIL and check.value["cause"] == "tls_handshake"
     assert "below 1.2" in check.found and "no AUTH" in check.found
+
+
+# --- hostile host state (issue 22 item 6): each a row of the security table -----------------
+
+def _ledger(request, attack: str, outcome: str, held: bool = True) -> None:
+    from tests.security_ledger import record
+
+    record(attack=attack, where=request.node.nodeid, outcome=outcome, held=held)
+
+
+def test_a_hand_made_rule_with_a_quote_in_its_comment_fails_checks_never_the_audit(request):
+    """One host's `ufw allow 8080 comment 'a"b'` crashed the audit of the fleet (ValueError)."""
+    state = copy.deepcopy(STATE)
+    rule = {**state["ufw"]["rules"][0], "port": "8080", "comment": 'a"b'}
+    state["ufw"]["rules"].append(rule)
+    result = verdicts(state)
+    assert result["ufw.rules"].verdict == FAIL and "8080" in result["ufw.rules"].found
+    assert result["ufw.ssh_allowed"].verdict == PASS  # a comment decides no reachability
+    _ledger(request, "hostile host text: a hand-made ufw rule with a '\"' in its comment",
+            f"that host's ufw.rules FAILs ({result['ufw.rules'].found[:60]}...); no crash")
+
+
+def test_an_unparsable_value_fails_its_check_of_that_host_only(request):
+    """Any host value a check cannot read is a FAIL of that check, with the reason."""
+    state = copy.deepcopy(STATE)
+    state["ufw"]["rules"].append({**state["ufw"]["rules"][0], "port": "22", "proto": "sctp?"})
+    result = verdicts(state)
+    assert result["ufw.ssh_allowed"].verdict == FAIL
+    assert "cannot check: ValueError" in result["ufw.ssh_allowed"].found
+    assert result["ufw.enabled"].verdict == PASS and result["postfix.relayhost"].verdict == PASS
+    _ledger(request, "hostile host state: a ufw rule whose fields lockdown cannot parse",
+            f"ufw.ssh_allowed FAILs naming the parse error; the other checks still run")
+
+
+def test_escape_sequences_in_host_text_are_escaped_in_the_table(request):
+    state = drifted(main_cf__settings__relayhost="[evil]:25\x1b[2J\x1b]0;owned\x07\r PASS")
+    result = verdicts(state)
+    table = render_table(build_report({"b\x1bx": {"checks": list(result.values())}}, {}))
+    assert "\x1b" not in table and "\x07" not in table and "\r" not in table
+    assert "\\x1b[2J\\x1b]0;owned\\x07\\r PASS" in table and "b\\x1bx" in table
+    _ledger(request, "hostile host text: terminal escape sequences in a main.cf value",
+            "shown escaped (\\x1b...) in the audit table; the JSON escapes them as \\u001b")
+
+
+def test_the_json_report_is_written_through_mkstemp_never_a_planted_link(tmp_path, request):
+    import os
+    from pyinfra_lockdown.audit_report import emit
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    target = tmp_path / "audit.json"
+    for guess in (f"{target}.tmp{os.getpid()}", f"{target}.tmp"):  # the old, predictable name
+        os.symlink(victim, guess)
+    emit(build_report({"box1": {"checks": list(verdicts(STATE).values())}}, {}), str(target))
+    assert victim.read_text() == "precious\n"
+    assert json.loads(target.read_text())["ok"] is True and not target.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["victim", "audit.json", f"audit.json.tmp{os.getpid()}", "audit.json.tmp"])
+    _ledger(request, "a link planted at the audit JSON's temp file name",
+            "not followed: the report goes through mkstemp; the link's target is untouched")
+
+
+@pytest.mark.parametrize("service, public", [
+    ("0.0.0.0:smtp", True), ("[::]:2525", True), ("mail.example.com:smtp", True),
+    ("127.0.0.1:2525", False), ("[::1]:2525", False), ("localhost:submission", False),
+    ("2525", False),  # no address: it listens on inet_interfaces (loopback-only)
+])
+def test_an_smtpd_service_bound_beyond_loopback_fails_loopback_only(service, public, request):
+    state = copy.deepcopy(STATE)
+    state["master"]["services"][f"{service}/inet"] = {
+        "enabled": True, "entry": f"{service} inet n - y - - smtpd"}
+    check = verdicts(state)["postfix.loopback_only"]
+    assert check.verdict == (FAIL if public else PASS), check
+    if public:
+        assert f"bound beyond loopback: {service}/inet" in check.found
+        _ledger(request, f"a public smtpd in master.cf ({service} inet ... smtpd)",
+                "postfix.loopback_only FAILs naming it (and the deploy disables it: "
+                "tests/lab/test_audit.py::test_smtpd_services_bound_beyond_loopback_are_disabled)")

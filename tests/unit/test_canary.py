@@ -186,3 +186,20 @@ def test_audit_relay_check_passes_on_sent_and_fails_naming_the_cause():
     assert "Connection refused" in failed.found and "2525" in failed.found
     assert _relay_verdict({"log": "journal", **parse_delivery_line("")}).verdict == "N/A"
     assert _relay_verdict({"log": None, **parse_delivery_line("")}).verdict == "N/A"
+
+
+def test_the_canary_reads_only_lines_postfix_wrote(request):
+    """`logger -t postfix/smtp '<qid>: to=<...> status=sent'` by any local user (the canary's id
+    is in its command line, visible in ps) must not pass a canary that never left: the journal
+    is read for the postfix uid (journald's _UID comes from the kernel), not by identifier alone.
+    tests/lab/test_audit.py::test_spoofed_postfix_log_lines_move_no_verdict shows the same
+    selection on real boxes."""
+    from tests.security_ledger import record
+
+    script = str(canary_script("0123abcd", "ops@example.com", 30))
+    journal_reads = [line for line in script.splitlines() if "journalctl -q" in line]
+    assert journal_reads and all('_UID="$pu"' in line for line in journal_reads)
+    assert "pu=$(id -u postfix 2>/dev/null || echo none)" in script
+    record(attack="spoofed journal lines faking the relay canary's status=sent",
+           where=request.node.nodeid, held=True,
+           outcome="the canary reads the journal for _UID=<postfix> only")

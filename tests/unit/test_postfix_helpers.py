@@ -101,6 +101,43 @@ def test_postfix_settings_requiring_restart():
     assert postfix.settings_requiring_restart({"inet_interfaces": "all"}, current) == []
 
 
+@pytest.mark.parametrize("op", [postfix.map_file, postfix.sasl_password_map])
+def test_the_secret_write_never_runs_on_a_pty(op, request):
+    """A pty (``_get_pty=True`` from the inventory or the call) echoes stdin back as output:
+    the write command overrides it (a command's own connector arguments win, command.py)."""
+    from tests.security_ledger import record
+
+    kwargs = {"path": "/etc/postfix/sasl_passwd", "content": HiddenValue(CONTENT),
+              "current": MISSING}
+    if op is postfix.sasl_password_map:
+        kwargs["db_type"] = "hash"
+    write = _run(op, **kwargs)[0]
+    assert write.connector_arguments["_get_pty"] is False and "_stdin" in write.connector_arguments
+    if op is postfix.sasl_password_map:
+        record(attack="secret echoed by a pty: the map write under _get_pty=True",
+               where=request.node.nodeid, held=True,
+               outcome="the write command carries _get_pty=False, which overrides the call's")
+
+
+def test_a_loose_compiled_map_is_made_private_before_postmap_writes_the_secret(request):
+    """postmap keeps an existing compiled map's mode: a 0644 sasl_passwd.db from an older run
+    would hold the NEW secret, readable by all, until the chmod after it."""
+    from tests.security_ledger import record
+
+    loose = {"exists": True, "user": "root", "group": "root", "mode": 644, "mtime_ns": 1}
+    current = {"exists": True, "type": "file", "user": "root", "group": "root", "mode": 600,
+               "mtime_ns": 2, "stamp_status": "edited", "stamp": None,
+               "compiled": {"db": loose, "lmdb": {"exists": False}, "cdb": {"exists": False}}}
+    commands = [str(c) for c in _run(postfix.sasl_password_map, path="/etc/postfix/sasl_passwd",
+                                     content=HiddenValue(CONTENT), db_type="hash",
+                                     current=current)]
+    chmod = commands.index("chmod 600 /etc/postfix/sasl_passwd.db")
+    assert chmod < commands.index("postmap hash:/etc/postfix/sasl_passwd")
+    record(attack="secret in a world-readable compiled map (0644 sasl_passwd.db, then postmap)",
+           where=request.node.nodeid, held=True,
+           outcome="chmod 600 of the compiled map runs before postmap writes the new secret")
+
+
 @pytest.mark.parametrize("name", ["debian12_submission_enabled_with_options", "debian13_converged"])
 def test_master_cf_lines_dropped_on_the_host_are_only_those_the_parser_ignores(name):
     """PostfixMasterServices greps out prose and blank lines on the host (MASTER_CF_IGNORED):

@@ -66,13 +66,84 @@ def test_sasl_map_key_is_the_relayhost_and_the_line_is_masked():
     assert "pw-1" not in str(line) and "pw-1" not in repr(line)
 
 
-def test_while_the_relayhost_changes_the_map_also_keys_the_old_one():
-    settings = relay(relay_port=465)
-    both = sasl_map_line(settings, also_for="[smtp.mailgun.org]:587").unmask().splitlines()
-    assert [line.split()[0] for line in both] == [settings.relayhost, "[smtp.mailgun.org]:587"]
-    assert len({line.split()[1] for line in both}) == 1  # the new credentials for both keys
-    assert sasl_map_line(settings, also_for=settings.relayhost).unmask() == \
-        sasl_map_line(settings).unmask()
+def _found(relayhost: str, stamp: str | None) -> dict:
+    compiled = {"db": {"exists": True, "user": "root", "group": "root", "mode": 600,
+                       "mtime_ns": 2}, "lmdb": {"exists": False}, "cdb": {"exists": False}}
+    return {"main_cf": {"settings": {"relayhost": relayhost}},
+            "sasl_map": {"exists": True, "type": "file", "user": "root", "group": "root",
+                         "mode": 600, "mtime_ns": 1, "compiled": compiled, "stamp": stamp,
+                         "stamp_status": "valid" if stamp else "missing"}}
+
+
+def test_a_relay_switch_bridges_with_the_old_relayhosts_own_line_never_the_new_secret():
+    from pyinfra_lockdown.mail import _relay_switch_bridge
+    from pyinfra_lockdown.operations.secret_stamp import new_stamp
+
+    old = relay(relay_provider="custom", relay_host="relay.old.example")
+    settings = relay()
+    old_map = new_stamp(sasl_map_line(old).unmask())
+    [(op, kwargs)] = _relay_switch_bridge(settings, _found(old.relayhost, old_map), "hash")
+    assert kwargs["keep_line_of"] == old.relayhost  # its own line, copied on the host
+    assert kwargs["content"].unmask() == sasl_map_line(settings).unmask()  # one key: the new
+    assert kwargs["content"].unmask().split()[0] == "[smtp.mailgun.org]:587"
+
+
+def test_another_port_of_the_same_relay_gets_the_new_credentials_in_the_bridge():
+    """587 -> 2525 at the same host with a rotated password: the secret reaches only the host
+    host data names; processes still sending via the old port find the new password."""
+    from pyinfra_lockdown.mail import _relay_switch_bridge
+
+    settings = relay(relay_port=2525)
+    [(op, kwargs)] = _relay_switch_bridge(settings, _found("[SMTP.mailgun.org]:587", None), "hash")
+    lines = kwargs["content"].unmask().splitlines()
+    assert [line.split()[0] for line in lines] == ["[smtp.mailgun.org]:2525",
+                                                    "[SMTP.mailgun.org]:587"]
+    assert len({line.split()[1] for line in lines}) == 1 and "keep_line_of" not in kwargs
+
+
+def test_a_drifted_relayhost_gets_no_bridge_when_the_map_is_current(request):
+    """`postconf -e relayhost=[192.0.2.9]:25` by hand: the repair rewrites main.cf alone (the
+    bridge once wrote the real credentials under the drifted key too: 7 operations)."""
+    from pyinfra_lockdown.mail import _relay_switch_bridge
+    from pyinfra_lockdown.operations.secret_stamp import new_stamp
+    from tests.security_ledger import record
+
+    settings = relay()
+    current = new_stamp(sasl_map_line(settings).unmask())
+    assert _relay_switch_bridge(settings, _found("[192.0.2.9]:25", current), "hash") == []
+    assert _relay_switch_bridge(settings, _found("[SMTP.Mailgun.org]:587", None), "hash") == []
+    record(attack="relay switch: the real credentials offered to a hand-drifted relayhost "
+           "([192.0.2.9]:25)", where=request.node.nodeid, held=True,
+           outcome="no bridge: the map (already current) is not written; main.cf alone")
+
+
+def test_the_bridge_script_copies_only_the_old_relayhosts_own_line(tmp_path):
+    """The write script itself, run by sh here as on the host."""
+    import os
+    import subprocess
+
+    from pyinfra_lockdown.operations.postfix import _WRITE_BRIDGE_SCRIPT
+
+    owner = f"{os.getuid()}:{os.getgid()}"
+
+    def bridge(old_map: str, old_key: str) -> str:
+        target = tmp_path / "sasl_passwd"
+        target.write_text(old_map)
+        (tmp_path / "sasl_passwd.lockdown-stamp").write_text("stamp\n")
+        subprocess.run(["sh", "-c", _WRITE_BRIDGE_SCRIPT, "lockdown-secret", str(target),
+                        owner, old_key], input="[new.example]:465 new:NEW-secret\n",
+                       text=True, check=True)
+        assert oct(target.stat().st_mode & 0o777) == "0o600"
+        assert not (tmp_path / "sasl_passwd.lockdown-stamp").exists()
+        return target.read_text()
+
+    old_map = ("[smtp.mailgun.org]:587 old@mg.example:OLD-secret\n"
+               "[other.example]:25 x:OTHER-secret\n")
+    assert bridge(old_map, "[SMTP.mailgun.org]:587") == (
+        "[new.example]:465 new:NEW-secret\n[smtp.mailgun.org]:587 old@mg.example:OLD-secret\n")
+    assert bridge(old_map, "[192.0.2.9]:25") == "[new.example]:465 new:NEW-secret\n"
+    assert bridge(old_map, "\\[other.example]:25") == "[new.example]:465 new:NEW-secret\n"
+    assert bridge(old_map, "") == "[new.example]:465 new:NEW-secret\n"
 
 
 def test_tls_floor_speaks_the_hosts_postfix_dialect():

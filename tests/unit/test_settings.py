@@ -165,3 +165,46 @@ def test_deploy_data_defaults_come_from_the_keys():
     assert set(defaults) == {k for k, v in BY_NAME.items()
                              if v.section == "firewall" and v.default is not None}
     assert all(defaults[k] == BY_NAME[k].default for k in defaults)
+
+
+# --- hostile input (issue 22 item 6): each a row of the security table --------------------
+
+HOSTILE_VALUES = [
+    ({"mail_sender_domain": "example.com\n"}, "mail_sender_domain",
+     "a newline after a valid domain (`$` matched before it)"),
+    ({"relay_port": "²"}, "relay_port", "a superscript digit (str.isdigit accepted it; int() "
+     "then raised ValueError: a traceback)"),
+    ({"relay_host": "::1%x]:587, [mx.attacker.example", "relay_port": 587}, "relay_host",
+     "an IPv6 scope id carrying a second relay host for main.cf"),
+    ({"mail_root_forward": "ops@example.com\n"}, "mail_root_forward",
+     "a newline after a valid address"),
+    ({"relay_host": "relay.example.com\n"}, "relay_host", "a newline after a valid host name"),
+    ({"relay_canary_seconds": "٣0"}, "relay_canary_seconds", "an Arabic-Indic digit"),
+    ({"logwatch_services": ["postfix\nsshd"]}, "logwatch_services", "a newline in a name"),
+    ({"relay_host": "fe80::1%eth0"}, "relay_host", "an IPv6 scope id (an interface name)"),
+]
+
+
+@pytest.mark.parametrize("data, key, what", HOSTILE_VALUES,
+                         ids=[f"{k}:{d[k]!r}" for d, k, _ in HOSTILE_VALUES])
+def test_hostile_values_are_refused_naming_their_key(data, key, what, request):
+    from tests.security_ledger import record
+
+    with pytest.raises(SettingsError) as error:
+        relay(**data)
+    assert error.value.key == key and f"`{key}`" in str(error.value)
+    record(attack=f"bad input: {key} = {data[key]!r} ({what})", where=request.node.nodeid,
+           outcome=f"refused before any host: {error.value}", held=True)
+
+
+def test_credentials_repr_masks_the_login_too(request):
+    """Postmark's login is its server token: a repr in a traceback or a log must not show it."""
+    from tests.security_ledger import record
+
+    s = relay(environ={"LOCKDOWN_RELAY_LOGIN": "0f3a9c1e-token-as-login",
+                       "LOCKDOWN_RELAY_PASSWORD": "0f3a9c1e-token-as-login"},
+              relay_provider="postmark", mail_sender_domain="example.com")
+    shown = repr(s.credentials) + repr(s) + str(s.credentials)
+    assert "0f3a9c1e" not in shown and "login=***" in repr(s.credentials)
+    record(attack="secret in a repr: Postmark's token as the relay login",
+           where=request.node.nodeid, outcome=f"repr shows {s.credentials!r}", held=True)

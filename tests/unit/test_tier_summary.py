@@ -31,7 +31,9 @@ def _run(tmp_path: Path, **env: str) -> tuple[int, str]:
             [sys.executable, "-m", "pytest", "-c", str(REPO_ROOT / "pyproject.toml"), "--rootdir", str(tmp_path),
              "-p", "no:cacheprovider", "tests"],
             check=False, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=90,
-            env={**base, "PYTHONPATH": str(REPO_ROOT), **env})
+            # a ledger of its own: the child's start of run must not empty this run's
+            env={**base, "PYTHONPATH": str(REPO_ROOT),
+                 "LOCKDOWN_SECURITY_LEDGER": str(tmp_path / "security-ledger.jsonl"), **env})
     return child.returncode, log.read_text()
 
 
