@@ -119,29 +119,45 @@ def _tier(nodeid: str) -> str:
     return parts[1] if len(parts) > 2 and parts[0] == "tests" else "other"
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
+@pytest.hookimpl(trylast=True)  # after pytest orders by fixture parameters: a stable sort keeps that
 def pytest_collection_modifyitems(config, items):
     for item in items:
         limit = TIER_TIMEOUTS.get(_tier(item.nodeid))
         if limit and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(limit))
-        group = _xdist_group(item)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
     if hasattr(config, "workerinput"):  # the same order on every worker (xdist checks it)
         items.sort(key=_schedule_rank)
+        run_dir = machine_share.lock_dir()
+        if run_dir is not None:
+            from tests import xdist_groups
+
+            xdist_groups.write(run_dir, {item.nodeid: group for item in items
+                                         if (group := _xdist_group(item))})
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadgroup: the groups of tests/xdist_groups.py (xdist's own miss them on pytest 9)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from tests import xdist_groups
+
+    config.option.loadscopereorder = False  # keep the collection order: longest groups first
+    return xdist_groups.GroupScheduling(config, log, run_dir=machine_share.lock_dir())
 
 
 # --- the lab tier in parallel (issue 23) ------------------------------------------------------
 # `make test` runs pytest-xdist with `--dist loadgroup`: every worker has its own lab (see
 # lab_test_config), tests are handed out one by one, except that the tests of one group run on
-# one worker, in order:
+# one worker, in order (tests/xdist_groups.py; an `xdist_group` mark names a group too):
 # - a module whose tests share a module-scoped fixture (one converged box per release, the VM)
 #   is one group, so that fixture is set up once, not once per worker;
 # - the `whole_machine` tests are one group, and each runs alone (tests/machine_share.py).
 # Long groups are handed out first (the Vagrant VM, then the whole-machine tests), so no worker
 # is left with a long tail at the end.
 def _xdist_group(item) -> str | None:
+    marked = item.get_closest_marker("xdist_group")
+    if marked is not None:
+        return str(marked.args[0] if marked.args else marked.kwargs.get("name", "default"))
     if item.get_closest_marker(machine_share.MARKER) is not None:
         return machine_share.MARKER
     if _tier(item.nodeid) in ("lab", "vagrant") and _uses_module_fixture(item):
@@ -349,3 +365,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             [None] * sum(unexpected.values()))
     elif getattr(config, "_lockdown_skip_note", ""):
         terminalreporter.write_line("skips allowed: " + config._lockdown_skip_note)
+
