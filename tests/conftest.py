@@ -238,6 +238,11 @@ def pytest_runtest_logstart(nodeid, location):
 
 
 # --- host tools come from packages the project installs (issue 21) ----------------------------
+# Unit tests run pytest on tiny trees with these hooks (test_tier_summary, test_xdist_groups,
+# test_pytest_timeout); such a nested run inherits this variable and leaves the outer run's
+# security ledger alone (it used to empty it, dropping the lab tier's attacks recorded before).
+_RUN_ACTIVE_ENV = "LOCKDOWN_TEST_RUN_ACTIVE"
+
 def pytest_configure(config):
     import tempfile
 
@@ -251,8 +256,10 @@ def pytest_configure(config):
         from tests import security_ledger
         from tests.lab import fault_ledger
 
-        security_ledger.start_run()
-        fault_ledger.start_run()
+        if os.environ.get(_RUN_ACTIVE_ENV) != "1":  # not a pytest run started by a test
+            security_ledger.start_run()
+        os.environ[_RUN_ACTIVE_ENV] = "1"
+        fault_ledger.start_run()  # a run id only: the ledger is emptied by the run's first fault
         config._lockdown_machine_lock_dir = machine_share.make_lock_dir()
     tool_guard.install(Path(os.environ[tool_guard.LOG_ENV]))
 

@@ -61,3 +61,13 @@ def test_lockdown_allow_skip_allows_it_and_says_so(tmp_path):
     returncode, text = _run(tmp_path, LOCKDOWN_ALLOW_SKIP="1")
     assert returncode == 0, text
     assert "skips allowed: LOCKDOWN_ALLOW_SKIP=1" in text
+
+
+@pytest.mark.timeout(120)
+def test_a_pytest_run_started_by_a_test_leaves_the_outer_runs_security_ledger_alone(tmp_path):
+    from tests import security_ledger
+
+    ledger = tmp_path / "security.jsonl"
+    security_ledger.record("an attack", "where", "held", True, path=ledger)
+    _run(tmp_path, LOCKDOWN_SECURITY_LEDGER=str(ledger), LOCKDOWN_ALLOW_SKIP="1")
+    assert [a.attack for a in security_ledger.load(ledger)] == ["an attack"]
