@@ -160,7 +160,7 @@ def _xdist_group(item) -> str | None:
         return str(marked.args[0] if marked.args else marked.kwargs.get("name", "default"))
     if item.get_closest_marker(machine_share.MARKER) is not None:
         return machine_share.MARKER
-    if _tier(item.nodeid) in ("lab", "vagrant") and _uses_module_fixture(item):
+    if _tier(item.nodeid) != "unit" and _uses_module_fixture(item):  # lab, vagrant, package
         return item.nodeid.split("::", 1)[0]
     return None
 
