@@ -8,8 +8,13 @@ BIN    := $(VENV)/bin
 demo: deps            ## the logwatch story: noisy report, deploy, quiet report; audit
 	$(BIN)/python -m lab demo
 
-test: deps            ## every test: unit, then the real boxes of the lab
-	$(BIN)/pytest
+# Lab tests mostly wait (boots, SSH, Postfix, timeouts): pytest-xdist runs them in TEST_WORKERS
+# workers, each with its own lab (issue 23; the count measured in bench/RESULTS.md).
+# TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 3
+
+test: deps            ## every test: unit, the real boxes of the lab and a real VM, in parallel
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-faults: deps     ## the whole fault suite (issue 14), with the long runs make test leaves out
 	$(BIN)/pytest -m 'lab or faults' tests/lab/test_faults_*.py

@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import waiting
+from . import cache_lock, waiting
 from .errors import LabError
 from .progress import say, step
 
@@ -132,6 +132,13 @@ def ensure_image(cache_dir: Path, suite: str = DEFAULT_SUITE, flavor: str = DEFA
     """Return the suite's cached rootfs, building it first if the recipe changed."""
     if is_built(cache_dir, suite, flavor):
         return rootfs(cache_dir, suite, flavor)
+    with cache_lock.held(cache_dir, image_name(suite, flavor)):  # other labs wait, then find it
+        if not is_built(cache_dir, suite, flavor):
+            _build(cache_dir, suite, flavor)
+    return rootfs(cache_dir, suite, flavor)
+
+
+def _build(cache_dir: Path, suite: str, flavor: str) -> None:
     if shutil.which("mmdebstrap") is None:
         raise LabError("mmdebstrap is not installed", "apt-get install -y mmdebstrap systemd-container netcat-openbsd")
     final = image_dir(cache_dir, suite, flavor)
@@ -146,7 +153,6 @@ def ensure_image(cache_dir: Path, suite: str = DEFAULT_SUITE, flavor: str = DEFA
         if final.exists():  # a stale, incomplete image from an interrupted build
             shutil.rmtree(final)
         os.rename(building, final)
-    return rootfs(cache_dir, suite, flavor)
 
 
 def _run_with_ticker(argv: list[str], log: Path, timeout: float = 1800) -> None:

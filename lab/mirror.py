@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from . import addresses as A
-from . import daemons, image, network, processes, waiting
+from . import cache_lock, daemons, image, network, processes, waiting
 from .config import LabConfig
 from .errors import LabError
 from .progress import step
@@ -78,6 +78,13 @@ def ensure_built(cache: Path, suite: str) -> Path:
     final = cache_dir(cache, suite)
     if (final / "complete").exists():
         return final
+    with cache_lock.held(cache, final.name):  # other labs wait for this build, then use it
+        if not (final / "complete").exists():
+            _build(cache, suite, final)
+    return final
+
+
+def _build(cache: Path, suite: str, final: Path) -> None:
     rootfses = {f: image.ensure_image(cache, suite, f) for f in image.MIRRORED_FLAVORS}
     building = final.with_name(f"{final.name}.building-{os.getpid()}")
     shutil.rmtree(building, ignore_errors=True)
@@ -92,12 +99,8 @@ def ensure_built(cache: Path, suite: str) -> Path:
             raise LabError("dpkg-scanpackages failed", "apt-get install -y dpkg-dev", detail=index.stderr)
         (building / "Packages").write_text(index.stdout)
         (building / "complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
-        if (final / "complete").exists():  # another lab built it meanwhile: keep theirs (in use)
-            shutil.rmtree(building, ignore_errors=True)
-            return final
         shutil.rmtree(final, ignore_errors=True)  # an interrupted build's leftovers
         os.rename(building, final)
-    return final
 
 
 DOWNLOAD_SCRIPT = r"""
@@ -139,6 +142,14 @@ def ensure_key(cache: Path) -> Path:
     public = home / "mirror.gpg"
     if public.exists():
         return public
+    with cache_lock.held(cache, "mirror-key"):
+        if not public.exists():
+            _make_key(home)
+    return public
+
+
+def _make_key(home: Path) -> None:
+    public = home / "mirror.gpg"
     tmp = home.with_name(f"mirror-key.building-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(mode=0o700, parents=True)
@@ -151,9 +162,8 @@ def ensure_key(cache: Path) -> Path:
     if not public.exists():
         shutil.rmtree(home, ignore_errors=True)
         os.rename(tmp, home)
-    else:  # another process made one meanwhile
+    else:  # another process made one meanwhile (one without the lock)
         shutil.rmtree(tmp, ignore_errors=True)
-    return public
 
 
 def _gpg(home: Path, *args: str, text: bool = True):
@@ -198,13 +208,16 @@ def publish(config: LabConfig, suite: str, hidden: tuple[str, ...] = ()) -> None
         "main/binary-amd64/Packages": (binary / "Packages").read_bytes(),
         "main/binary-amd64/Packages.gz": (binary / "Packages.gz").read_bytes()}))
     home = Path(config.cache_dir) / "mirror-key"
-    try:
-        _gpg(home, "--local-user", KEY_NAME, "--clearsign", "-o", str(dists / "InRelease"),
-             str(dists / "Release"))
-        _gpg(home, "--local-user", KEY_NAME, "-abs", "-o", str(dists / "Release.gpg"),
-             str(dists / "Release"))
-    finally:
-        _stop_agent(home)
+    # One signer at a time: each stops the key's gpg-agent when done, which would cut off
+    # another lab's signing midway.
+    with cache_lock.held(config.cache_dir, "mirror-key"):
+        try:
+            _gpg(home, "--local-user", KEY_NAME, "--clearsign", "-o", str(dists / "InRelease"),
+                 str(dists / "Release"))
+            _gpg(home, "--local-user", KEY_NAME, "-abs", "-o", str(dists / "Release.gpg"),
+                 str(dists / "Release"))
+        finally:
+            _stop_agent(home)
 
 
 def _stanza_package(stanza: str) -> str:

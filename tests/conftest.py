@@ -11,18 +11,36 @@ from pathlib import Path
 
 import pytest
 
+from tests import machine_share
+
 TEST_STATE_DIR = "/var/lib/lockdown-lab-pytest"
 TEST_NETNS = "ldtest"
 
 
-def lab_test_config():
+# With pytest-xdist every worker runs its own lab: the worker's id (gw0, gw1, ...) is appended
+# to the namespace and the state dir, so `ldtest` becomes `ldtestgw0`, `ldtestgw1`... (no "-":
+# a lab's teardown removes the namespaces named "<its netns>-*", which must never be another
+# worker's). The namespace name ends up in interface names (the Vagrant tier's bridge
+# `vbr-<netns>`), limited to 15 characters: hence the limit below.
+MAX_NETNS_CHARS = 11
+
+
+def lab_test_config(env=None):
     from lab.config import LabConfig
 
-    default = LabConfig.from_env()
+    env = os.environ if env is None else env
+    default = LabConfig.from_env(env)
+    worker = env.get("PYTEST_XDIST_WORKER", "")
+    netns = env.get("LOCKDOWN_LAB_TEST_NETNS", TEST_NETNS) + worker
+    if len(netns) > MAX_NETNS_CHARS:
+        raise ValueError(f"lab namespace name {netns!r} is over {MAX_NETNS_CHARS} characters "
+                         "(interface names derived from it must fit in 15): shorten "
+                         "LOCKDOWN_LAB_TEST_NETNS")
+    state_dir = env.get("LOCKDOWN_LAB_TEST_DIR", TEST_STATE_DIR)
     return LabConfig(
-        state_dir=Path(os.environ.get("LOCKDOWN_LAB_TEST_DIR", TEST_STATE_DIR)),
+        state_dir=Path(f"{state_dir}-{worker}" if worker else state_dir),
         cache_dir=default.cache_dir,
-        netns=os.environ.get("LOCKDOWN_LAB_TEST_NETNS", TEST_NETNS),
+        netns=netns,
     )
 
 
@@ -101,11 +119,99 @@ def _tier(nodeid: str) -> str:
     return parts[1] if len(parts) > 2 and parts[0] == "tests" else "other"
 
 
+@pytest.hookimpl(trylast=True)  # after pytest orders by fixture parameters: a stable sort keeps that
 def pytest_collection_modifyitems(config, items):
     for item in items:
         limit = TIER_TIMEOUTS.get(_tier(item.nodeid))
         if limit and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(limit))
+    if hasattr(config, "workerinput"):  # the same order on every worker (xdist checks it)
+        items.sort(key=_schedule_rank)
+        run_dir = machine_share.lock_dir()
+        if run_dir is not None:
+            from tests import xdist_groups
+
+            xdist_groups.write(run_dir, {item.nodeid: group for item in items
+                                         if (group := _xdist_group(item))})
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadgroup: the groups of tests/xdist_groups.py (xdist's own miss them on pytest 9)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from tests import xdist_groups
+
+    config.option.loadscopereorder = False  # keep the collection order: longest groups first
+    return xdist_groups.GroupScheduling(config, log, run_dir=machine_share.lock_dir())
+
+
+# --- the lab tier in parallel (issue 23) ------------------------------------------------------
+# `make test` runs pytest-xdist with `--dist loadgroup`: every worker has its own lab (see
+# lab_test_config), tests are handed out one by one, except that the tests of one group run on
+# one worker, in order (tests/xdist_groups.py; an `xdist_group` mark names a group too):
+# - a module whose tests share a module-scoped fixture (one converged box per release, the VM)
+#   is one group, so that fixture is set up once, not once per worker;
+# - the `whole_machine` tests are one group, and each runs alone (tests/machine_share.py).
+# Long groups are handed out first (the Vagrant VM, then the whole-machine tests), so no worker
+# is left with a long tail at the end.
+def _xdist_group(item) -> str | None:
+    marked = item.get_closest_marker("xdist_group")
+    if marked is not None:
+        return str(marked.args[0] if marked.args else marked.kwargs.get("name", "default"))
+    if item.get_closest_marker(machine_share.MARKER) is not None:
+        return machine_share.MARKER
+    if _tier(item.nodeid) != "unit" and _uses_module_fixture(item):  # lab, vagrant, package
+        return item.nodeid.split("::", 1)[0]
+    return None
+
+
+def _uses_module_fixture(item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(defs[-1].scope == "module" for name, defs in info.name2fixturedefs.items()
+               if defs and name in info.names_closure)
+
+
+def _schedule_rank(item) -> int:
+    if _tier(item.nodeid) == "vagrant":
+        return 0
+    if item.get_closest_marker(machine_share.MARKER) is not None:
+        return 1
+    return 2 if _tier(item.nodeid) == "lab" else 3
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)  # outside pytest-timeout: the wait is not the test's
+def pytest_runtest_protocol(item, nextitem):
+    _keep_the_gevent_hub_awake(item.config)
+    with machine_share.holding(item, _tier(item.nodeid)):
+        yield
+
+
+def pytest_collection_finish(session):
+    _keep_the_gevent_hub_awake(session.config)
+
+
+def _keep_the_gevent_hub_awake(config) -> None:
+    """An xdist worker waits for its next test on a threading.Event that execnet's reader
+    thread sets. Once pyinfra_cli's import has gevent-patched `threading` (collection does it),
+    that wait is a gevent lock, released from another OS thread: gevent wakes it, but only
+    while its hub has something else to wait for; with nothing, it raises LoopExit ("This
+    operation would block forever") and the worker dies. A greenlet that sleeps forever is
+    that something."""
+    if not hasattr(config, "workerinput") or getattr(config, "_lockdown_hub_kept", False):
+        return
+    from gevent import monkey
+
+    if not monkey.is_module_patched("threading"):
+        return
+    import gevent
+
+    def sleep_forever():
+        while True:
+            gevent.sleep(60)
+
+    config._lockdown_hub_kept = gevent.spawn(sleep_forever)
 
 
 # --- what each tier ran, and how long (issue 9 item 4) -----------------------------------------
@@ -115,7 +221,8 @@ def pytest_collection_modifyitems(config, items):
 # not look green. LOCKDOWN_ALLOW_SKIP=1 allows it (e.g. a laptop without root).
 _TIERS = ("unit", "package", "lab", "vagrant")  # package: the release built and checked, no lab
 _started: dict[str, float] = {}
-_wall: dict[str, float] = {}
+_busy: dict[str, float] = {}  # the tier's tests' times added up
+_span: dict[str, list[float]] = {}  # the tier's first start and last finish: its wall time
 _outcomes: dict[str, dict[str, int]] = {}
 
 
@@ -125,23 +232,35 @@ def pytest_runtest_logstart(nodeid, location):
     from tests import tool_guard
 
     tool_guard.set_tier(_tier(nodeid))
-    _started[nodeid] = time.monotonic()
+    now = time.monotonic()
+    _started[nodeid] = now
+    _span.setdefault(_tier(nodeid), [now, now])
 
 
 # --- host tools come from packages the project installs (issue 21) ----------------------------
+# Unit tests run pytest on tiny trees with these hooks (test_tier_summary, test_xdist_groups,
+# test_pytest_timeout); such a nested run inherits this variable and leaves the outer run's
+# security ledger alone (it used to empty it, dropping the lab tier's attacks recorded before).
+_RUN_ACTIVE_ENV = "LOCKDOWN_TEST_RUN_ACTIVE"
+
 def pytest_configure(config):
     import tempfile
 
     from tests import tool_guard
 
-    if not hasattr(config, "workerinput"):  # the controller; pytest-xdist workers inherit the log
+    if not hasattr(config, "workerinput"):  # the controller; pytest-xdist workers inherit its env
         handle, path = tempfile.mkstemp(prefix="lockdown-tools-", suffix=".log")
         os.close(handle)
         config._lockdown_tools_log = Path(path)
         os.environ[tool_guard.LOG_ENV] = path
         from tests import security_ledger
+        from tests.lab import fault_ledger
 
-        security_ledger.start_run()
+        if os.environ.get(_RUN_ACTIVE_ENV) != "1":  # not a pytest run started by a test
+            security_ledger.start_run()
+        os.environ[_RUN_ACTIVE_ENV] = "1"
+        fault_ledger.start_run()  # a run id only: the ledger is emptied by the run's first fault
+        config._lockdown_machine_lock_dir = machine_share.make_lock_dir()
     tool_guard.install(Path(os.environ[tool_guard.LOG_ENV]))
 
 
@@ -161,7 +280,18 @@ def pytest_runtest_logfinish(nodeid, location):
     import time
 
     tier = _tier(nodeid)
-    _wall[tier] = _wall.get(tier, 0.0) + time.monotonic() - _started.pop(nodeid, time.monotonic())
+    now = time.monotonic()
+    _busy[tier] = _busy.get(tier, 0.0) + now - _started.pop(nodeid, now)
+    _span.setdefault(tier, [now, now])[1] = now
+
+
+def _tier_time(tier: str) -> str:
+    """The tier's wall time; with tests running side by side, also their times added up."""
+    first, last = _span.get(tier, (0.0, 0.0))
+    wall, busy = last - first, _busy.get(tier, 0.0)
+    if busy > wall * 1.05 + 1:
+        return f"{wall:.0f}s wall ({busy:.0f}s of tests side by side)"
+    return f"{busy:.0f}s"
 
 
 def pytest_runtest_logreport(report):
@@ -190,6 +320,11 @@ def pytest_sessionfinish(session, exitstatus):
     session.config._lockdown_unexpected_skips = {} if allowed else {t: n for t, n in skipped.items() if n}
     session.config._lockdown_skip_note = why
     session.config._lockdown_tool_problems = _tool_problems(session.config)
+    lock_dir = getattr(session.config, "_lockdown_machine_lock_dir", None)
+    if lock_dir is not None:
+        import shutil
+
+        shutil.rmtree(lock_dir, ignore_errors=True)
     if (session.config._lockdown_unexpected_skips or session.config._lockdown_tool_problems) \
             and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -203,7 +338,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         counts = _outcomes[tier]
         shown = ", ".join(f"{counts[k]} {k}" for k in ("passed", "failed", "error", "skipped", "xfailed",
                                                          "xpassed") if counts.get(k))
-        terminalreporter.write_line(f"{tier:8} {shown or 'nothing ran'} in {_wall.get(tier, 0.0):.0f}s")
+        terminalreporter.write_line(f"{tier:8} {shown or 'nothing ran'} in {_tier_time(tier)}")
     for tier in _TIERS:
         if tier not in _outcomes:
             terminalreporter.write_line(f"{tier:8} not selected")
@@ -237,3 +372,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             [None] * sum(unexpected.values()))
     elif getattr(config, "_lockdown_skip_note", ""):
         terminalreporter.write_line("skips allowed: " + config._lockdown_skip_note)
+

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from .. import image as lab_image
-from .. import waiting
+from .. import cache_lock, waiting
 from ..errors import LabError
 from ..progress import say
 from .system_deps import vagrant_public_key
@@ -70,8 +70,10 @@ def box_file(cache_dir: Path) -> Path:
 def kernel_file(cache_dir: Path) -> Path:
     kernel = box_dir(cache_dir) / "vmlinuz"
     if not kernel.exists() and box_file(cache_dir).exists():
-        with tarfile.open(box_file(cache_dir)) as tar:
-            tar.extract("vmlinuz", box_dir(cache_dir), filter="data")
+        with cache_lock.held(cache_dir, f"vagrant-kernel-{recipe_hash()}"):  # one extractor
+            if not kernel.exists():
+                with tarfile.open(box_file(cache_dir)) as tar:
+                    tar.extract("vmlinuz", box_dir(cache_dir), filter="data")
     return kernel
 
 
@@ -85,6 +87,13 @@ def ensure_box(cache_dir: Path) -> Path:
     if is_built(cache_dir):
         say(f"vagrant box {final.name}: cached ({box_file(cache_dir)})")
         return box_file(cache_dir)
+    with cache_lock.held(cache_dir, f"vagrant-box-{final.name}"):  # other labs wait, then use it
+        if not is_built(cache_dir):
+            _build(cache_dir, final)
+    return box_file(cache_dir)
+
+
+def _build(cache_dir: Path, final: Path) -> None:
     for tool, package in (("mmdebstrap", "mmdebstrap"), ("mkfs.ext4", "e2fsprogs"), ("qemu-img", "qemu-utils")):
         if shutil.which(tool) is None:
             raise LabError(f"{tool} is not installed", f"apt-get install -y --no-install-recommends {package} "
@@ -114,7 +123,6 @@ def ensure_box(cache_dir: Path) -> Path:
         shutil.rmtree(work, ignore_errors=True)
         raise
     say(f"vagrant box {final.name} built in {time.monotonic() - started:.0f}s")
-    return box_file(cache_dir)
 
 
 def _mmdebstrap_argv(target: Path) -> list[str]:

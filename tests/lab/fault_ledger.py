@@ -8,8 +8,10 @@ run's ledger, so the document shows the suite's own output, never a hand-typed f
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,22 +39,44 @@ class Fault:
     box_changes: int = 0  # bad input only: differences in the before/after snapshot
 
 
-_written: set[Path] = set()  # ledgers this process started afresh (one per test run)
+# A test run's id: the controller sets it (start_run) and pytest-xdist workers inherit it, so
+# "the first record of a run empties the ledger" holds across processes. The ledger's run file
+# names the run that wrote it. Without a controller (a script, a unit test) the run is this process.
+RUN_ENV = "LOCKDOWN_FAULT_LEDGER_RUN"
+
+
+def start_run() -> str:
+    """The controller's, at the start of a test run; the ledger itself is left alone until the
+    run's first fault (a run without fault tests keeps the last fault run's ledger)."""
+    run = f"{os.getpid()}-{time.time_ns()}"
+    os.environ[RUN_ENV] = run
+    return run
+
+
+def _this_run() -> str:
+    return os.environ.get(RUN_ENV) or f"process-{os.getpid()}"
+
+
+def _run_file(path: Path) -> Path:
+    return path.with_name(path.name + ".run")
 
 
 def written_this_run(path: Path = LEDGER) -> bool:
-    return path in _written
+    run_file = _run_file(path)
+    return run_file.exists() and run_file.read_text() == _this_run()
 
 
 def record(path: Path = LEDGER, **fields) -> Fault:
     """Append one fault; the first record of a test run empties the previous run's ledger."""
     fault = Fault(**fields)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path not in _written:
-        path.write_text("")
-        _written.add(path)
-    with open(path, "a") as ledger:
-        ledger.write(json.dumps(asdict(fault)) + "\n")
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # workers appending at once: one of them empties it
+        if not written_this_run(path):
+            path.write_text("")
+            _run_file(path).write_text(_this_run())
+        with open(path, "a") as ledger:
+            ledger.write(json.dumps(asdict(fault)) + "\n")
     return fault
 
 

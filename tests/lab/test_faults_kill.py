@@ -25,7 +25,7 @@ from tests.lab import fault_ledger
 from tests.lab.deploy_helpers import LOGIN, converge, new_credentials
 from tests.lab.faults import Controller, break_points, look_from_outside, recover, traced_run
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.whole_machine]  # runs alone under xdist
 BATCH = 6  # boxes killed (each at its own point) and recovered together
 CHECKED = ("SSH from outside; SMTP 25/465/587 v4+v6 from the prober, relay attempt, listeners; "
            "the password in files (mode, leftovers); re-run converges, no-op changes nothing, "

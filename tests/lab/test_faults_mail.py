@@ -17,7 +17,7 @@ from tests.lab import fault_ledger
 from tests.lab.deploy_helpers import LOGIN, converge, new_credentials, queue, wait_for
 from tests.lab.faults import DEFAULT_RELEASE_IN_MAKE_TEST, Controller, smtp_listeners
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.whole_machine]  # runs alone under xdist
 MESSAGES = 300
 CHANGED = {"relay_port": "2525"}
 

@@ -266,7 +266,9 @@ def scratch_lab(lab, tmp_path):
     """A second, separate lab (own namespace and state dir) that a test may tear down."""
     from lab.api import Lab
 
-    config = LabConfig(state_dir=tmp_path / "state", cache_dir=lab.config.cache_dir, netns="ldscratch")
+    # named after the session's lab (one per xdist worker, per person), never a fixed name
+    config = LabConfig(state_dir=tmp_path / "state", cache_dir=lab.config.cache_dir,
+                       netns=lab.config.netns + "x")
     scratch = Lab(config)
     try:
         yield scratch

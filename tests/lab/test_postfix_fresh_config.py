@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import SUITES
 from tests.lab.deploy_helpers import LOGIN, converge, queue, send_mail, wait_for_mail
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.whole_machine]  # runs alone under xdist
 BOXES = 20
 BATCH = 10  # booted and converged together: one pyinfra run per batch and phase
 NO_CANARY = {"relay_canary": "false"}  # the test's mail is the first to leave

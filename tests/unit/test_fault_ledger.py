@@ -25,3 +25,31 @@ def test_first_record_of_a_run_starts_a_new_ledger(tmp_path):
     ledger.write_text('{"kind": "stale"}\n')
     fault_ledger.record(ledger, kind="reboot", where="after converge", checked="audit", ok=True)
     assert [f.kind for f in fault_ledger.load(ledger)] == ["reboot"]
+
+
+def test_workers_of_one_run_add_to_one_ledger_and_the_next_run_starts_afresh(tmp_path, monkeypatch):
+    """pytest-xdist: each worker is its own process; the controller's run id is in their env."""
+    import subprocess
+    import sys
+
+    from lab.config import REPO_ROOT
+
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text('{"kind": "stale"}\n')
+    script = ("import sys; from pathlib import Path; from tests.lab import fault_ledger; "
+              "fault_ledger.record(Path(sys.argv[1]), kind=sys.argv[2], where='w', checked='c', ok=True)")
+
+    def worker(kind: str) -> None:
+        subprocess.run([sys.executable, "-c", script, str(ledger), kind], check=True, cwd=REPO_ROOT,
+                       timeout=60, stdin=subprocess.DEVNULL)
+
+    monkeypatch.setenv(fault_ledger.RUN_ENV, "")
+    fault_ledger.start_run()  # sets the run id that the workers inherit
+    worker("kill")
+    worker("reboot")
+    assert sorted(f.kind for f in fault_ledger.load(ledger)) == ["kill", "reboot"]
+    assert fault_ledger.written_this_run(ledger)
+    fault_ledger.start_run()  # the next run
+    assert not fault_ledger.written_this_run(ledger)
+    worker("link-cut")
+    assert [f.kind for f in fault_ledger.load(ledger)] == ["link-cut"]
