@@ -9,7 +9,6 @@ it: the document shows what the suite saw, never a hand-typed outcome.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -64,25 +63,16 @@ def markdown(attacks: list[Attack]) -> str:
 
 
 def write_doc(attacks: list[Attack], doc: Path = DOC) -> None:
-    text = doc.read_text()
-    head, found, rest = text.partition(BEGIN)
-    if not found:
-        raise SystemExit(f"{doc} has no {BEGIN} ... {END} markers: add them where the table goes")
-    _, _, tail = rest.partition(END)
-    doc.write_text(f"{head}{BEGIN}\n{markdown(attacks)}\n{END}{tail}")
+    from tests.lab.fault_ledger import replace_section
+
+    replace_section(doc, BEGIN, END, markdown(attacks))
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Show or render the last run's security ledger.")
-    parser.add_argument("--ledger", type=Path, default=LEDGER)
-    parser.add_argument("--write", action="store_true", help=f"rewrite the table in {DOC}")
-    args = parser.parse_args(argv)
-    attacks = load(args.ledger)
-    if not attacks:
-        raise SystemExit(f"{args.ledger} is empty: run the tests first (make test)")
-    if args.write:
-        write_doc(attacks)
-    print(summary_line(attacks))
+    from tests.lab.fault_ledger import ledger_cli
+
+    ledger_cli(argv, what="test run's security", ledger=LEDGER, load=load, write_doc=write_doc,
+               summary=lambda attacks: [summary_line(attacks)], run_first="the tests first (make test)")
 
 
 if __name__ == "__main__":

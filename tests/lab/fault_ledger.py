@@ -122,26 +122,36 @@ def markdown(faults: list[Fault]) -> str:
     return "\n".join(lines)
 
 
+def replace_section(doc: Path, begin: str, end: str, body: str) -> None:
+    """Rewrite what stands between the markers ``begin`` and ``end`` of ``doc``."""
+    head, found, rest = doc.read_text().partition(begin)
+    if not found:
+        raise SystemExit(f"{doc} has no {begin} ... {end} markers: add them where the table goes")
+    _, _, tail = rest.partition(end)
+    doc.write_text(f"{head}{begin}\n{body}\n{end}{tail}")
+
+
 def write_doc(faults: list[Fault], doc: Path = DOC) -> None:
-    text = doc.read_text()
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    if not rest:
-        raise SystemExit(f"{doc} has no {BEGIN} ... {END} markers: add them where the table goes")
-    doc.write_text(f"{head}{BEGIN}\n{markdown(faults)}\n{END}{tail}")
+    replace_section(doc, BEGIN, END, markdown(faults))
+
+
+def ledger_cli(argv, *, what: str, ledger: Path, load, write_doc, summary, run_first: str) -> None:
+    """``python -m`` entry of a ledger: print its totals, or (--write) render it into DOC."""
+    parser = argparse.ArgumentParser(description=f"Show or render the {what}'s last ledger.")
+    parser.add_argument("--ledger", type=Path, default=ledger)
+    parser.add_argument("--write", action="store_true", help=f"rewrite the table in {DOC}")
+    args = parser.parse_args(argv)
+    entries = load(args.ledger)
+    if not entries:
+        raise SystemExit(f"{args.ledger} is empty: run {run_first}")
+    if args.write:
+        write_doc(entries)
+    print("\n".join(summary(entries)))
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Show or render the fault suite's last ledger.")
-    parser.add_argument("--ledger", type=Path, default=LEDGER)
-    parser.add_argument("--write", action="store_true", help=f"rewrite the table in {DOC}")
-    args = parser.parse_args(argv)
-    faults = load(args.ledger)
-    if not faults:
-        raise SystemExit(f"{args.ledger} is empty: run the fault tests first (pytest -k fault)")
-    if args.write:
-        write_doc(faults)
-    print("\n".join(summary_lines(faults)))
+    ledger_cli(argv, what="fault suite", ledger=LEDGER, load=load, write_doc=write_doc,
+               summary=summary_lines, run_first="the fault tests first (pytest -k fault)")
 
 
 if __name__ == "__main__":
