@@ -7,10 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import daemons, processes
+from . import daemons, processes, tls
 from .config import REPO_ROOT, LabConfig
 from .errors import LabError
-from .standin_server import DEFAULT_CONTROL, MODES, PROFILES
+from .standin_server import DEFAULT_CONTROL, MODES, PROFILES, certificate_files
 from .state import StateStore
 
 LOG_NAME = "standin.log"
@@ -71,6 +71,7 @@ def start(config: LabConfig, store: StateStore, timeout: float = 15) -> None:
         directory = config.standin_dir
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "ready").unlink(missing_ok=True)
+        issue_certificates(config)
         state.standin = daemons.launch(
             config, "standin", [sys.executable, "-m", "lab.standin_server", str(directory)],
             directory / LOG_NAME, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
@@ -83,6 +84,16 @@ def start(config: LabConfig, store: StateStore, timeout: float = 15) -> None:
         time.sleep(0.05)
     log_tail = (directory / LOG_NAME).read_text(errors="replace")[-2000:]
     raise LabError("the Mailgun stand-in did not start", f"read {directory / LOG_NAME}", detail=log_tail)
+
+
+def issue_certificates(config: LabConfig) -> None:
+    """The genuine certificate (lab CA, trusted by every box) and the impostor's (same names,
+    a CA no box trusts), issued afresh at every start."""
+    directory = config.standin_dir
+    genuine = tls.ensure_lab_ca(config.cache_dir)
+    impostor = tls.ensure_impostor_ca(config.state_dir)
+    for profile, ca in (("genuine", genuine), ("impostor", impostor)):
+        tls.issue_relay_certificate(ca, *certificate_files(directory, profile))
 
 
 def stop(config: LabConfig, store: StateStore) -> None:
