@@ -1,6 +1,7 @@
 """One benchmark run: lockdown against the floor and the tuned Ansible playbook, side by side.
 
     python -m bench [--boxes 1,10,50] [--repeat 5] [--firsts 2] [--suite bookworm] [--no-write]
+    python -m bench --simulated [--sizes 100,500,1000] [--repeat R] [--capture]   (bench/simfleet.py)
 
 For each N, in a lab of its own (network, stand-in; torn down at the end; LOCKDOWN_LAB_DIR /
 LOCKDOWN_LAB_NETNS choose it, default /tmp/lockdown-bench, ldbench):
@@ -15,7 +16,7 @@ LOCKDOWN_LAB_NETNS choose it, default /tmp/lockdown-bench, ldbench):
 Every run is a whole CLI run (`bench.rusage` records its wall time, CPU seconds and peak RSS),
 with `--parallel N` for pyinfra and `--forks N` for Ansible. Targets of issue 15 are judged on
 the medians; for each missed one a profile of where the time goes is written (per-operation
-wall time from pyinfra's -vv output, and pyinstrument's view of the controller if installed).
+wall time from pyinfra's -vv output, and bench.profile_run's view of the controller's CPU).
 Writes bench/results.json (all samples) and appends a dated section to bench/RESULTS.md.
 """
 from __future__ import annotations
@@ -213,11 +214,7 @@ def operation_timeline(fleet: Fleet, kind: str) -> list[tuple[str, float]]:
 
 
 def controller_profile(fleet: Fleet, kind: str, path: Path) -> str | None:
-    """pyinstrument's text view of one run's controller process, or None if not installed."""
-    try:
-        import pyinstrument  # noqa: F401
-    except ImportError:
-        return None
+    """bench.profile_run's view of one run's controller process (where its CPU goes)."""
     argv = [sys.executable, "-m", "bench.profile_run", str(path), *fleet.base[1:], *LOCKDOWN_TAILS[kind]]
     fleet.lab.run(argv, env=CREDENTIALS, timeout=900)
     return str(path.relative_to(REPO_ROOT)) if path.exists() else None
@@ -305,7 +302,17 @@ def main() -> None:
     parser.add_argument("--firsts", type=int, default=2, help="first-converge rounds (1 at N=50)")
     parser.add_argument("--suite", default="bookworm", choices=("bookworm", "trixie"))
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md")
+    parser.add_argument("--simulated", action="store_true", help="the controller alone against "
+                        "simulated hosts (bench/simfleet.py) instead of lab boxes")
+    parser.add_argument("--sizes", default="100,500,1000", help="--simulated: comma-separated N")
+    parser.add_argument("--capture", action="store_true", help="--simulated: first capture the "
+                        "hosts' answers from a real lab box (bench/simhosts/)")
     args = parser.parse_args()
+    if args.simulated:
+        from bench import simfleet
+
+        simfleet.main(args)
+        return
     sizes = [int(n) for n in args.boxes.split(",")]
     args.reference = {}
 

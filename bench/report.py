@@ -158,7 +158,7 @@ def section(run: dict) -> str:
     if profiled:
         out += ["", "Where the time goes in the runs whose target was missed (one extra run each, "
                 "wall time between pyinfra's phase and operation lines of `-vv`, largest first; the "
-                "controller's own profile by pyinstrument where linked):"]
+                "controller's own CPU profile (bench/profile_run.py) where linked):"]
         for block, kind, p in profiled:
             n, r = block["n"], block["lockdown_resources"][kind]
             cores = run["machine"]["cpus"]

@@ -12,8 +12,8 @@ SES_REGIONS = ("eu-west-1", "us-east-1")
 RELAY_NAMES = (
     "smtp.mailgun.org", "smtp.eu.mailgun.org",
     *(f"email-smtp.{region}.amazonaws.com" for region in SES_REGIONS),
-    "smtp.sendgrid.net",
-    "smtp.postmarkapp.com",
+    "smtp.sendgrid.net", "smtp.eu.sendgrid.net",
+    "smtp.postmarkapp.com", "smtp-broadcasts.postmarkapp.com",
     "smtp-relay.brevo.com",
     A.STANDIN_HOSTNAME,  # the lab's own name for it (custom relay tests)
 )

@@ -11,9 +11,13 @@ written independently of pyinfra_lockdown/providers.py). mode "normal" | "no_sta
 (STARTTLS not offered, AUTH still refused without TLS) | "reject_auth" (every AUTH fails with
 535) | "old_tls" (STARTTLS offers only TLS 1.0/1.1) | "reject_sender" (MAIL FROM refused
 with 550, as a provider does for a domain the account may not send from) | "tempfail" (every
-new connection gets 421, try again later: a relay that is down for a while) | "impostor"
-(someone on the path answering for the relay: the same names, a certificate from a CA no box
-trusts; otherwise it behaves like the relay and records every AUTH it gets). Appends each accepted message to
+new connection gets 421, try again later: a relay that is down for a while) | "refuse_unverified"
+(the provider's own refusal of an account that may not send yet: SES's unverified identity,
+Mailgun's sandbox domain, SendGrid's Sender Identity, Postmark's Sender Signature, Brevo's
+unvalidated sender, each at the SMTP stage and in the wording the provider documents:
+PROFILES[...]["refusal"]) | "impostor" (someone on the path answering for the relay: the same
+names, a certificate from a CA no box trusts; otherwise it behaves like the relay and records
+every AUTH it gets). Appends each accepted message to
 DIR/messages.jsonl and each notable SMTP event (connect, refused port, STARTTLS, every AUTH
 attempt) to DIR/events.jsonl, one JSON object a line.
 """
@@ -40,21 +44,37 @@ IMPLICIT_TLS_PORTS = (465, 2465)
 DEFAULT_CONTROL = {"login": "postmaster@lab.test", "password": "lab-password", "mode": "normal",
                    "provider": "mailgun"}
 MODES = ("normal", "no_starttls", "reject_auth", "old_tls", "reject_sender", "tempfail",
-         "impostor")
+         "refuse_unverified", "impostor")
 
-# How each provider behaves, from its documentation: the ports it answers on and what its
-# SMTP login looks like (login, password) -> bool.
+# How each provider behaves, from its documentation: the ports it answers on, what its SMTP
+# login looks like (login, password) -> bool, and how it refuses an account that may not send
+# yet (mode refuse_unverified): (SMTP stage "mail" | "rcpt" | "data", reply), "{sender}" being
+# the envelope sender. The replies quote the providers' documented wording: AWS re:Post
+# "ses-554-400-message-rejected-error", Mailgun's "Authorized Recipients" help article and its
+# SMTP reply as users report it (421 after DATA), Twilio's error 60222 page, Postmark's API
+# error text, Brevo's SMTP troubleshooting page ("the sender is not valid"); the stage is where
+# the provider can know it (the From header only after DATA).
 PROFILES = {
     "mailgun": {"ports": (25, 465, 587, 2525),
-                "login": lambda login, password: "@" in login},
+                "login": lambda login, password: "@" in login,
+                "refusal": ("data", "421 Domain sandbox5c1e2f.mailgun.org is not allowed to send: "
+                                    "Free accounts are for test purposes only. Please upgrade or "
+                                    "add the address to authorized recipients in Account Settings.")},
     "ses": {"ports": (25, 465, 587, 2465, 2587),
-            "login": lambda login, password: re.fullmatch(r"AKIA[A-Z0-9]{16}", login) is not None},
+            "login": lambda login, password: re.fullmatch(r"AKIA[A-Z0-9]{16}", login) is not None,
+            "refusal": ("data", "554 Message rejected: Email address is not verified. The "
+                                "following identities failed the check in region EU-WEST-1: "
+                                "{sender}")},
     "sendgrid": {"ports": (25, 465, 587, 2525),
-                 "login": lambda login, password: login == "apikey"},
+                 "login": lambda login, password: login == "apikey",
+                 "refusal": ("data", "550 The from address does not match a verified Sender "
+                                     "Identity. Mail cannot be sent until this error is resolved.")},
     "postmark": {"ports": (25, 587, 2525),  # STARTTLS only; server token as user and password
-                 "login": lambda login, password: login == password and "@" not in login},
+                 "login": lambda login, password: login == password and "@" not in login,
+                 "refusal": ("data", "550 5.7.1 Sender signature not defined for From address.")},
     "brevo": {"ports": (465, 587, 2525),
-              "login": lambda login, password: "@" in login},
+              "login": lambda login, password: "@" in login,
+              "refusal": ("mail", "550 5.7.1 The sender is not valid: {sender}")},
 }
 
 _write_lock = threading.Lock()
@@ -142,20 +162,48 @@ class RecordingSMTP(SMTP):
         await super().smtp_STARTTLS(arg)
 
 
+def provider_refusal(control: dict, stage: str, sender: str | None) -> str | None:
+    """The provider's refusal reply if mode refuse_unverified refuses at this SMTP stage."""
+    if control["mode"] != "refuse_unverified":
+        return None
+    refused_at, reply = PROFILES[control["provider"]]["refusal"]
+    return reply.replace("{sender}", sender or "") if refused_at == stage else None
+
+
 class Handler:
     def __init__(self, directory: Path, port: int):
         self.directory, self.port = directory, port
+
+    def _refused(self, server: RecordingSMTP, stage: str, sender: str | None) -> str | None:
+        reply = provider_refusal(read_control(self.directory), stage, sender)
+        if reply is not None:
+            server.event("provider_refused", stage=stage, mail_from=sender, reply=reply)
+        return reply
 
     async def handle_MAIL(self, server: RecordingSMTP, session, envelope, address, options) -> str:
         # reject_sender: a relay that does not let this account send from that domain
         if read_control(self.directory)["mode"] == "reject_sender":
             server.event("sender_rejected", mail_from=address)
             return "550 5.7.1 Sender address rejected: domain not verified for this account"
+        refused = self._refused(server, "mail", address)
+        if refused:
+            return refused
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
 
+    async def handle_RCPT(self, server: RecordingSMTP, session, envelope, address, options) -> str:
+        refused = self._refused(server, "rcpt", envelope.mail_from)
+        if refused:
+            return refused
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
+
     async def handle_DATA(self, server: RecordingSMTP, session, envelope) -> str:
+        refused = self._refused(server, "data", envelope.mail_from)
+        if refused:
+            return refused
         auth = session.auth_data
         login = auth.login.decode(errors="replace") if isinstance(auth, LoginPassword) else None
         append_jsonl(self.directory / "messages.jsonl", {

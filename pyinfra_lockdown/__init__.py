@@ -11,6 +11,8 @@ default-deny ufw firewall, as pyinfra deploys.
 Every host data key is defined, defaulted and validated in ``pyinfra_lockdown.settings``.
 Each function also takes its settings object directly (``mail_relay(relay_settings(...))``).
 """
+__version__ = "0.2.0"  # the one version source: pyproject.toml reads it (CHANGELOG.md's top entry)
+
 from .audit import audit
 from .firewall import firewall
 from .mail import mail_relay

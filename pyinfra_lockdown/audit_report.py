@@ -29,6 +29,13 @@ class AuditRun:
         self.started = time.monotonic()
         self.printed = False
         self.report: dict | None = None
+        self.report_step_claimed = False
+
+    def claim_report_step(self) -> bool:
+        """True for the first host read successfully: it alone calls the report step."""
+        with self.lock:
+            claimed, self.report_step_claimed = self.report_step_claimed, True
+        return not claimed
 
     def record(self, name: str, checks: list[Check] | None = None, error: str | None = None,
                address: str | None = None):
@@ -124,8 +131,8 @@ def _unreachable(state, run: AuditRun) -> dict[str, str]:
 
 
 def report_step(state, host) -> bool:
-    """python.call body (runs locally at execute time, once per audited host, in parallel):
-    the first one prints the report for every host. When any host failed or was unreachable,
+    """python.call body (runs locally at execute time, on the first host read successfully and
+    on each host whose read raised, in parallel): the first one prints the report for every host. When any host failed or was unreachable,
     every step raises SystemExit(1): pyinfra lets it through once all steps are done, so the
     run ends with the report and exit status 1."""
     run = audit_run(state)

@@ -28,6 +28,9 @@ from .settings import RelaySettings
 PREFIX = "lockdown-canary"
 HEADER = "X-Lockdown-Canary"
 SUBJECT = "lockdown relay check"
+# SES SMTP credentials are bound to one region (docs.aws.amazon.com, smtp-credentials)
+SES_REGION_HINT = (" (Amazon SES: SMTP credentials work only in the region they were created in; "
+                   "check relay_region)")
 
 # $1 id, $2 recipient, $3 time limit in seconds. Exits 0 whenever it reached a verdict.
 _SCRIPT = r"""
@@ -147,6 +150,8 @@ def diagnose(result: CanaryResult, relay: RelaySettings, seconds: int) -> str:
     cause = relay_cause(reason)
     if cause is not None:
         what, fix = cause.text(port=relay.port, mailgun=relay.provider == "mailgun")
+        if cause.id == "auth_failed" and relay.provider == "ses":
+            fix += SES_REGION_HINT
         return (f"relay canary not delivered {where}: {what}{queued}; fix: {fix}. "
                 f"Postfix said: {reason}")
     if result.result == "timeout":

@@ -30,8 +30,9 @@ CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # the system bundle update-ca-
 MANDATORY_CIPHERS = "high"
 LOCAL_DOMAINS = ("localhost", "localhost.localdomain")
 
-# The TLS floor towards the relay: never below TLS 1.2 (Mailgun refuses 1.0/1.1 since 2021;
-# the other presets document 1.2+). Two spellings: the protocol range Postfix >= 3.6 reads,
+# The TLS floor towards the relay: never below TLS 1.2, lockdown's own floor, stricter than some
+# providers document (Mailgun refuses TLS 1.0/1.1 since 2021; Postmark documents TLS 1.1 or
+# higher since 2020, README "Relay providers"). Two spellings: the protocol range Postfix >= 3.6 reads,
 # and the exclusion list every version reads. Which one a host gets is decided from what its
 # Postfix writes for its own built-in default (``postconf -d``), never from a version table.
 TLS_FLOOR_PARAMETERS = ("smtp_tls_mandatory_protocols", "smtp_tls_protocols")

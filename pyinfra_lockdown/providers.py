@@ -19,6 +19,21 @@ from typing import Callable
 
 _ADDRESS = re.compile(r"^[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
+# The AWS regions where Amazon SES has an endpoint: AWS's machine-readable endpoint data
+# (botocore 1.43.11, service "email": commercial and GovCloud partitions; regions under other
+# domains than amazonaws.com left out), whose rows read the same as the part of
+# docs.aws.amazon.com/general/latest/gr/ses.html read on 2026-12-04. That page's separate SMTP
+# endpoint table could not be read in full here. SES SMTP credentials work only in the region
+# they were created in.
+SES_REGIONS = (
+    "af-south-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1",
+    "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-5",
+    "ca-central-1", "ca-west-1", "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1",
+    "eu-west-1", "eu-west-2", "eu-west-3", "il-central-1", "me-central-1", "me-south-1",
+    "sa-east-1", "us-east-1", "us-east-2", "us-west-1", "us-west-2",
+    "us-gov-east-1", "us-gov-west-1",
+)
+CHECKED = "2026-12-04"  # the day the sources below were last read
 
 
 def _address_login(login: str, password: str) -> str | None:
@@ -70,7 +85,9 @@ class Provider:
     login_names_domain: bool             # the login's domain is the sending domain
     default_region: str | None = None    # None with hosts: a region is required
     region_format: re.Pattern | None = None  # free-form regions (SES), else the keys of hosts
-    source: str = ""                     # where the facts come from
+    known_regions: tuple[str, ...] = ()  # with region_format: the provider's own list of them
+    source: str = ""                     # where the facts come from (README: the page read)
+    checked: str = CHECKED               # when that page was last read
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -101,27 +118,34 @@ PROVIDERS: dict[str, Provider] = {p.name: p for p in (
         starttls_ports=(25, 587, 2525), implicit_tls_ports=(465,),
         login="postmaster@your-domain (or another SMTP user of the domain)",
         check_login=_address_login, login_names_domain=True, default_region="us",
-        source="documentation.mailgun.com (SMTP); TLS < 1.2 refused since 2021",
+        source="documentation.mailgun.com (SMTP: ports 25, 465, 587, 2525); "
+               "mailgun.com/blog/product/tls-version-1-0-and-1-1-deprecation",
     ),
     Provider(
         "ses", "Amazon SES", {"{region}": "email-smtp.{region}.amazonaws.com"},
         starttls_ports=(25, 587, 2587), implicit_tls_ports=(465, 2465),
         login="SES SMTP credentials' user name (AKIA..., not IAM keys)",
         check_login=_ses_login, login_names_domain=False, region_format=_AWS_REGION,
-        source="docs.aws.amazon.com/ses/latest/dg/smtp-connect.html",
+        known_regions=SES_REGIONS,
+        source="docs.aws.amazon.com/ses/latest/dg/smtp-connect.html; regions: "
+               "docs.aws.amazon.com/general/latest/gr/ses.html",
     ),
     Provider(
-        "sendgrid", "SendGrid", {"": "smtp.sendgrid.net"},
+        # eu: the host of EU regional subusers (SendGrid's own pages name only api.eu.sendgrid.net;
+        # smtp.eu.sendgrid.net comes from a third-party source, see the README)
+        "sendgrid", "SendGrid", {"global": "smtp.sendgrid.net", "eu": "smtp.eu.sendgrid.net"},
         starttls_ports=(25, 587, 2525), implicit_tls_ports=(465,),
         login="the word `apikey`; the password is the API key",
-        check_login=_sendgrid_login, login_names_domain=False,
+        check_login=_sendgrid_login, login_names_domain=False, default_region="global",
         source="twilio.com/docs/sendgrid/for-developers/sending-email/integrating-with-the-smtp-api",
     ),
     Provider(
-        "postmark", "Postmark", {"": "smtp.postmarkapp.com"},
+        # Not regions but message streams, one host each: relay_region picks the stream.
+        "postmark", "Postmark", {"transactional": "smtp.postmarkapp.com",
+                                 "broadcasts": "smtp-broadcasts.postmarkapp.com"},
         starttls_ports=(25, 587, 2525), implicit_tls_ports=(),
         login="Server API token as both login and password (or an SMTP token)",
-        check_login=_postmark_login, login_names_domain=False,
+        check_login=_postmark_login, login_names_domain=False, default_region="transactional",
         source="postmarkapp.com/support/article/811-what-are-the-smtp-details-api-tokens-i-should-be-using",
     ),
     Provider(
@@ -138,16 +162,18 @@ PROVIDER_NAMES = (*PROVIDERS, CUSTOM)
 
 def markdown_table() -> str:
     """The README's providers table (checked by tests/unit/test_providers.py)."""
-    lines = ["| provider | host | STARTTLS ports | implicit TLS | login | inventory line |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| provider | host | STARTTLS ports | implicit TLS | login | inventory line | "
+             "source (checked) |",
+             "|---|---|---|---|---|---|---|"]
     for p in PROVIDERS.values():
         hosts = ", ".join(f"`{h}`" + (f" ({r})" if r and r != "{region}" else "")
                           for r, h in p.hosts.items())
         lines.append(f"| {p.title} | {hosts} | {', '.join(map(str, p.starttls_ports))} | "
                      f"{', '.join(map(str, p.implicit_tls_ports)) or 'none'} | {p.login} | "
-                     f"`{p.inventory_line()}` |")
+                     f"`{p.inventory_line()}` | {p.source} ({p.checked}) |")
     lines.append("| any other | `relay_host` | any (`relay_port`) | `relay_tls_wrappermode` | "
-                 "anything | `\"relay_provider\": \"custom\", \"relay_host\": \"smtp.example.net\"` |")
+                 "anything | `\"relay_provider\": \"custom\", \"relay_host\": \"smtp.example.net\"` "
+                 "| your relay's own documentation |")
     return "\n".join(lines)
 
 

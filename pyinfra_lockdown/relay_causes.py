@@ -23,9 +23,45 @@ class Cause:
         return self.what.format(port=port), self.fix.format(port=port, mailgun=hint)
 
 
+# The providers' own refusals of an account that may not send yet (sandbox, unverified sender),
+# in the wording their pages document (issue 26 item 2; sources in README "Relay providers").
+# They come first: several of them also say "in reply to MAIL FROM/RCPT TO", which the
+# generic sender/recipient causes below would otherwise claim.
+PROVIDER_REFUSALS = (
+    (r"Email address is not verified|identities failed the check in region",
+     Cause("ses_unverified", "Amazon SES refused the message: an address is not a verified "
+           "identity in this region (the sender's; in the SES sandbox the recipient's too)",
+           "verify mail_sender_domain (or the sender address) in the SES console of "
+           "relay_region; while the account is in the SES sandbox, also verify the recipient "
+           "(relay_canary_to / mail_root_forward) or request production access")),
+    (r"(Sandbox subdomains|Free accounts) are for test purposes only|"
+     r"add the address to authorized recipients",
+     Cause("mailgun_sandbox", "Mailgun refused the message: a sandbox domain (or a free "
+           "account) sends only to its Authorized Recipients",
+           "add the recipient (relay_canary_to / mail_root_forward) to the domain's Authorized "
+           "Recipients and accept the invitation, or send from your own verified domain "
+           "(mail_sender_domain with that domain's SMTP credentials)")),
+    (r"does not match a verified Sender Identity|"
+     r"not authorized to send from that email address",
+     Cause("sendgrid_sender_identity", "SendGrid refused the message: the from address does not "
+           "match a verified Sender Identity",
+           "authenticate mail_sender_domain in SendGrid (Settings > Sender Authentication, "
+           "Domain Authentication) or verify the address as a Single Sender")),
+    (r"Sender signature not (defined|confirmed)|not a Sender Signature on your account",
+     Cause("postmark_sender_signature", "Postmark refused the message: the From address has no "
+           "confirmed Sender Signature",
+           "add and confirm a Sender Signature for the sender address, or verify "
+           "mail_sender_domain under Sender Signatures > Domains in Postmark")),
+    (r"sender is not valid|sender (address |domain )?(is )?not (yet )?validated",
+     Cause("brevo_sender_invalid", "Brevo refused the sender: it is not a validated sender "
+           "(or its domain is not authenticated) in the Brevo account",
+           "add and validate the sender address under Senders, Domains & Dedicated IPs > "
+           "Senders in Brevo, or authenticate mail_sender_domain there")),
+)
+
 # (pattern, cause); the first match wins, so the order matters (e.g. a "TLS is required"
 # line must not count as a generic handshake failure, an AUTH failure mentions TLS too).
-CAUSES = (
+CAUSES = PROVIDER_REFUSALS + (
     (r"SASL authentication failed|authentication credentials invalid|SASL login failed|"
      r"said: 535\b",
      Cause("auth_failed", "the relay refused the login (authentication failed)",

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from pyinfra.api.exceptions import PyinfraError
 
+from . import renamed
 from .operations.ufw_rules import LOG_LEVELS, POLICIES, PRUNE_MODES
 from .providers import CUSTOM, PROVIDER_NAMES, PROVIDERS, Provider
 
@@ -239,7 +240,9 @@ KEYS = (
         "a preset (see Relay providers) or `custom`: any other relay, then `relay_host` is "
         "required", "relay"),
     Key("relay_region", None, region, "Mailgun: `us` (default) or `eu` (separate accounts); "
-        "Amazon SES: required, the AWS region, e.g. `eu-west-1`", "relay"),
+        "Amazon SES: required, the AWS region of the SMTP credentials, e.g. `eu-west-1`; "
+        "SendGrid: `global` (default) or `eu` (EU regional subusers); Postmark: the message "
+        "stream's host, `transactional` (default) or `broadcasts`", "relay"),
     Key("mailgun_region", None, optional_choice(*PROVIDERS["mailgun"].regions),
         "older spelling of `relay_region` for Mailgun (`us` or `eu`)", "relay"),
     Key("relay_host", None, relay_host, "host name or IP of the relay; overrides only the "
@@ -393,6 +396,7 @@ def relay_settings(data, environ=os.environ, require_credentials: bool = True) -
     (the audit, which never needs the password): missing credentials give ``credentials=None``,
     and the sender domain is then known only from ``mail_sender_domain`` (else ``None``).
     """
+    renamed.old_keys(data)  # warns once per run: mailgun_region is relay_region now
     name = _value(data, "relay_provider")
     preset = PROVIDERS.get(name)
     host = _value(data, "relay_host")
@@ -485,6 +489,12 @@ def _region(data, preset: Provider | None) -> str | None:
         if not preset.region_format.match(chosen):
             raise SettingsError("relay_region", f"{chosen!r} is not an AWS region name "
                                 "(e.g. us-east-1, eu-west-1)")
+        if preset.known_regions and chosen not in preset.known_regions:
+            raise SettingsError("relay_region", f"{chosen!r} is not a region where "
+                                f"{preset.title} has an SMTP endpoint: one of "
+                                f"{', '.join(preset.known_regions)}",
+                                "SES SMTP credentials work only in the region they were created "
+                                "in: set relay_region to that region")
         return chosen
     chosen = chosen or preset.default_region
     if chosen not in preset.regions:
@@ -559,6 +569,7 @@ def read_credentials(data, environ=os.environ) -> Credentials:
         source, key = f"relay_credentials_file {secret_path}", "relay_credentials_file"
     else:
         values, source, key = environ, "the environment", LOGIN_ENV
+    renamed.old_env_names(values, source)  # warns once per run: MAILGUN_SMTP_* are renamed
     found = {}
     for name, legacy in LEGACY_ENV.items():
         new, old = values.get(name), values.get(legacy)

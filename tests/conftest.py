@@ -113,7 +113,7 @@ def pytest_collection_modifyitems(config, items):
 # Lab.missing_requirements() is empty), a skipped lab or Vagrant test is a failure of the run
 # (exit status 1, and the closing line says "unexpected skips"), so a tier that did not run can
 # not look green. LOCKDOWN_ALLOW_SKIP=1 allows it (e.g. a laptop without root).
-_TIERS = ("unit", "lab", "vagrant")
+_TIERS = ("unit", "package", "lab", "vagrant")  # package: the release built and checked, no lab
 _started: dict[str, float] = {}
 _wall: dict[str, float] = {}
 _outcomes: dict[str, dict[str, int]] = {}

@@ -156,10 +156,23 @@ def is_base_package(package: str) -> bool:
 
 
 def _project_owned(path: str) -> bool:
-    """Programs of this interpreter's installation or the venv (pyinfra, pytest, python)."""
+    """Programs of this interpreter's installation or the venv (pyinfra, pytest, python), or of
+    a venv a test made from this same interpreter (test_package's user venvs: pip, pyinfra)."""
     roots = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, REPO)}
     real = os.path.realpath(path)
-    return any(real.startswith(root + os.sep) for root in roots)
+    return any(real.startswith(root + os.sep) for root in roots) or _in_own_venv(path)
+
+
+def _in_own_venv(path: str) -> bool:
+    config = Path(path).parent.parent / "pyvenv.cfg"
+    if not config.is_file():
+        return False
+    for line in config.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "home":
+            base = os.path.realpath(sys.base_prefix)
+            return os.path.realpath(value.strip()).startswith(base + os.sep)
+    return False
 
 
 def problems(log_path: Path) -> list[str]:

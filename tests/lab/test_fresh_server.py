@@ -196,10 +196,18 @@ apt-get update -q >/dev/null 2>&1
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postfix libsasl2-modules \
     >/tmp/interrupted-apt.log 2>&1 &
 apt=$!
-for i in $(seq 1 3000); do pids=$(pidof dpkg) && break; sleep 0.01; done
-sleep 0.3
-pids=$(pidof dpkg) && kill -9 $pids
+# Kill dpkg once it has journalled a change to its database (a package half-way through), not
+# after a fixed delay: under load a delay struck before the first unpack or after the last one.
+for i in $(seq 1 6000); do
+    # a numbered journal entry is committed (tmp.i is one being written)
+    if ls /var/lib/dpkg/updates 2>/dev/null | grep -q '^[0-9]' && pids=$(pidof dpkg); then
+        kill -9 $pids; break
+    fi
+    kill -0 $apt 2>/dev/null || break
+    sleep 0.01
+done
 wait $apt
+tail -n 20 /tmp/interrupted-apt.log >&2
 dpkg --audit
 """
 

@@ -1,10 +1,12 @@
-"""lockdown as users get it: the wheel installed into a fresh venv in a directory that has
-nothing of this repository, called from a user project of its own (examples/ plus its own
-`deploys/`, `facts/` and `operations/` packages, which must never be imported), converging a
-lab box, relaying a mail and auditing it. The box is then checked with testinfra.
+"""lockdown as users get it: the release's artefacts (tests/distribution.py builds the sdist
+and, from it, the wheel; tests/package checks them) installed into a fresh venv in a directory
+that has nothing of this repository, called from a user project of its own (examples/ plus its
+own `deploys/`, `facts/` and `operations/` packages, which must never be imported), converging
+a lab box, relaying a mail and auditing it. The box is then checked with testinfra.
 
 Run with both ends of the pyinfra range pyproject.toml declares: the newest is the locked
-release, the oldest is the range's lower bound."""
+release (requirements.lock, installed with --require-hashes, then the wheel), the oldest is the
+range's lower bound (installed by pip together with the sdist, which pip builds itself)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ import tomllib
 from packaging.version import Version
 
 from lab.config import REPO_ROOT
+from pyinfra_lockdown.renamed import RENAMED_ENV
+from tests.distribution import Release, build_release, wheel_contents
 from tests.lab.deploy_helpers import (
     LOGIN, new_credentials, send_mail, ssh_testinfra_host, wait_for_mail,
 )
@@ -30,11 +33,8 @@ SHADOWS = ("deploys", "facts", "operations")  # the user's own packages, next to
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-                    "--no-deps", "--wheel-dir", str(out), str(REPO_ROOT)], check=True, timeout=600)
-    return next(out.glob("pyinfra_lockdown-*.whl"))
+def release(tmp_path_factory) -> Release:
+    return build_release(tmp_path_factory.mktemp("dist"))
 
 
 def oldest_pyinfra() -> str:
@@ -44,29 +44,39 @@ def oldest_pyinfra() -> str:
 
 
 @pytest.fixture(scope="module", params=["newest", "oldest"])
-def user_venv(request, tmp_path_factory, wheel) -> Path:
+def user_venv(request, tmp_path_factory, release) -> Path:
     venv = tmp_path_factory.mktemp(f"user-{request.param}") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    pins = (["-c", str(REPO_ROOT / "requirements.lock")] if request.param == "newest"
-            else [f"pyinfra=={oldest_pyinfra()}"])
-    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-                    *pins, str(wheel)], check=True, timeout=600)
+    pip = [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check"]
+    if request.param == "newest":
+        subprocess.run([*pip, "--require-hashes", "-r", str(REPO_ROOT / "requirements.lock")],
+                       check=True, timeout=600)
+        subprocess.run([*pip, "--no-deps", str(release.wheel)], check=True, timeout=600)
+    else:
+        subprocess.run([*pip, f"pyinfra=={oldest_pyinfra()}", str(release.sdist)],
+                       check=True, timeout=600)
+    subprocess.run([str(venv / "bin" / "pip"), "check"], check=True, timeout=120)
+    assert installed_files(venv) == product_files(release.wheel), request.param
     version = subprocess.run([str(venv / "bin" / "python"), "-c",
                               "import pyinfra.version as v; print(v.__version__)"],
                              capture_output=True, text=True, check=True).stdout.strip()
-    wanted = (re.search(r"^pyinfra==(\S+)$", (REPO_ROOT / "requirements.lock").read_text(),
+    wanted = (re.search(r"^pyinfra==([^\s\\]+)", (REPO_ROOT / "requirements.lock").read_text(),
                         re.M).group(1) if request.param == "newest" else oldest_pyinfra())
     assert Version(version) == Version(wanted), (request.param, version)
     return venv
 
 
-def test_the_wheel_holds_the_product_only(wheel):
-    names = zipfile.ZipFile(wheel).namelist()
-    version = wheel.name.split("-")[1]
-    assert {name.split("/")[0] for name in names} == {
-        "pyinfra_lockdown", f"pyinfra_lockdown-{version}.dist-info"}
-    packages = {name.rsplit("/", 1)[0] for name in names if name.endswith(".py")}
-    assert packages == {"pyinfra_lockdown", "pyinfra_lockdown/facts", "pyinfra_lockdown/operations"}
+def product_files(wheel: Path) -> dict[str, bytes]:
+    return {name: data for name, data in wheel_contents(wheel).items()
+            if name.startswith("pyinfra_lockdown/")}
+
+
+def installed_files(venv: Path) -> dict[str, bytes]:
+    """The package as installed in the venv (from the wheel or from the sdist): same files."""
+    site = next(venv.glob("lib/python*/site-packages"))
+    return {str(p.relative_to(site)): p.read_bytes()
+            for p in (site / "pyinfra_lockdown").rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts}
 
 
 def _user_project(root: Path, box, key: Path) -> Path:
@@ -90,7 +100,8 @@ def _user_project(root: Path, box, key: Path) -> Path:
 def test_a_user_project_converges_relays_and_audits_a_box(lab, box, standin, user_venv,
                                                          tmp_path):
     project = _user_project(tmp_path, box, lab.config.ssh_key)
-    env = {**new_credentials(standin), "PYTHONPATH": ""}
+    old_names = new_credentials(standin)  # MAILGUN_SMTP_*: a user of 0.1.0 upgrading
+    env = {**old_names, "PYTHONPATH": ""}
 
     def pyinfra(*args: str) -> subprocess.CompletedProcess:
         return lab.run([str(user_venv / "bin" / "pyinfra"), "-y", "inventory.py", *args],
@@ -99,6 +110,11 @@ def test_a_user_project_converges_relays_and_audits_a_box(lab, box, standin, use
     first = pyinfra("--json", "deploy.py")
     assert first.returncode == 0, first.stderr[-4000:]
     assert json.loads(first.stdout)["results"]["totals"]["success"] > 0
+    # The old names still work and warn once per run each, with the new name.
+    for old, new in RENAMED_ENV.items():
+        assert first.stderr.count(f"variable {old} (in the environment) is an old name, "
+                                  f"use {new}") == 1, first.stderr[-4000:]
+    env = {**{RENAMED_ENV[k]: v for k, v in old_names.items()}, "PYTHONPATH": ""}
 
     send_mail(box, to="root", subject="from a user project")
     messages = wait_for_mail(standin, 1, timeout=15)
@@ -108,6 +124,7 @@ def test_a_user_project_converges_relays_and_audits_a_box(lab, box, standin, use
     assert again.returncode == 0, again.stderr[-4000:]
     totals = json.loads(again.stdout)["results"]["totals"]
     assert totals["success"] == 0 and totals["error"] == 0, totals
+    assert "is an old name" not in again.stderr  # the new names: nothing to warn about
 
     report_file = tmp_path / "audit.json"
     audit = pyinfra("--data", f"audit_json={report_file}", "audit.py")

@@ -184,3 +184,67 @@ def test_tls_floor_keeps_mail_queued_and_auth_unsent_with_an_old_tls_relay(lab, 
 
 def _mail_log(box) -> str:
     return box.root("journalctl --no-pager -q -t postfix/smtp -t postfix/qmgr").stdout
+
+
+# Issue 26 item 2: each provider's own refusal of an account that may not send yet, as the
+# stand-in reproduces it (lab/standin_server.py: PROFILES[...]["refusal"]): the canary names it
+# with the fix, and for mail refused after the converge the audit names it too.
+# provider -> (cause id in pyinfra_lockdown/relay_causes.py, words of its one-line diagnosis)
+REFUSALS = {
+    "mailgun": ("mailgun_sandbox", "Authorized Recipients"),
+    "ses": ("ses_unverified", "not a verified identity in this region"),
+    "sendgrid": ("sendgrid_sender_identity", "verified Sender Identity"),
+    "postmark": ("postmark_sender_signature", "confirmed Sender Signature"),
+    "brevo": ("brevo_sender_invalid", "not a validated sender"),
+}
+STATUS_LINES = "journalctl -q --no-pager -o cat -t postfix/smtp | grep -c ' status=' || true"
+
+
+@pytest.mark.parametrize("provider", sorted(REFUSALS))
+def test_provider_refusal_is_named_by_the_canary_and_the_audit(lab, box, standin, provider,
+                                                                tmp_path):
+    extra, _, _, _ = CASES[provider]
+    cause_id, words = REFUSALS[provider]
+    env = use(standin, provider)
+    standin.set(mode="refuse_unverified")
+    result = pyinfra(lab, [box], "deploys/mail.py", env=env,
+                     data={"relay_provider": provider, **extra})
+    output = result.stdout + result.stderr
+    print("POSTFIX-LINES\n" + box.root("journalctl -q --no-pager -o cat -t postfix/smtp "
+                                       "| grep ' status='").stdout)  # tests/unit fixtures
+    assert result.returncode != 0, output[-3000:]
+    lines = [line for line in output.splitlines() if "relay canary not delivered" in line]
+    assert len(lines) == 1 and words in lines[0] and "fix:" in lines[0], output[-3000:]
+    # Control: the stand-in took the login and refused at the provider's own stage.
+    refused = [e for e in standin.events() if e["event"] == "provider_refused"]
+    assert refused and [e for e in standin.events() if e.get("success") is True], standin.events()
+    assert standin.messages() == []
+    assert env["LOCKDOWN_RELAY_PASSWORD"] not in output
+
+    # Mail refused later: a user's message after the converge; the audit names the cause.
+    before = int(box.root(STATUS_LINES).stdout.strip() or 0)
+    send_mail(box, subject="refused later")
+    assert wait_for(lambda: int(box.root(STATUS_LINES).stdout.strip() or 0) > before, 30), (
+        queue(box))
+    report = tmp_path / "audit.json"
+    pyinfra(lab, [box], "deploys/audit.py", env=env,
+            data={"relay_provider": provider, **extra, "audit_json": str(report),
+                  "audit_probe": "off"})
+    checks = {c["id"]: c for c in json.loads(report.read_text())["hosts"][0]["checks"]}
+    relay = checks["postfix.relay"]
+    assert relay["verdict"] == "FAIL" and relay["value"]["cause"] == cause_id, relay
+    assert words in relay["found"], relay
+    if relay["value"]["status"] == "deferred":  # a 4xx refusal (Mailgun): the mail waits
+        assert checks["postfix.queue"]["value"]["cause"] == cause_id, checks["postfix.queue"]
+
+
+def test_ses_login_refused_names_the_region_bound_credentials(lab, box, standin):
+    extra, _, _, _ = CASES["ses"]
+    env = use(standin, "ses")
+    wrong = {**env, "LOCKDOWN_RELAY_PASSWORD": env["LOCKDOWN_RELAY_PASSWORD"] + "-other-region"}
+    result = pyinfra(lab, [box], "deploys/mail.py", env=wrong, data={"relay_provider": "ses", **extra})
+    output = result.stdout + result.stderr
+    lines = [line for line in output.splitlines() if "relay canary not delivered" in line]
+    assert result.returncode != 0 and len(lines) == 1, output[-3000:]
+    assert "refused the login" in lines[0] and "check relay_region" in lines[0], lines[0]
+    assert wrong["LOCKDOWN_RELAY_PASSWORD"] not in output

@@ -89,6 +89,17 @@ def test_each_captured_deferral_gets_its_cause_and_fix(line, cause_id, words):
     assert ENV["MAILGUN_SMTP_PASSWORD"] not in message
 
 
+def test_ses_login_refused_names_the_region_bound_credentials():
+    ses = relay_settings({"mail_root_forward": "ops@example.com", "relay_provider": "ses",
+                          "relay_region": "eu-west-1", "mail_sender_domain": "example.com"},
+                         {"LOCKDOWN_RELAY_LOGIN": "AKIAIOSFODNN7EXAMPLE",
+                          "LOCKDOWN_RELAY_PASSWORD": "pw-secret-1"})
+    message = diagnose(parse_result(script_output(AUTH, "deferred")), ses, 30)
+    assert "refused the login" in message and "created in; check relay_region" in message
+    assert "US and EU" not in message and "pw-secret-1" not in message
+    assert "created in" not in diagnose(parse_result(script_output(AUTH, "deferred")), relay(), 30)
+
+
 def test_region_hint_only_for_mailgun():
     custom = relay(relay_provider="custom", relay_host="smtp.example.net")
     message = diagnose(parse_result(script_output(AUTH, "deferred")), custom, 30)

@@ -46,8 +46,12 @@ def test_postfix_secret_only_in_stdin(op, content):
 
 
 def test_secret_stamp_is_salted_and_checks_only_its_own_content():
-    first, second = secret_stamp.new_stamp(CONTENT), secret_stamp.new_stamp(CONTENT)
-    assert first != second  # a fresh salt per write: no table of precomputed keys helps
+    with ctx_state.use(FakeState()):
+        first, again = secret_stamp.new_stamp(CONTENT), secret_stamp.new_stamp(CONTENT)
+    with ctx_state.use(FakeState()):
+        second = secret_stamp.new_stamp(CONTENT)
+    assert first == again  # one salt per content per run: the fleet is checked with one key
+    assert first != second  # a fresh salt each run: no table of precomputed keys helps
     assert secret_stamp.stamp_matches(first, CONTENT)
     assert not secret_stamp.stamp_matches(first, CONTENT + "x")
     for foreign in (None, "", "sha256 00 11", "scrypt-14-8-1 not-hex 00", first.rsplit(" ", 1)[0]):
@@ -95,3 +99,23 @@ def test_postfix_settings_requiring_restart():
         "inet_protocols",
     ]
     assert postfix.settings_requiring_restart({"inet_interfaces": "all"}, current) == []
+
+
+@pytest.mark.parametrize("name", ["debian12_submission_enabled_with_options", "debian13_converged"])
+def test_master_cf_lines_dropped_on_the_host_are_only_those_the_parser_ignores(name):
+    """PostfixMasterServices greps out prose and blank lines on the host (MASTER_CF_IGNORED):
+    the whole master.cf of a box (as it was captured before) and what the grep leaves of it
+    parse alike, and the grep leaves about half of it."""
+    import subprocess
+    from pathlib import Path
+
+    text = (Path(__file__).parent / "facts" / f"master_cf.{name}.txt").read_text()
+    kept = subprocess.run(["grep", "-vE", postfix_facts.MASTER_CF_IGNORED], input=text,
+                          capture_output=True, text=True, check=True).stdout.splitlines()
+    lines = text.splitlines()
+    assert postfix_facts._parse_master_cf(kept) == postfix_facts._parse_master_cf(lines)
+    assert len(kept) < 0.6 * len(lines)
+    for prose in ("#  -o smtpd_client_restrictions=x", "#  flags=R user=cyrus argv=/x",
+                  "  flags=DRXhu user=vmail argv=/usr/bin/maildrop"):  # continuations stay
+        assert subprocess.run(["grep", "-vE", postfix_facts.MASTER_CF_IGNORED], input=prose + "\n",
+                              capture_output=True, text=True).stdout == prose + "\n"

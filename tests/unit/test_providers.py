@@ -115,8 +115,17 @@ BAD = [
      "relay_region", ["required", "ses"]),
     ({"relay_provider": "ses", "relay_region": "europe", "mail_sender_domain": "example.com"},
      creds("AKIAIOSFODNN7EXAMPLE"), "relay_region", ["AWS region"]),
-    ({"relay_provider": "sendgrid", "relay_region": "eu", "mail_sender_domain": "example.com"},
-     creds("apikey"), "relay_region", ["no regions"]),
+    ({"relay_provider": "sendgrid", "relay_region": "apac", "mail_sender_domain": "example.com"},
+     creds("apikey"), "relay_region", ["not a SendGrid region", "global, eu"]),
+    ({"relay_provider": "postmark", "relay_region": "bulk", "mail_sender_domain": "example.com"},
+     creds("0f0e0d0c-1111-2222-3333-444455556666"), "relay_region",
+     ["transactional, broadcasts"]),
+    ({"relay_provider": "brevo", "relay_region": "eu", "mail_sender_domain": "example.com"},
+     creds("a@smtp-brevo.com"), "relay_region", ["no regions"]),
+    # well-formed, but no SES region (AWS's list): named with the region-bound credentials hint
+    ({"relay_provider": "ses", "relay_region": "eu-north-7", "mail_sender_domain": "example.com"},
+     creds("AKIAIOSFODNN7EXAMPLE"), "relay_region",
+     ["SMTP endpoint", "eu-west-1", "only in the region they were created in"]),
     ({"relay_provider": "sendgrid", "mailgun_region": "eu", "mail_sender_domain": "example.com"},
      creds("apikey"), "mailgun_region", ["mailgun"]),
     ({"relay_host": ""}, None, "relay_host", ["empty"]),
@@ -159,3 +168,25 @@ def test_readme_providers_table_is_the_one_providers_generates():
     assert begin in readme and end in readme, "README lost its generated providers table"
     assert readme.split(begin, 1)[1].split(end, 1)[0] == markdown_table(), (
         "regenerate it with `python -m pyinfra_lockdown.providers`")
+
+
+# Issue 26 item 5: the hosts the providers' pages name besides the default one.
+@pytest.mark.parametrize("name, region, relayhost", [
+    ("sendgrid", "eu", "[smtp.eu.sendgrid.net]:2525"),
+    ("sendgrid", "global", "[smtp.sendgrid.net]:2525"),
+    ("postmark", "broadcasts", "[smtp-broadcasts.postmarkapp.com]:587"),
+    ("postmark", "transactional", "[smtp.postmarkapp.com]:587"),
+    ("ses", "us-gov-west-1", "[email-smtp.us-gov-west-1.amazonaws.com]:2465"),
+    ("ses", "ap-southeast-5", "[email-smtp.ap-southeast-5.amazonaws.com]:2465"),
+])
+def test_a_preset_option_picks_the_documented_host(name, region, relayhost):
+    data, environ, _, wrapper, _ = GOOD[name]
+    s = relay_settings({**BASE, "relay_provider": name, **data, "relay_region": region}, environ)
+    assert s.relayhost == relayhost and s.wrappermode == wrapper
+
+
+def test_every_preset_names_its_source_and_the_day_it_was_checked():
+    table = markdown_table()
+    for provider in PROVIDERS.values():
+        assert provider.source and provider.checked == "2026-12-04"
+        assert f"{provider.source} ({provider.checked})" in table

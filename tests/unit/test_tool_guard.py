@@ -79,3 +79,18 @@ def test_issue_21_iptables_from_the_vagrant_list_alone_fails_the_lab_tier(tmp_pa
     monkeypatch.setattr(tool_guard, "lab_packages", lambda: lab_list)
     found = tool_guard.problems(_log(tmp_path, ("lab", "iptables-nft"), ("vagrant", "iptables-nft")))
     assert len(found) == 1 and "package iptables" in found[0] and "lab tier" in found[0]
+
+
+def test_a_venv_made_from_this_interpreter_is_the_projects_own(tmp_path):
+    import subprocess
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (venv / "bin" / "pyinfra").write_text("#!/bin/sh\n")
+    assert tool_guard._project_owned(str(venv / "bin" / "pyinfra"))
+    stranger = tmp_path / "other" / "bin"
+    stranger.mkdir(parents=True)
+    (stranger.parent / "pyvenv.cfg").write_text("home = /opt/elsewhere/bin\n")
+    (stranger / "pyinfra").write_text("#!/bin/sh\n")
+    assert not tool_guard._project_owned(str(stranger / "pyinfra"))
