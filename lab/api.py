@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import addresses as A
 from . import boxes as box_ops
-from . import image, limits, mirror, network, processes, standin, teardown, waiting
+from . import image, limits, mirror, network, processes, resolver, standin, teardown, tls, waiting
 from .boxes import Box
 from .config import REPO_ROOT, LabConfig
 from .errors import LabError
@@ -62,6 +62,7 @@ class Lab:
         network.ensure_lab(self.config.netns)
         with self.store.update() as state:
             state.netns = self.config.netns
+        resolver.start(self.config, self.store)
 
     def ensure_image(self, suite: str = image.DEFAULT_SUITE, flavor: str = image.DEFAULT_FLAVOR) -> Path:
         self._require()
@@ -204,10 +205,14 @@ class Lab:
             keyring = (mirror.ensure_key(self.config.cache_dir).read_bytes()
                        if record.flavor in image.MIRRORED_FLAVORS else None)
             box_ops.write_box_files(record, self.config.ssh_key.with_suffix(".pub").read_text(), keyring)
+            ca_cert, _ = tls.ensure_lab_ca(self.config.cache_dir)
+            box_ops.write_lab_ca(record, ca_cert.read_bytes())
         network.create_box_netns(self.config.netns, record.netns, record.name, record.ipv4, record.ipv6)
         record.process = box_ops.launch(record, self.config)
         self._save_record(record, "booting")
         box_ops.wait_ready(Box(record, self.config), timeout=timeout, ssh=ssh)
+        if fresh:
+            box_ops.trust_lab_ca(Box(record, self.config))
         self._save_record(record, "running")
 
     def _save_record(self, record: BoxRecord, status: str) -> None:
@@ -253,6 +258,8 @@ class Lab:
                         "alive": processes.is_alive(state.standin)},
             "mirror": {"pid": state.mirror.pid if state.mirror else None,
                        "alive": processes.is_alive(state.mirror)},
+            "resolver": {"pid": state.resolver.pid if state.resolver else None,
+                         "alive": processes.is_alive(state.resolver)},
             "boxes": [
                 {"name": r.name, "ipv4": r.ipv4, "ipv6": r.ipv6, "netns": r.netns, "status": r.status,
                  "suite": r.suite, "flavor": r.flavor,

@@ -148,6 +148,25 @@ def write_box_files(record: BoxRecord, public_key: str, mirror_keyring: bytes | 
     keys.chmod(0o600)
 
 
+def write_lab_ca(record: BoxRecord, ca_pem: bytes) -> None:
+    """The lab CA where an administrator puts a local CA (update-ca-certificates reads it)."""
+    from .tls import CA_IN_BOX
+
+    path = record.merged / CA_IN_BOX.lstrip("/")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(ca_pem)
+    path.chmod(0o644)
+
+
+def trust_lab_ca(box: Box) -> None:
+    """``update-ca-certificates`` in the booted box: the lab CA joins the system bundle
+    (/etc/ssl/certs/ca-certificates.crt), as it would on a server an administrator set up."""
+    result = box.root(["update-ca-certificates"], timeout=120)
+    if result.returncode != 0:
+        raise LabError(f"{box.name}: update-ca-certificates failed", "is ca-certificates in the image?",
+                       detail=result.stdout + result.stderr)
+
+
 def write_mirror_sources(root: Path, suite: str, keyring: bytes) -> None:
     from . import mirror
 

@@ -88,6 +88,8 @@ def cmd_status(lab: Lab, args) -> int:
     print(f"stand-in: {'alive' if standin['alive'] else 'stopped'} (pid {standin['pid']})")
     served = status["mirror"]
     print(f"package mirror: {'alive' if served['alive'] else 'stopped'} (pid {served['pid']})")
+    resolver = status["resolver"]
+    print(f"resolver (dnsmasq): {'alive' if resolver['alive'] else 'stopped'} (pid {resolver['pid']})")
     if not status["boxes"]:
         print("no boxes")
     for box in status["boxes"]:

@@ -9,11 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import addresses as A
-from . import cgroups, daemons, processes
+from . import cgroups, daemons, processes, tls
 from .config import REPO_ROOT, LabConfig
 from .errors import LabError
 from .shell import run
-from .standin_server import DEFAULT_CONTROL, MODES, PROFILES
+from .standin_server import DEFAULT_CONTROL, MODES, PROFILES, certificate_files
 from .state import StateStore
 
 LOG_NAME = "standin.log"
@@ -74,6 +74,7 @@ def start(config: LabConfig, store: StateStore, timeout: float = 15) -> None:
         directory = config.standin_dir
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "ready").unlink(missing_ok=True)
+        issue_certificates(config)
         state.standin = daemons.launch(
             config, "standin", [sys.executable, "-m", "lab.standin_server", str(directory)],
             directory / LOG_NAME, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
@@ -96,6 +97,7 @@ def second(config: LabConfig, address: str = A.SECOND_RELAY_V4, timeout: float =
     directory.mkdir(parents=True, exist_ok=True)
     for name in ("ready", "messages.jsonl", "events.jsonl", "control.json"):
         (directory / name).unlink(missing_ok=True)
+    issue_certificates(config, directory)
     ip = ["ip", "-n", config.netns]
     run(ip + ["addr", "del", f"{address}/24", "dev", A.BRIDGE], check=False)  # a crashed run's
     run(ip + ["addr", "add", f"{address}/24", "dev", A.BRIDGE])
@@ -118,6 +120,16 @@ def second(config: LabConfig, address: str = A.SECOND_RELAY_V4, timeout: float =
             if path.name == config.cgroup_name("standin-second"):
                 cgroups.remove(path)
         run(ip + ["addr", "del", f"{address}/24", "dev", A.BRIDGE])
+
+
+def issue_certificates(config: LabConfig, directory: Path | None = None) -> None:
+    """The genuine certificate (lab CA, trusted by every box) and the impostor's (same names,
+    a CA no box trusts), issued afresh at every start, into a stand-in's directory."""
+    directory = directory or config.standin_dir
+    genuine = tls.ensure_lab_ca(config.cache_dir)
+    impostor = tls.ensure_impostor_ca(config.state_dir)
+    for profile, ca in (("genuine", genuine), ("impostor", impostor)):
+        tls.issue_relay_certificate(ca, *certificate_files(directory, profile))
 
 
 def stop(config: LabConfig, store: StateStore) -> None:

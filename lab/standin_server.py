@@ -16,7 +16,9 @@ new connection gets 421, try again later: a relay that is down for a while) | "r
 (the provider's own refusal of an account that may not send yet: SES's unverified identity,
 Mailgun's sandbox domain, SendGrid's Sender Identity, Postmark's Sender Signature, Brevo's
 unvalidated sender, each at the SMTP stage and in the wording the provider documents:
-PROFILES[...]["refusal"]). Appends each accepted message to
+PROFILES[...]["refusal"]) | "impostor" (someone on the path answering for the relay: the same
+names, a certificate from a CA no box trusts; otherwise it behaves like the relay and records
+every AUTH it gets). Appends each accepted message to
 DIR/messages.jsonl and each notable SMTP event (connect, refused port, STARTTLS, every AUTH
 attempt) to DIR/events.jsonl, one JSON object a line.
 """
@@ -25,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import hashlib
-import ipaddress
 import json
 import re
 import signal
@@ -45,7 +46,7 @@ IMPLICIT_TLS_PORTS = (465, 2465)
 DEFAULT_CONTROL = {"login": "postmaster@lab.test", "password": "lab-password", "mode": "normal",
                    "provider": "mailgun"}
 MODES = ("normal", "no_starttls", "reject_auth", "old_tls", "reject_sender", "tempfail",
-         "refuse_unverified")
+         "refuse_unverified", "impostor")
 
 # How each provider behaves, from its documentation: the ports it answers on, what its SMTP
 # login looks like (login, password) -> bool, and how it refuses an account that may not send
@@ -102,36 +103,12 @@ def read_control(directory: Path) -> dict:
     return control
 
 
-def ensure_certificate(directory: Path) -> tuple[Path, Path]:
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    if cert.exists() and key.exists():
-        return cert, key
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    private_key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, A.STANDIN_HOSTNAME)])
-    start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name)
-        .public_key(private_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=3650))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName(A.STANDIN_HOSTNAME),
-            x509.IPAddress(ipaddress.ip_address(A.GATEWAY_V4)),
-            x509.IPAddress(ipaddress.ip_address(A.GATEWAY_V6)),
-        ]), critical=False)
-        .sign(private_key, hashes.SHA256())
-    )
-    key.write_bytes(private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    key.chmod(0o600)
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return cert, key
+def certificate_files(directory: Path, profile: str = "genuine") -> tuple[Path, Path]:
+    """The certificate and key the lab issued (lab/tls.py) before starting this server:
+    ``genuine`` from the CA every box trusts, ``impostor`` from one no box trusts, both for the
+    same relay names."""
+    prefix = "" if profile == "genuine" else "impostor-"
+    return directory / f"{prefix}cert.pem", directory / f"{prefix}key.pem"
 
 
 class RecordingSMTP(SMTP):
@@ -289,7 +266,8 @@ class RefusedPort(asyncio.Protocol):
 
 
 def protocol_factory(directory: Path, port: int, tls_context: ssl.SSLContext, implicit_tls: bool,
-                     old_tls_context: ssl.SSLContext | None = None):
+                     old_tls_context: ssl.SSLContext | None = None,
+                     impostor_context: ssl.SSLContext | None = None):
     def build() -> RecordingSMTP | RefusedPort:
         control = read_control(directory)  # at every new connection: tests switch modes live
         if port not in PROFILES[control["provider"]]["ports"]:
@@ -299,6 +277,8 @@ def protocol_factory(directory: Path, port: int, tls_context: ssl.SSLContext, im
                                b"421 4.3.2 Service temporarily unavailable, try again later\r\n")
         starttls = not implicit_tls and control["mode"] != "no_starttls"
         context = old_tls_context if control["mode"] == "old_tls" and old_tls_context else tls_context
+        if control["mode"] == "impostor" and impostor_context is not None:
+            context = impostor_context
         server: RecordingSMTP | None = None
 
         def log(kind, **fields):
@@ -333,22 +313,41 @@ def old_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
-async def serve(directory: Path, hosts: tuple[str, ...] = (A.GATEWAY_V4, A.GATEWAY_V6)) -> None:
-    cert, key = ensure_certificate(directory)
+def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    old_context = old_tls_context(cert, key)
+    return context
+
+
+def implicit_tls_context(directory: Path, impostor: ssl.SSLContext) -> ssl.SSLContext:
+    """465/2465: TLS before any SMTP, so the certificate is chosen in the handshake itself
+    (OpenSSL's servername callback runs for every ClientHello, with or without SNI)."""
+    context = server_context(*certificate_files(directory))
+
+    def choose(ssl_object, server_name, _context):
+        if read_control(directory)["mode"] == "impostor":
+            ssl_object.context = impostor
+    context.sni_callback = choose
+    return context
+
+
+async def serve(directory: Path, hosts: tuple[str, ...] = (A.GATEWAY_V4, A.GATEWAY_V6)) -> None:
+    context = server_context(*certificate_files(directory))
+    impostor = server_context(*certificate_files(directory, "impostor"))
+    implicit = implicit_tls_context(directory, impostor)
+    old_context = old_tls_context(*certificate_files(directory))
     loop = asyncio.get_running_loop()
     servers = []
     for host in hosts:
         for port in STARTTLS_PORTS:
             servers.append(await loop.create_server(
                 protocol_factory(directory, port, context, implicit_tls=False,
-                                 old_tls_context=old_context), host, port))
+                                 old_tls_context=old_context, impostor_context=impostor),
+                host, port))
         for port in IMPLICIT_TLS_PORTS:
             servers.append(await loop.create_server(
-                protocol_factory(directory, port, context, implicit_tls=True), host, port,
-                ssl=context))
+                protocol_factory(directory, port, implicit, implicit_tls=True), host, port,
+                ssl=implicit))
     (directory / "ready").write_text("ok\n")
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

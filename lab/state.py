@@ -65,6 +65,7 @@ class LabState:
     boxes: dict[str, BoxRecord] = field(default_factory=dict)
     standin: ProcessRecord | None = None
     mirror: ProcessRecord | None = None  # the package mirror's HTTP server
+    resolver: ProcessRecord | None = None  # the lab's DNS resolver (dnsmasq)
     version: int = STATE_VERSION
 
     def to_json(self) -> str:
@@ -81,6 +82,7 @@ class LabState:
             boxes[name] = BoxRecord(**box, process=ProcessRecord(**process) if process else None)
         standin = raw.get("standin")
         mirror = raw.get("mirror")
+        resolver = raw.get("resolver")
         return cls(
             netns=raw.get("netns", ""),
             image=raw.get("image", ""),
@@ -89,6 +91,7 @@ class LabState:
             boxes=boxes,
             standin=ProcessRecord(**standin) if standin else None,
             mirror=ProcessRecord(**mirror) if mirror else None,
+            resolver=ProcessRecord(**resolver) if resolver else None,
         )
 
     def running_boxes(self) -> list[BoxRecord]:

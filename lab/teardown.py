@@ -45,6 +45,8 @@ def plan(config: LabConfig, snapshot: Snapshot) -> list[Action]:
         actions.append(Action("stop_process", "standin", state.standin))
     if state.mirror:
         actions.append(Action("stop_process", "mirror", state.mirror))
+    if state.resolver:
+        actions.append(Action("stop_process", "resolver", state.resolver))
     # 2. anything still in a cgroup the lab created (e.g. launched but never recorded)
     actions += [Action("kill_cgroup_members", path) for path in snapshot.cgroup_dirs]
     # 3. overlays, deepest first

@@ -26,9 +26,14 @@ from .operations.secret_stamp import stamp_matches
 from .operations.ufw import checked_rules, describe, rules_to_add
 from .operations.ufw_rules import identity, is_tagged, ssh_allowed
 from .relay_causes import relay_cause
-from .settings import TLS_LEVELS, AuditSettings, FirewallSettings, RelaySettings
+from .settings import (
+    TLS_LEVELS, VERIFIED_TLS_LEVELS, AuditSettings, FirewallSettings, RelaySettings,
+)
 
 PASS, FAIL, NA = "PASS", "FAIL", "N/A"
+# The note on a relay whose certificate is not verified (relay_tls_level: encrypt).
+WEAKER_TLS_NOTE = ("WEAKER: relay certificate not verified, anyone answering for the relay "
+                   "gets the login")
 
 
 @dataclass(frozen=True)
@@ -130,12 +135,7 @@ def postfix_checks(exp: Expected, state: dict) -> list[Check]:
         f"{status.get('unit_state') or 'unit state unknown'}"))
 
     checks.append(_setting_check("postfix.relayhost", "relayhost", want, found))
-    level = found.get("smtp_tls_security_level")
-    tls_ok = level == want["smtp_tls_security_level"] and level in TLS_LEVELS
-    checks.append(Check(
-        "postfix.tls_level", _verdict(tls_ok),
-        f"smtp_tls_security_level = {want['smtp_tls_security_level']} (never below encrypt)",
-        _show(level)))
+    checks.append(tls_level_check(want, found))
     checks.append(_setting_check("postfix.tls_wrappermode", "smtp_tls_wrappermode", want, found))
     checks.append(tls_floor_check(state))
 
@@ -193,6 +193,22 @@ def postfix_checks(exp: Expected, state: dict) -> list[Check]:
     checks.append(queue_check(exp, state))
     checks.append(relay_check(exp, state))
     return checks
+
+
+def tls_level_check(want: dict, found: dict) -> Check:
+    """The declared level, never below encrypt; ``encrypt`` (chosen explicitly: the default is
+    secure) passes with a named note, as Postfix then sends AUTH to any certificate."""
+    level = found.get("smtp_tls_security_level")
+    declared = want["smtp_tls_security_level"]
+    tls_ok = level == declared and level in TLS_LEVELS
+    verified = level in VERIFIED_TLS_LEVELS
+    note = "" if verified or level not in TLS_LEVELS else WEAKER_TLS_NOTE
+    return Check(
+        "postfix.tls_level", _verdict(tls_ok),
+        f"smtp_tls_security_level = {declared} (never below encrypt)"
+        + ("" if declared in VERIFIED_TLS_LEVELS else f"; {WEAKER_TLS_NOTE}"),
+        _show(level) + (f"; {note}" if note else ""),
+        {"level": level, "certificate_verified": verified})
 
 
 def tls_floor_check(state: dict) -> Check:

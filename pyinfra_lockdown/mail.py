@@ -28,7 +28,8 @@ from .settings import RelaySettings, data_defaults, relay_settings
 from .text import printable
 
 PACKAGES = ["postfix", "libsasl2-modules", "ca-certificates"]
-CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # the system bundle update-ca-certificates writes
+MANDATORY_CIPHERS = "high"
 LOCAL_DOMAINS = ("localhost", "localhost.localdomain")
 
 # The TLS floor towards the relay: never below TLS 1.2, lockdown's own floor, stricter than some
@@ -90,6 +91,11 @@ def main_cf_settings(relay: RelaySettings, parameters: dict | None = None) -> di
         "smtp_tls_security_level": relay.tls_level,
         "smtp_tls_wrappermode": "yes" if relay.wrappermode else "no",
         "smtp_tls_CAfile": CA_BUNDLE,
+        # Every message goes to one relay that speaks TLS 1.2+ (the floor below), so the
+        # mandatory-TLS cipher grade can be the top one (TLS_README: "high" suits a client
+        # that sends everything to one capable relay). No grade is above it: never lowers a
+        # release's default.
+        "smtp_tls_mandatory_ciphers": MANDATORY_CIPHERS,
     }
     return settings
 

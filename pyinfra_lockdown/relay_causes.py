@@ -72,10 +72,14 @@ CAUSES = PROVIDER_REFUSALS + (
            "check that relay_host/relay_port name the provider's submission port (587, 2525, "
            "or 465 with implicit TLS); something on the path may strip STARTTLS")),
     (r"certificate verification failed|certificate not verified|untrusted issuer|"
-     r"certificate not trusted",
-     Cause("tls_verify", "the relay's certificate did not verify under relay_tls_level",
-           "check relay_host is the provider's name (the certificate names it), or use "
-           "relay_tls_level encrypt")),
+     r"certificate not trusted|server certificate not verified|certificate name mismatch",
+     Cause("tls_verify", "the relay's certificate failed verification (not from a CA in the "
+           "system bundle, or not for the relay's name): whoever answered may not be the "
+           "relay, so no AUTH was sent and the mail waits in the queue",
+           "if the relay is genuine, check relay_host is the name its certificate carries and "
+           "that its CA is in /etc/ssl/certs/ca-certificates.crt (an internal CA: "
+           "/usr/local/share/ca-certificates + update-ca-certificates); otherwise find who "
+           "answers for the relay's name (DNS, network path)")),
     (r"Cannot start TLS: handshake failure|TLS handshake|SSL_connect error|"
      r"lost connection .* (TLS|SSL)|wrong version number",
      Cause("tls_handshake", "the TLS handshake with the relay failed: it may offer only TLS "

@@ -25,6 +25,8 @@ from .operations.ufw_rules import LOG_LEVELS, POLICIES, PRUNE_MODES
 from .providers import CUSTOM, PROVIDER_NAMES, PROVIDERS, Provider
 
 TLS_LEVELS = ("encrypt", "verify", "secure")
+# The levels at which Postfix checks the relay's certificate against its name and the CA bundle.
+VERIFIED_TLS_LEVELS = ("verify", "secure")
 IMPLICIT_TLS_PORT = 465  # custom relays: wrappermode on this port unless relay_tls_wrappermode says
 LOGIN_ENV, PASSWORD_ENV = "LOCKDOWN_RELAY_LOGIN", "LOCKDOWN_RELAY_PASSWORD"
 # The names before providers other than Mailgun existed; still read, never both disagreeing.
@@ -274,8 +276,10 @@ KEYS = (
         "(SES: 2587) when the network filters 587", "relay"),
     Key("relay_tls_wrappermode", None, optional_boolean, "`custom` only: implicit TLS on "
         f"`relay_port` (default: only on {IMPLICIT_TLS_PORT}); presets know their ports", "relay"),
-    Key("relay_tls_level", "encrypt", tls_level, "`encrypt`, `verify` or `secure`; `may`/`none` are "
-        "refused: AUTH never leaves the host without TLS", "relay"),
+    Key("relay_tls_level", "secure", tls_level, "`secure`: the relay's certificate must chain to "
+        "the system CA bundle and name the relay's host (an internal CA: add it to that bundle, "
+        "see Relay TLS); `verify`; `encrypt` (any certificate: weaker, the audit says so); "
+        "`may`/`none` are refused: AUTH never leaves the host without TLS", "relay"),
     Key("relay_credentials_file", None, path, "chmod-600 file outside the repo with "
         f"`{LOGIN_ENV}=` and `{PASSWORD_ENV}=` lines; else those environment variables "
         f"(`{LEGACY_ENV[LOGIN_ENV]}`/`{LEGACY_ENV[PASSWORD_ENV]}` also read)", "relay"),
@@ -456,13 +460,31 @@ def relay_settings(data, environ=os.environ, require_credentials: bool = True) -
         if sender_domain is None:
             raise SettingsError("mail_sender_domain", "cannot be derived from the relay login "
                                 "(it is not an address)", "Set it to your sending domain")
-    return RelaySettings(host=host or preset.host(region), port=relay_port, tls_level=level,
+    host = host or preset.host(region)
+    _check_verifiable(host, level)
+    return RelaySettings(host=host, port=relay_port, tls_level=level,
                          sender_domain=sender_domain, root_forward=root_forward,
                          apt_update=update, credentials=credentials, provider=name,
                          wrappermode=wrappermode, canary=_value(data, "relay_canary"),
                          canary_seconds=_value(data, "relay_canary_seconds"),
                          canary_to=_value(data, "relay_canary_to"),
                          logwatch=logwatch_settings(data))
+
+
+def _check_verifiable(host: str, level: str) -> None:
+    """A certificate names host names: an IP address as relayhost can never match one."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return
+    if level in VERIFIED_TLS_LEVELS:
+        raise SettingsError("relay_tls_level", f"{level!r} checks that the relay's certificate "
+                            f"names the relay, but relay_host {host!r} is an IP address: Postfix "
+                            "matches the relay's host name against the certificate's names, "
+                            "so delivery would never succeed",
+                            "Set relay_host to the relay's host name (the name its certificate "
+                            "carries), or choose relay_tls_level: encrypt (any certificate: "
+                            "weaker)")
 
 
 def logwatch_settings(data) -> LogwatchSettings:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from lab.addresses import GATEWAY_V4
 from tests.conftest import SUITES
 from tests import security_ledger
 from tests.lab import fault_ledger
@@ -156,7 +155,7 @@ def _inventory(lab, box, case: Case, directory: Path) -> str:
     and the case's own."""
     data = {"ssh_hostname": box.ipv4, "ssh_user": "deploy", "ssh_key": str(lab.config.ssh_key),
             "ssh_known_hosts_file": "/dev/null", "ssh_strict_host_key_checking": "off",
-            "_sudo": True, "relay_host": GATEWAY_V4, "mail_root_forward": "admin@lab.test",
+            "_sudo": True, "mail_root_forward": "admin@lab.test",
             "apt_update": False, **(case.inventory or {})}
     path = directory / "inventory.py"
     path.write_text(f"mail_servers = ([({box.name!r}, {data!r})], {case.group_data or {}!r})\n")

@@ -45,6 +45,29 @@ def test_box_identity_and_access(box):
     assert result.stdout.split() == ["deploy", "0"]
 
 
+def test_box_resolves_relay_names_to_the_standin_and_nothing_else(lab, box):
+    """The lab's resolver: the presets' real names lead to the stand-in, any other name fails
+    at once (NXDOMAIN, no upstream)."""
+    found = box.root("getent ahostsv4 smtp.mailgun.org; getent ahostsv6 smtp.sendgrid.net").stdout
+    assert "10.77.0.1" in found and "fd77::1" in found, found
+    unknown = box.root("s=$(date +%s%N); getent hosts mirror.example.com; rc=$?; "
+                       "echo rc=$rc ms=$(( ($(date +%s%N) - s) / 1000000 ))").stdout
+    assert "rc=2" in unknown, unknown  # 2: not found (not a time-out)
+    assert int(unknown.split("ms=")[1]) < 1000, unknown
+
+
+def test_box_trusts_the_lab_ca_and_the_standin_proves_the_relay_names(lab, box, standin):
+    """Verified TLS as in production: the stand-in's certificate for smtp.mailgun.org chains to
+    the box's system bundle; the impostor's, for the same name, does not."""
+    verify = ("echo QUIT | timeout 10 openssl s_client -starttls smtp -connect smtp.mailgun.org:587 "
+              "-CAfile /etc/ssl/certs/ca-certificates.crt -verify_hostname smtp.mailgun.org "
+              "-verify_return_error 2>&1 | grep -m1 'Verify return code'")
+    assert "Verify return code: 0 (ok)" in box.root(verify).stdout
+    standin.set(mode="impostor")
+    assert "Verify return code: 0 (ok)" not in box.root(verify).stdout
+    assert "lockdown-lab-ca" in box.root("ls /etc/ssl/certs").stdout
+
+
 def test_box_names_are_never_reused(lab, box):
     second = lab.add_box(suite=box.suite)
     try:

@@ -91,7 +91,7 @@ def _user_project(root: Path, box, key: Path) -> Path:
     data = {
         "ssh_user": "deploy", "ssh_key": str(key),  # no _sudo: deploy.py passes _sudo=True
         "ssh_known_hosts_file": "/dev/null", "ssh_strict_host_key_checking": "off",
-        "relay_host": "10.77.0.1", "mail_root_forward": FORWARD, "apt_update": False,
+        "mail_root_forward": FORWARD, "apt_update": False,
     }
     (project / "inventory.py").write_text(f"mail_servers = [({box.ipv4!r}, {data!r})]\n")
     return project

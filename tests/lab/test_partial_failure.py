@@ -79,9 +79,9 @@ def _relay_of(box) -> tuple[str, str]:
 def _converged_to(box, port: int) -> bool:
     """From the box: main.cf, the SASL map and the running Postfix all say this port."""
     relayhost, state = _relay_of(box)
-    keyed = box.root(f"grep -c '^\\[10.77.0.1\\]:{port} ' /etc/postfix/sasl_passwd").stdout.strip()
+    keyed = box.root(f"grep -c '^\\[smtp.mailgun.org\\]:{port} ' /etc/postfix/sasl_passwd").stdout.strip()
     wrapper = "yes" if port == 465 else "no"
-    return relayhost == f"[10.77.0.1]:{port}" and state == f"{wrapper} running" and keyed == "1"
+    return relayhost == f"[smtp.mailgun.org]:{port}" and state == f"{wrapper} running" and keyed == "1"
 
 
 def _host_lines(output: str, box) -> str:

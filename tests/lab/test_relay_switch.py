@@ -1,6 +1,6 @@
 """A relay switch never hands one provider's secret to another (issue 22 item 3), on real boxes
-with two stand-ins: the lab's (the old relay, 10.77.0.1) and a second one (the new relay, or a
-relayhost written by hand, 10.77.0.3; lab.standin.second)."""
+with two stand-ins: the lab's (the old relay, smtp.mailgun.org at 10.77.0.1) and a second one (the new relay or a
+relayhost written by hand: relay2.lab.test at 10.77.0.3, lab.standin.second)."""
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +9,7 @@ import secrets
 
 import pytest
 
-from lab.addresses import GATEWAY_V4, SECOND_RELAY_V4
+from lab.relay_names import SECOND_RELAY_NAME
 from lab.standin import second
 from tests.lab.deploy_helpers import (
     canaries, converge, new_credentials, not_canaries, queue, wait_for,
@@ -19,7 +19,8 @@ from tests.security_ledger import record
 
 pytestmark = pytest.mark.lab
 NEW_LOGIN = "postmaster@mg2.lab.test"
-OLD_RELAYHOST, NEW_RELAYHOST = f"[{GATEWAY_V4}]:587", f"[{SECOND_RELAY_V4}]:587"
+# Both by name, certified by the lab CA: the switch verifies each relay as production does.
+OLD_RELAYHOST, NEW_RELAYHOST = "[smtp.mailgun.org]:587", f"[{SECOND_RELAY_NAME}]:587"
 SASL_FILES = "/etc/postfix/sasl_passwd /etc/postfix/sasl_passwd.*"
 # One message every 50 ms for as long as /run/lockdown-test-mail-go exists; the count in a file.
 MAIL_LOOP = ("i=0; while [ -e /run/lockdown-test-mail-go ]; do i=$((i+1)); "
@@ -62,7 +63,7 @@ def test_a_relay_switch_keeps_each_secret_with_its_relay_and_delivers_every_mail
                         f"--unit=lockdown-test-mail -- sh -c '{MAIL_LOOP}'").returncode == 0
         try:
             assert wait_for(lambda: box.root("cat /run/lockdown-test-mails").returncode == 0, 10)
-            converge(lab, [box], new_env, data={"relay_host": SECOND_RELAY_V4})
+            converge(lab, [box], new_env, data={"relay_host": SECOND_RELAY_NAME})
         finally:
             box.root("rm -f /run/lockdown-test-mail-go")
         assert wait_for(lambda: box.root("systemctl is-active lockdown-test-mail").stdout.strip()

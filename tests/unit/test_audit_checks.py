@@ -11,7 +11,10 @@ from pyinfra_lockdown.audit_report import build_report, render_table
 from pyinfra_lockdown.settings import SettingsError, audit_settings
 
 STATE = json.loads((Path(__file__).parent / "facts" / "audit.converged_state.json").read_text())
-DATA = {"relay_host": "10.77.0.1", "mail_root_forward": "admin@lab.test", "apt_update": False}
+# The fixtures were captured on boxes converged with relay_host 10.77.0.1 at level encrypt
+# (an IP cannot be verified against a certificate, so that level is chosen explicitly).
+DATA = {"relay_host": "10.77.0.1", "relay_tls_level": "encrypt", "mail_root_forward": "admin@lab.test",
+        "apt_update": False}
 CREDS = {"MAILGUN_SMTP_LOGIN": "postmaster@lab.test", "MAILGUN_SMTP_PASSWORD": "lab-password"}
 
 
@@ -165,6 +168,26 @@ def test_deferred_mail_names_its_cause_from_the_queue_reason():
     check = verdicts(state)["postfix.queue"]
     assert check.verdict == FAIL and check.value["cause"] == "tls_handshake"
     assert "below 1.2" in check.found and "no AUTH" in check.found
+
+
+def test_encrypt_chosen_explicitly_passes_with_the_weaker_note():
+    check = verdicts(STATE)["postfix.tls_level"]
+    assert check.verdict == PASS
+    assert "WEAKER" in check.found and "not verified" in check.found
+    assert check.value == {"level": "encrypt", "certificate_verified": False}
+
+
+def test_secure_relay_passes_without_a_note_and_encrypt_on_the_host_fails_it():
+    named = {**DATA, "relay_host": "smtp.lab.example", "relay_tls_level": "secure"}
+    state = drifted(main_cf__settings__relayhost="[smtp.lab.example]:587",
+                    main_cf__settings__smtp_tls_security_level="secure")
+    check = verdicts(state, data=named)["postfix.tls_level"]
+    assert check.verdict == PASS and "WEAKER" not in check.found + check.expected
+    assert check.value == {"level": "secure", "certificate_verified": True}
+    # someone lowered the level by hand: the check fails and says it is the weaker one
+    lowered = drifted(main_cf__settings__relayhost="[smtp.lab.example]:587")
+    check = verdicts(lowered, data=named)["postfix.tls_level"]
+    assert check.verdict == FAIL and "WEAKER" in check.found
 
 
 # --- hostile host state (issue 22 item 6): each a row of the security table -----------------

@@ -58,6 +58,15 @@ def test_parse_a_sent_canary():
     assert result.reason == "250 2.0.0 Ok: queued as LAB"
 
 
+# Captured on lab boxes (bookworm and trixie alike) with an impostor on the path: the stand-in
+# answering for smtp.mailgun.org with a certificate from a CA the box does not trust.
+NOT_VERIFIED = ("F051C190645: to=<admin@lab.test>, orig_to=<root>, "
+                "relay=smtp.mailgun.org[fd77::1]:587, delay=0.01, delays=0/0/0.01/0, dsn=4.7.5, "
+                "status=deferred (Server certificate not verified)")
+VERIFY_WARNING = ("certificate verification failed for smtp.mailgun.org[fd77::1]:587: untrusted "
+                  "issuer /CN=impostor CA (trusted by no box)")
+
+
 @pytest.mark.parametrize("line, cause_id, words", [
     (AUTH, "auth_failed", ["refused the login", "LOCKDOWN_RELAY_PASSWORD", "relay_region",
                            "US and EU"]),
@@ -66,6 +75,8 @@ def test_parse_a_sent_canary():
     (REFUSED, "refused", ["refused the connection on port 587", "2525"]),
     (SENDER, "sender_refused", ["refused the sender", "mail_sender_domain"]),
     (NOT_FOUND, "host_not_found", ["host name was not found", "relay_host"]),
+    (NOT_VERIFIED, "tls_verify", ["certificate failed verification", "no AUTH was sent",
+                                  "update-ca-certificates"]),
 ])
 def test_each_captured_deferral_gets_its_cause_and_fix(line, cause_id, words):
     result = parse_result(script_output(line, "deferred"))
@@ -104,6 +115,7 @@ def test_region_hint_only_for_mailgun():
     ("delivery temporarily suspended: connect to 10.77.0.1[10.77.0.1]:587: Connection refused",
      "refused"),
     ("Server certificate not verified", "tls_verify"),
+    (VERIFY_WARNING, "tls_verify"),
     ("something Postfix never said", None),
 ])
 def test_other_postfix_reasons(reason, cause_id):

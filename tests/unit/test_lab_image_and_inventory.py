@@ -64,7 +64,8 @@ def test_inventory_host_data_is_valid_lockdown_host_data(tmp_path, monkeypatch):
 
     data = dict(load_inventory(tmp_path, monkeypatch)["mail_servers"])["box1"]
     environ = {"MAILGUN_SMTP_LOGIN": "postmaster@mg.lab.test", "MAILGUN_SMTP_PASSWORD": "x"}
-    assert relay_settings(data, environ).relayhost == "[10.77.0.1]:587"
+    relay = relay_settings(data, environ)
+    assert (relay.relayhost, relay.tls_level) == ("[smtp.mailgun.org]:587", "secure")
     assert firewall_settings(data).allowed == ["ssh"]
     assert callable(audit_settings(data, environ).probe)  # the lab provides the outside view
 

@@ -33,7 +33,8 @@ def _rewrite(table: str, address: str):
 def test_null_client_settings_require_tls_and_keep_auth_inside_it():
     settings = main_cf_settings(relay())
     assert settings["relayhost"] == "[smtp.mailgun.org]:587"
-    assert settings["smtp_tls_security_level"] == "encrypt"
+    assert settings["smtp_tls_security_level"] == "secure"  # certificate checked, name matched
+    assert settings["smtp_tls_mandatory_ciphers"] == "high"
     assert settings["smtp_tls_wrappermode"] == "no"
     assert "noplaintext" in settings["smtp_sasl_security_options"]
     assert settings["inet_interfaces"] == "loopback-only"

@@ -47,8 +47,19 @@ def test_each_preset_gives_its_host_port_tls_mode_and_sender(name):
 @pytest.mark.parametrize("name", sorted(GOOD))
 def test_relay_host_overrides_only_the_host(name):
     data, environ, relayhost, wrapper, _ = GOOD[name]
-    s = relay_settings({**BASE, "relay_provider": name, **data, "relay_host": "10.77.0.1"}, environ)
-    assert s.relayhost == "[10.77.0.1]:" + relayhost.rsplit(":", 1)[1] and s.wrappermode == wrapper
+    s = relay_settings({**BASE, "relay_provider": name, **data, "relay_host": "relay.example.net"},
+                       environ)
+    assert s.relayhost == "[relay.example.net]:" + relayhost.rsplit(":", 1)[1]
+    assert s.wrappermode == wrapper and s.tls_level == "secure"
+
+
+@pytest.mark.parametrize("name", sorted(GOOD))
+def test_presets_verify_the_relay_certificate_by_default(name):
+    data, environ, _, _, _ = GOOD[name]
+    settings = main_cf_settings(relay_settings({**BASE, "relay_provider": name, **data}, environ))
+    assert settings["smtp_tls_security_level"] == "secure"
+    assert settings["smtp_tls_CAfile"] == "/etc/ssl/certs/ca-certificates.crt"
+    assert settings["smtp_tls_mandatory_ciphers"] == "high"
 
 
 def test_existing_mailgun_inventories_work_unchanged():

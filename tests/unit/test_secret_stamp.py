@@ -15,7 +15,9 @@ from pyinfra_lockdown.settings import audit_settings
 
 HOSTS = 50
 PATH = "/etc/postfix/sasl_passwd"
-DATA = {"relay_host": "10.77.0.1", "mail_root_forward": "admin@lab.test", "apt_update": False}
+# relay_host an IP, as on the boxes the fixtures come from: level encrypt chosen explicitly
+DATA = {"relay_host": "10.77.0.1", "relay_tls_level": "encrypt", "mail_root_forward": "admin@lab.test",
+        "apt_update": False}
 ENVIRON = {"MAILGUN_SMTP_LOGIN": "postmaster@lab.test", "MAILGUN_SMTP_PASSWORD": "lab-password"}
 CONTENT = "[10.77.0.1]:587 postmaster@lab.test:lab-password\n"  # sasl_map_line of DATA, ENVIRON
 OTHER = "[10.77.0.1]:587 postmaster@lab.test:another-password\n"

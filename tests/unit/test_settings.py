@@ -13,10 +13,27 @@ def relay(environ=ENV, **data):
     return relay_settings({**BASE, **data}, environ)
 
 
-def test_defaults_give_mailgun_us_587_encrypt():
+def test_defaults_give_mailgun_us_587_secure():
     s = relay()
     assert s.relayhost == "[smtp.mailgun.org]:587"
-    assert (s.tls_level, s.wrappermode, s.sender_domain) == ("encrypt", False, "mg.example.com")
+    assert (s.tls_level, s.wrappermode, s.sender_domain) == ("secure", False, "mg.example.com")
+
+
+def test_custom_relay_verifies_by_default_and_encrypt_only_when_chosen():
+    custom = {"relay_provider": "custom", "relay_host": "smarthost.corp.example"}
+    assert relay(**custom).tls_level == "secure"
+    assert relay(**custom, relay_tls_level="verify").tls_level == "verify"
+    assert relay(**custom, relay_tls_level="encrypt").tls_level == "encrypt"
+
+
+@pytest.mark.parametrize("host", ["10.77.0.1", "fd77::1"])
+@pytest.mark.parametrize("level", [None, "secure", "verify"])
+def test_an_ip_relay_host_cannot_be_verified_so_encrypt_must_be_chosen(host, level):
+    data = {"relay_host": host, **({"relay_tls_level": level} if level else {})}
+    with pytest.raises(SettingsError) as error:
+        relay(**data)
+    assert error.value.key == "relay_tls_level"
+    assert "IP address" in str(error.value) and "encrypt" in str(error.value)
 
 
 def test_eu_region_and_465_sets_wrappermode():
@@ -25,8 +42,9 @@ def test_eu_region_and_465_sets_wrappermode():
 
 
 def test_custom_relay_host_ipv4_and_ipv6():
-    assert relay(relay_host="10.77.0.1").relayhost == "[10.77.0.1]:587"
-    assert relay(relay_host="fd77::1", relay_port=2525).relayhost == "[ipv6:fd77::1]:2525"
+    assert relay(relay_host="10.77.0.1", relay_tls_level="encrypt").relayhost == "[10.77.0.1]:587"
+    assert relay(relay_host="fd77::1", relay_port=2525,
+                 relay_tls_level="encrypt").relayhost == "[ipv6:fd77::1]:2525"
 
 
 @pytest.mark.parametrize("data, key", [
