@@ -5,7 +5,7 @@ from cryptography import x509
 from lab import addresses as A
 from lab import resolver, tls
 from lab.config import LabConfig
-from lab.relay_names import RELAY_NAMES
+from lab.relay_names import CERTIFICATE_NAMES, RELAY_NAMES, SECOND_RELAY_NAME
 from lab.state import LabState, ProcessRecord
 from lab.teardown import Snapshot, plan
 
@@ -26,7 +26,7 @@ def test_genuine_and_impostor_certificates_name_the_same_relays_from_different_c
     tls.issue_relay_certificate(impostor_ca, tmp_path / "i-cert.pem", tmp_path / "i-key.pem")
     genuine, genuine_names = _names(tmp_path / "cert.pem")
     impostor, impostor_names = _names(tmp_path / "i-cert.pem")
-    assert genuine_names == impostor_names == set(RELAY_NAMES)
+    assert genuine_names == impostor_names == set(CERTIFICATE_NAMES)
     assert {"smtp.mailgun.org", "email-smtp.eu-west-1.amazonaws.com", "smtp.sendgrid.net",
             "smtp.postmarkapp.com", "smtp-relay.brevo.com"} <= genuine_names
     ca_subject = x509.load_pem_x509_certificate(made_once).subject
@@ -44,8 +44,10 @@ def test_resolver_answers_only_relay_names_from_its_own_command_line(tmp_path):
         assert option in argv
     assert not [a for a in argv if a.startswith(("--server", "--interface", "--resolv-file"))]
     records = [a.split("=", 1)[1].split(",") for a in argv if a.startswith("--host-record=")]
-    assert {r[0] for r in records} == set(RELAY_NAMES)
-    assert all(r[1:] == [A.GATEWAY_V4, A.GATEWAY_V6] for r in records)
+    stand_in = [r for r in records if r[0] != SECOND_RELAY_NAME]
+    assert {r[0] for r in stand_in} == set(RELAY_NAMES)
+    assert all(r[1:] == [A.GATEWAY_V4, A.GATEWAY_V6] for r in stand_in)
+    assert [r[1:] for r in records if r[0] == SECOND_RELAY_NAME] == [[A.SECOND_RELAY_V4]]
 
 
 def test_down_stops_the_resolver_by_its_recorded_pid(tmp_path):
