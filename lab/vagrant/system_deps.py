@@ -38,6 +38,18 @@ def missing_packages(packages: list[str] = PACKAGES) -> list[str]:
 
 
 def ensure_installed() -> None:
+    # Several test workers may get here at once on a new machine: one apt at a time (apt's own
+    # lock makes the second fail at once), and what the first installed is not installed again.
+    from ..cache_lock import held
+    from ..config import LabConfig
+
+    if missing_packages():
+        with held(LabConfig.from_env().cache_dir, "apt-vagrant-packages"):
+            _install_missing()
+    DEFAULT_NET_AUTOSTART.unlink(missing_ok=True)
+
+
+def _install_missing() -> None:
     missing = missing_packages()
     if missing:
         if os.geteuid() != 0:
@@ -52,7 +64,6 @@ def ensure_installed() -> None:
                     todo="check that apt can reach the Debian mirror")
                 run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], timeout=1800,
                     env=env, todo="read the apt output above; fix apt, then rerun `python -m lab.vagrant up`")
-    DEFAULT_NET_AUTOSTART.unlink(missing_ok=True)
 
 
 class _services_blocked:
