@@ -43,9 +43,9 @@ def record(attack: str, where: str, outcome: str, held: bool, path: Path = LEDGE
 
 
 def load(path: Path = LEDGER) -> list[Attack]:
-    if not path.exists():
-        return []
-    return [Attack(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    from tests.lab.fault_ledger import read_entries
+
+    return read_entries(path, Attack)
 
 
 def summary_line(attacks: list[Attack]) -> str:

@@ -80,10 +80,15 @@ def record(path: Path = LEDGER, **fields) -> Fault:
     return fault
 
 
-def load(path: Path = LEDGER) -> list[Fault]:
+def read_entries(path: Path, entry):
+    """The ledger's JSON lines as ``entry`` objects (none when no run wrote it yet)."""
     if not path.exists():
         return []
-    return [Fault(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    return [entry(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def load(path: Path = LEDGER) -> list[Fault]:
+    return read_entries(path, Fault)
 
 
 def totals(faults: list[Fault]) -> dict:
