@@ -9,8 +9,7 @@ import string
 import pytest
 
 from tests.lab.deploy_helpers import (
-    report_path,
-    converge, not_canaries, pyinfra, queue, send_mail, wait_for, wait_for_mail,
+    converge, not_canaries, pyinfra, queue, report_path, send_mail, wait_for, wait_for_mail,
 )
 
 pytestmark = pytest.mark.lab
