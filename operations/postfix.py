@@ -48,6 +48,7 @@ from ..facts.postfix import (
     SecretFileState,
     normalize_value,
 )
+from . import secret_stamp
 from .secret_stamp import new_stamp, stamp_matches
 
 
@@ -318,6 +319,11 @@ def _secret_text(content: HiddenValue | str) -> str:
     if not isinstance(raw, str):
         raise OperationValueError("content must be a str or a HiddenValue holding a str")
     return raw if raw.endswith("\n") else raw + "\n"
+
+
+def prefetch_secret_stamp(content: HiddenValue | str) -> None:
+    """Start the stamp key of ``content`` before the state read comes back (``secret_stamp``)."""
+    secret_stamp.prefetch(_secret_text(content))
 
 
 def _check_path(path: str) -> None:

@@ -24,6 +24,8 @@ from .audit_checks import expected_state, host_checks
 from .audit_probe import probe_from_host, start_probe
 from .audit_report import PROBES_GROUP, audit_run, report_step
 from .facts.audit_state import AuditState
+from .mail import sasl_map_line
+from .operations.postfix import prefetch_secret_stamp
 from .settings import AuditSettings, audit_settings, data_defaults
 
 
@@ -45,6 +47,8 @@ def audit(settings: AuditSettings | None = None):
         run.json_path = settings.json_path
     expected = expected_state(settings)
     probe_result = start_probe(current_host, settings)
+    if expected.has_credentials:
+        prefetch_secret_stamp(sasl_map_line(expected.relay))
     try:
         found = current_host.get_fact(AuditState, noise_hours=expected.noise_hours, _sudo=True)
     except Exception as error:  # a host that connects but cannot be read is reported

@@ -239,6 +239,8 @@ def mail_relay(settings: RelaySettings | None = None):
     + settings: a ``RelaySettings``; when None it is read and validated from host data
     """
     relay = settings or relay_settings(current_host.data)
+    if relay.credentials is not None:
+        postfix.prefetch_secret_stamp(sasl_map_line(relay))
     found = host_state(current_host)
     if found is None:  # this host failed its state read; the others go on
         return

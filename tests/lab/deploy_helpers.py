@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 LOGIN = "postmaster@mg.lab.test"
 
@@ -14,6 +16,12 @@ def new_credentials(standin) -> dict:
     password = "pw-" + secrets.token_urlsafe(18)
     standin.set(login=LOGIN, password=password, mode="normal")
     return {"MAILGUN_SMTP_LOGIN": LOGIN, "MAILGUN_SMTP_PASSWORD": password}
+
+
+def report_path() -> str:
+    """A path of its own for an audit's JSON report: tests of other workers and other labs on
+    the same machine audit boxes with the same names at the same time."""
+    return str(Path(tempfile.mkdtemp(prefix="lockdown-audit-")) / "report.json")
 
 
 def pyinfra(lab, boxes, deploy: str, *options: str, env: dict | None = None,

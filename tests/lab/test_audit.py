@@ -5,14 +5,15 @@ import json
 
 import pytest
 
-from tests.lab.deploy_helpers import converge, new_credentials, wait_for
+from tests.lab.deploy_helpers import converge, new_credentials, report_path, wait_for
 
 pytestmark = pytest.mark.lab
 SNAPSHOT = ("find /etc/postfix /etc/ufw /etc/default/ufw -type f -exec stat -c '%n %a %U %Y' {} + "
             "| sort; find /etc/postfix /etc/ufw -type f -exec sha256sum {} + | sort")
 
 
-def audit(lab, boxes, env, json_path="/tmp/lockdown-audit-test.json"):
+def audit(lab, boxes, env, json_path=None):
+    json_path = json_path or report_path()
     argv = lab.pyinfra_argv(hosts=list(boxes)) + [
         "-y", "deploys/audit.py", "--data", f"audit_json={json_path}"]
     result = lab.run(argv, env=env, timeout=300)
@@ -97,7 +98,8 @@ def test_audit_clean_drifts_reconverge_unreachable(lab, two_boxes, standin):
     assert f"{box2.name}: UNREACHABLE" in result.stdout
 
 
-def audit_from_probe_host(lab, target, probe, env, json_path="/tmp/lockdown-audit-probe.json"):
+def audit_from_probe_host(lab, target, probe, env, json_path=None):
+    json_path = json_path or report_path()
     """The audit as in production: a `probes` inventory group host probes the target."""
     argv = lab.pyinfra_argv(hosts=[target, probe]) + [
         "-y", "deploys/audit.py", "--data", "audit_probe=off", "--data", f"audit_json={json_path}"]
@@ -177,7 +179,7 @@ def test_spoofed_postfix_log_lines_move_no_verdict(lab, box, standin, request):
                 for i in ("postfix.relay", "noise.relay_denied", "noise.smtpd_connects")}
 
     log_as("nobody")
-    _, _, hosts = audit(lab, [box], env, json_path=f"/tmp/lockdown-audit-{box.name}.json")
+    _, _, hosts = audit(lab, [box], env)
     spoofed = relevant(hosts)
     held = {v for v, _ in spoofed.values()} == {"PASS"}
     record(attack="spoofed journal lines: `logger -t postfix/smtp|smtpd` by user nobody "
@@ -186,7 +188,7 @@ def test_spoofed_postfix_log_lines_move_no_verdict(lab, box, standin, request):
            "noise.smtpd_connects PASS" if held else f"NOT held: {spoofed}")
     assert held, spoofed
     log_as("postfix")  # the control: Postfix's own uid
-    _, _, hosts = audit(lab, [box], env, json_path=f"/tmp/lockdown-audit-{box.name}.json")
+    _, _, hosts = audit(lab, [box], env)
     control = relevant(hosts)
     assert {v for v, _ in control.values()} == {"FAIL"}, control
     assert "evil.example" in control["postfix.relay"][1]
@@ -214,7 +216,7 @@ def test_smtpd_services_bound_beyond_loopback_are_disabled(lab, box, standin, re
                       and not line.split()[3].startswith(("127.", "[::1]")))
 
     assert wait_for(lambda: len(public_listeners()) == 2, 15), public_listeners()
-    _, _, hosts = audit(lab, [box], env, json_path=f"/tmp/lockdown-audit-{box.name}.json")
+    _, _, hosts = audit(lab, [box], env)
     assert {"postfix.loopback_only", "postfix.no_public_listener"} <= failed(hosts, box.name)
     loopback = next(c for c in hosts[box.name]["checks"] if c["id"] == "postfix.loopback_only")
     assert "0.0.0.0:smtp/inet" in loopback["found"] and "[::]:2525/inet" in loopback["found"]
@@ -225,7 +227,7 @@ def test_smtpd_services_bound_beyond_loopback_are_disabled(lab, box, standin, re
     assert all(f"#{entry}" in master for entry in PUBLIC_SMTPD), master[-600:]
     _, again = converge(lab, [box], env)
     assert again["success"] == 0, again
-    result, report, _ = audit(lab, [box], env, json_path=f"/tmp/lockdown-audit-{box.name}.json")
+    result, report, _ = audit(lab, [box], env)
     assert report["ok"], result.stdout[-3000:]
     record(attack="public smtpd services in master.cf (0.0.0.0:smtp, [::]:2525) beside "
            "inet_interfaces = loopback-only", where=request.node.nodeid, held=True,

@@ -13,7 +13,7 @@ from lab.story import (
 from lab.addresses import PROBER_V4, PROBER_V6
 from tests.conftest import SUITES
 from pyinfra_lockdown.facts.logwatch import LOGWATCH_CONF, POSTFIX_SERVICE_CONF
-from tests.lab.deploy_helpers import LOGIN, converge, new_credentials, ssh_testinfra_host
+from tests.lab.deploy_helpers import LOGIN, converge, new_credentials, report_path, ssh_testinfra_host
 
 pytestmark = pytest.mark.lab
 FORWARD = "admin@lab.test"  # mail_root_forward of inventories/lab.py
@@ -87,7 +87,7 @@ def test_logwatch_is_configured_and_a_second_converge_changes_nothing(lab, story
 
 def test_the_audits_noise_counts_equal_the_reports_over_the_same_window(lab, story):
     box, env, _ = story
-    json_path = f"/tmp/lockdown-audit-logwatch-{box.name}.json"
+    json_path = report_path()
     argv = lab.pyinfra_argv(hosts=[box]) + ["-y", "deploys/audit.py", "--data", f"audit_json={json_path}"]
     for key, value in DATA.items():
         argv += ["--data", f"{key}={value}"]

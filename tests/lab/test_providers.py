@@ -9,7 +9,7 @@ import string
 import pytest
 
 from tests.lab.deploy_helpers import (
-    converge, not_canaries, pyinfra, queue, send_mail, wait_for, wait_for_mail,
+    converge, not_canaries, pyinfra, queue, report_path, send_mail, wait_for, wait_for_mail,
 )
 
 pytestmark = pytest.mark.lab
@@ -157,10 +157,11 @@ def test_tls_floor_keeps_mail_queued_and_auth_unsent_with_an_old_tls_relay(lab, 
     assert standin.messages() == []
     assert not [e for e in standin.events() if e.get("event") == "auth"], standin.events()
 
+    json_path = report_path()
     result = pyinfra(lab, [box], "deploys/audit.py", env=env,
-                     data={**FLOOR_ONLY, "audit_json": "/tmp/relay-floor.json", "audit_probe": "off"})
+                     data={**FLOOR_ONLY, "audit_json": json_path, "audit_probe": "off"})
     assert "Traceback" not in result.stdout + result.stderr, result.stderr[-3000:]
-    with open("/tmp/relay-floor.json") as handle:
+    with open(json_path) as handle:
         checks = {c["id"]: c for c in json.load(handle)["hosts"][0]["checks"]}
     assert checks["postfix.tls_floor"]["verdict"] == "PASS"
     assert checks["postfix.tls_floor"]["value"]["smtp_tls_protocols"] == ">=TLSv1.2"

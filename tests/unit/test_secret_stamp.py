@@ -121,3 +121,50 @@ def test_hosts_checked_at_once_share_one_derivation_and_never_stall_the_others(s
     # scrypt takes tens of ms of one core: the other greenlet kept running all along
     assert len(ticks) >= 5, ticks
     assert threading.main_thread() is threading.current_thread()
+
+
+def _next_process(monkeypatch) -> None:
+    """A new controller process: nothing derived or loaded, the cache file kept on disk."""
+    monkeypatch.setattr(secret_stamp, "_DERIVED", {})
+    monkeypatch.setattr(secret_stamp, "_NO_RUN_SALTS", {})
+    monkeypatch.setattr(secret_stamp, "_REMEMBERED", [])
+    monkeypatch.setattr(secret_stamp, "_SAVING", [])
+
+
+def test_the_next_run_starts_the_key_before_the_state_read_and_never_derives_it_twice(
+        scrypts, monkeypatch):
+    stamp = secret_stamp.new_stamp(CONTENT)
+    salt = stamp.split()[1]
+    secret_stamp._save(secret_stamp._SAVING[0], secret_stamp._remembered_salts())  # run's end
+    _next_process(monkeypatch)
+    scrypts.clear()
+
+    secret_stamp.prefetch(CONTENT)  # the deploy, before the state read
+    assert secret_stamp.derivations() == 1  # started (in the pool when gevent runs the process)
+    assert secret_stamp.stamp_matches(stamp, CONTENT)  # the state read came back
+    assert len(scrypts) == 1
+    assert salt in stamp
+
+
+def test_the_remembered_salts_are_private_and_hold_no_login_nor_password(scrypts, tmp_path):
+    secret_stamp.new_stamp(CONTENT)
+    path = secret_stamp._SAVING[0]
+    secret_stamp._save(path, secret_stamp._remembered_salts())
+    assert path.is_relative_to(tmp_path) and path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    text = path.read_text()
+    assert "[10.77.0.1]:587" in text
+    assert "postmaster" not in text and "lab-password" not in text
+
+
+@pytest.mark.parametrize("tampered", ['{"[10.77.0.1]:587": "not-hex-at-all"}', '["x"]', "{", ""])
+def test_a_tampered_or_broken_salt_file_costs_only_the_head_start(scrypts, monkeypatch, tampered):
+    path = secret_stamp._salts_file()
+    path.parent.mkdir(parents=True)
+    path.write_text(tampered)
+    stamp = secret_stamp.new_stamp(CONTENT)
+    _next_process(monkeypatch)
+    scrypts.clear()
+    secret_stamp.prefetch(CONTENT)
+    assert secret_stamp.derivations() == 0  # nothing usable remembered: nothing started
+    assert secret_stamp.stamp_matches(stamp, CONTENT) and len(scrypts) == 1
