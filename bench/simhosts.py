@@ -36,6 +36,7 @@ import paramiko
 
 HEX = re.compile(r"[0-9a-f]{12,}")
 BACKLOG = 4096
+SLOW_PEER = 300  # s; bench/sim_config.py gives the controller's side 120 s
 
 
 def normalized(command: str) -> str:
@@ -199,6 +200,9 @@ def accept_forever(server: socket.socket, serve, host_key) -> None:
 
 def _handshake(client: socket.socket, serve, host_key) -> None:
     transport = paramiko.Transport(client)
+    # paramiko's server side gives a client 15 s for its banner and its key exchange; 1,000
+    # hosts' handshakes queue for this one process's GIL far longer (connection resets).
+    transport.banner_timeout = transport.handshake_timeout = transport.auth_timeout = SLOW_PEER
     transport.add_server_key(host_key)
     try:
         transport.start_server(server=Session(serve))

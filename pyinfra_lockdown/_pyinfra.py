@@ -35,10 +35,17 @@ def new_ssh_connection_runs_true(state, host, port: int | None, timeout: float) 
     """Open a second SSH connection (on ``port`` if given) and run ``true``; raises on failure.
 
     ``timeout`` bounds the whole attempt: ufw DROPs, so a blocked port only ever times out.
+    paramiko's own waits for the banner and the authentication (15 s and 30 s, which pyinfra
+    leaves alone) get the same bound, unless host data ``ssh_paramiko_connect_kwargs`` sets
+    them: a busy host or controller may take longer than 15 s to show its banner.
     """
     connector = host.connector_cls(state, host)
     if port is not None:
         connector.data["ssh_port"] = port
+    connect_kwargs = dict(connector.data.get("ssh_paramiko_connect_kwargs") or {})
+    for wait in ("banner_timeout", "auth_timeout"):
+        connect_kwargs.setdefault(wait, timeout)
+    connector.data["ssh_paramiko_connect_kwargs"] = connect_kwargs
     try:
         with gevent.Timeout(timeout, TimeoutError(f"no answer within {timeout:g} s")):
             connector.connect()

@@ -19,3 +19,39 @@ def test_the_ssh_connector_is_wrapped_once():
 
     assert SSHConnector.run_shell_command.lockdown_lost_connection is True
     assert not getattr(SSHConnector.run_shell_command.__wrapped__, "lockdown_lost_connection", False)
+
+
+class _Connector:
+    """Records the connection data the dead-man check's new connection was made with."""
+
+    made: list[dict] = []
+
+    def __init__(self, state, host):
+        self.data = dict(host.data)
+        self.client = None
+
+    def connect(self):
+        _Connector.made.append(self.data)
+
+    def run_shell_command(self, command):
+        return True, None
+
+
+class _Host:
+    connector_cls = _Connector
+
+    def __init__(self, data):
+        self.data = data
+
+
+@pytest.mark.parametrize("given, expected", [
+    ({}, {"banner_timeout": 42, "auth_timeout": 42}),
+    ({"banner_timeout": 5, "look_for_keys": False},
+     {"banner_timeout": 5, "auth_timeout": 42, "look_for_keys": False}),
+])
+def test_the_new_connection_waits_for_a_banner_as_long_as_the_check_does(given, expected):
+    _Connector.made.clear()
+    host = _Host({"ssh_paramiko_connect_kwargs": given})
+    _pyinfra.new_ssh_connection_runs_true(None, host, None, 42)
+    assert _Connector.made[0]["ssh_paramiko_connect_kwargs"] == expected
+    assert host.data["ssh_paramiko_connect_kwargs"] == given  # the host's own data untouched
