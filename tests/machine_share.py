@@ -1,32 +1,46 @@
 """Who may use the machine at once when pytest-xdist runs the lab tier in several workers.
 
-An ordinary lab or Vagrant test *shares* the machine: any number of them run at once, one per
-worker. A test marked ``whole_machine`` (many boxes at once, faults whose outcome depends on
-timing) runs *alone*: it waits until the tests in flight on the other workers end, and the
-other workers start nothing new until it is done. Unit tests take no part.
+Three ways to use it, chosen by a test's marker:
 
-A readers-writer lock over two ``flock`` files in a directory the controller makes per run
-(``LOCKDOWN_MACHINE_LOCK_DIR``, inherited by the workers):
+- *shared* (no marker): an ordinary lab or Vagrant test; any number of them run at once, one
+  per worker;
+- *quiet* (``quiet_machine``): a test whose outcome depends on timing but that mostly waits
+  (dead-man timers, reboots, link cuts): it runs beside other quiet tests only, never beside an
+  ordinary lab or Vagrant test, so the machine's load stays that of a few waiting boxes;
+- *alone* (``whole_machine``): many boxes at once or CPU-heavy faults whose outcome depends on
+  timing: no other lab or Vagrant test in flight.
 
-- ``room``: shared by every test that shares the machine, exclusive for a whole-machine test;
-- ``gate``: a whole-machine test holds it from before it asks for the room until it is done,
-  and a sharing test passes through it first, so a waiting whole-machine test is not starved
-  by the other workers' tests following each other back to back.
+Unit tests take no part. The "room" is a small JSON file of the tests inside it (holder ->
+mode; a holder's process id lets a crashed worker's entry be dropped), read and changed under
+an ``flock`` mutex, in a directory the controller makes per run (``LOCKDOWN_MACHINE_LOCK_DIR``,
+inherited by the workers). A test enters when every test inside has its own mode (shared or
+quiet) or the room is empty (alone).
 
-The wait polls with a short sleep (never a blocking ``flock``: the process is gevent-patched
+A ``gate`` (an ``flock`` file) keeps a waiting quiet or alone test from being starved by the
+other workers' shared tests following each other back to back: it holds the gate while it
+waits for the room (an alone test until it is done), and a shared test passes through the
+gate before it asks for the room.
+
+Every wait polls with a short sleep (never a blocking ``flock``: the process is gevent-patched
 and a blocking call would stop its hub), and has its own deadline.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import tempfile
 import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO, Any
 
 DIR_ENV = "LOCKDOWN_MACHINE_LOCK_DIR"
 MARKER = "whole_machine"
+QUIET_MARKER = "quiet_machine"
+SHARED, QUIET, ALONE = "shared", "quiet", "alone"
 POLL_SECONDS = 0.05
 WAIT_LIMIT_SECONDS = 3 * 3600  # longer than any test; a wait this long means a lock leaked
 
@@ -47,51 +61,134 @@ def lock_dir() -> Path | None:
     return Path(value) if value else None
 
 
-def _acquire(handle, mode: int, what: str, limit: float) -> None:
-    deadline = time.monotonic() + limit
+def _acquire(handle: IO[str], mode: int, what: str, deadline: float) -> None:
     while True:
         try:
             fcntl.flock(handle, mode | fcntl.LOCK_NB)
             return
         except BlockingIOError:
-            if time.monotonic() > deadline:
-                raise MachineWaitTimeout(f"waited {limit:.0f} s for the machine ({what})") from None
-            time.sleep(POLL_SECONDS)
+            _wait_or_fail(what, deadline)
+
+
+def _wait_or_fail(what: str, deadline: float) -> None:
+    if time.monotonic() > deadline:
+        raise MachineWaitTimeout(f"waited past the deadline for the machine ({what})")
+    time.sleep(POLL_SECONDS)
+
+
+def _alive(holder: str) -> bool:
+    pid = int(holder.split(":", 1)[0])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def may_enter(mode: str, modes_inside: list[str]) -> bool:
+    """Alone: only an empty room. Shared or quiet: a room of that same mode (or empty)."""
+    if not modes_inside:
+        return True
+    return mode != ALONE and all(inside == mode for inside in modes_inside)
+
+
+def _change_room(directory: Path, change: Callable[[dict[str, str]], bool]) -> bool | None:
+    """Read the room, let ``change`` edit it (a dict holder -> mode) and write it back, under the
+    mutex; dead holders are dropped first. Returns what ``change`` returned, or None when the
+    mutex was busy."""
+    with open(directory / "room.lock", "a") as mutex:
+        try:
+            fcntl.flock(mutex, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        try:
+            path = directory / "room.json"
+            room = json.loads(path.read_text()) if path.exists() else {}
+            room = {holder: mode for holder, mode in room.items() if _alive(holder)}
+            answer = change(room)
+            partial = directory / f"room.json.{os.getpid()}"
+            partial.write_text(json.dumps(room))
+            os.replace(partial, path)
+            return answer
+        finally:
+            fcntl.flock(mutex, fcntl.LOCK_UN)
+
+
+def _enter(directory: Path, mode: str, deadline: float) -> str:
+    holder = f"{os.getpid()}:{uuid.uuid4().hex}"
+
+    def try_enter(room: dict[str, str]) -> bool:
+        if not may_enter(mode, list(room.values())):
+            return False
+        room[holder] = mode
+        return True
+
+    while not _change_room(directory, try_enter):
+        _wait_or_fail(mode, deadline)
+    return holder
+
+
+def _leave(directory: Path, holder: str) -> None:
+    def remove(room: dict[str, str]) -> bool:
+        room.pop(holder, None)
+        return True
+
+    while _change_room(directory, remove) is None:  # None: the mutex was busy
+        time.sleep(POLL_SECONDS)
 
 
 @contextlib.contextmanager
-def sharing(directory: Path, limit: float = WAIT_LIMIT_SECONDS):
-    """Run beside other sharing tests; wait while a whole-machine test runs or waits."""
-    with open(directory / "gate", "a") as gate, open(directory / "room", "a") as room:
-        _acquire(gate, fcntl.LOCK_SH, "gate", limit)
-        fcntl.flock(gate, fcntl.LOCK_UN)
-        _acquire(room, fcntl.LOCK_SH, "shared", limit)
+def using(directory: Path, mode: str, limit: float = WAIT_LIMIT_SECONDS) -> Iterator[None]:
+    """Run a test of ``mode`` (SHARED, QUIET or ALONE) once the machine allows it."""
+    deadline = time.monotonic() + limit
+    with open(directory / "gate", "a") as gate:
+        if mode == SHARED:  # pass through: wait while a quiet or alone test waits
+            _acquire(gate, fcntl.LOCK_SH, "gate", deadline)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+            holder = _enter(directory, mode, deadline)
+        else:
+            _acquire(gate, fcntl.LOCK_EX, "gate", deadline)
+            try:
+                holder = _enter(directory, mode, deadline)
+            finally:
+                if mode == QUIET:  # inside: other quiet tests may follow it in
+                    fcntl.flock(gate, fcntl.LOCK_UN)
         try:
             yield
         finally:
-            fcntl.flock(room, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def alone(directory: Path, limit: float = WAIT_LIMIT_SECONDS):
-    """Run with no other lab or Vagrant test in flight."""
-    with open(directory / "gate", "a") as gate, open(directory / "room", "a") as room:
-        _acquire(gate, fcntl.LOCK_EX, "gate", limit)
-        try:
-            _acquire(room, fcntl.LOCK_EX, "alone", limit)
-            try:
-                yield
-            finally:
-                fcntl.flock(room, fcntl.LOCK_UN)
-        finally:
+            _leave(directory, holder)
             fcntl.flock(gate, fcntl.LOCK_UN)
 
 
-def holding(item, tier: str):
-    """The context a test of ``tier`` runs in: alone, sharing, or nothing (unit tests)."""
+def sharing(directory: Path, limit: float = WAIT_LIMIT_SECONDS) -> contextlib.AbstractContextManager[None]:
+    """Run beside other sharing tests; wait while a quiet or whole-machine test runs or waits."""
+    return using(directory, SHARED, limit)
+
+
+def quiet(directory: Path, limit: float = WAIT_LIMIT_SECONDS) -> contextlib.AbstractContextManager[None]:
+    """Run beside other quiet tests only."""
+    return using(directory, QUIET, limit)
+
+
+def alone(directory: Path, limit: float = WAIT_LIMIT_SECONDS) -> contextlib.AbstractContextManager[None]:
+    """Run with no other lab or Vagrant test in flight."""
+    return using(directory, ALONE, limit)
+
+
+def mode_of(item: Any) -> str:
+    """A test's way of using the machine, from its markers."""
+    if item.get_closest_marker(MARKER) is not None:
+        return ALONE
+    if item.get_closest_marker(QUIET_MARKER) is not None:
+        return QUIET
+    return SHARED
+
+
+def holding(item: Any, tier: str) -> contextlib.AbstractContextManager[None]:
+    """The context a test of ``tier`` runs in: its mode's, or nothing (unit tests)."""
     directory = lock_dir()
     if directory is None or tier not in ("lab", "vagrant"):
         return contextlib.nullcontext()
-    if item.get_closest_marker(MARKER) is not None:
-        return alone(directory)
-    return sharing(directory)
+    return using(directory, mode_of(item))

@@ -164,7 +164,7 @@ def test_ssh_session_opened_before_the_enable_survives_it(lab, box):
     assert session.returncode == 0 and stdout.strip() == "survived", (stdout, stderr)
 
 
-@pytest.mark.whole_machine  # a re-run must beat a 20/30 s timer: no other lab test beside it
+@pytest.mark.quiet_machine  # a re-run must beat a 20/30 s timer: only waiting tests beside it
 def test_deadman_switch_restores_access_when_a_new_connection_fails(lab, box):
     box.listen(8080)
     result = pyinfra(lab, [box], FIREWALL, data={
@@ -194,7 +194,7 @@ def test_deadman_switch_restores_access_when_a_new_connection_fails(lab, box):
     assert "Status: active" in ufw_status(box)
 
 
-@pytest.mark.whole_machine  # a re-run must beat a 20/30 s timer: no other lab test beside it
+@pytest.mark.quiet_machine  # a re-run must beat a 20/30 s timer: only waiting tests beside it
 def test_rerun_while_the_deadman_timer_is_pending_cancels_it_after_a_good_check(lab, box):
     failed = pyinfra(lab, [box], FIREWALL, data={
         "firewall_deadman_seconds": 30, "firewall_deadman_check_port": 2299})
