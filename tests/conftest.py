@@ -7,6 +7,7 @@ with LOCKDOWN_LAB_TEST_DIR / LOCKDOWN_LAB_TEST_NETNS; the image cache is shared.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -126,13 +127,17 @@ def pytest_collection_modifyitems(config, items):
         if limit and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(limit))
     if hasattr(config, "workerinput"):  # the same order on every worker (xdist checks it)
-        items.sort(key=_schedule_rank)
+        groups = {item.nodeid: group for item in items if (group := _xdist_group(item))}
+        sizes = Counter(groups.values())
+        # by phase, and in a phase the larger groups first (a module's shared box: long), so
+        # no worker is left with one at the end while the others idle
+        items.sort(key=lambda item: (_schedule_rank(item),
+                                     -sizes.get(groups.get(item.nodeid, ""), 1)))
         run_dir = machine_share.lock_dir()
         if run_dir is not None:
             from tests import xdist_groups
 
-            xdist_groups.write(run_dir, {item.nodeid: group for item in items
-                                         if (group := _xdist_group(item))})
+            xdist_groups.write(run_dir, groups)
 
 
 @pytest.hookimpl(optionalhook=True)  # `-p no:xdist` runs without the plugin that declares it
@@ -157,7 +162,8 @@ def pytest_xdist_make_scheduler(config, log):
 #   that several run at once, beside each other only.
 # Handed out in phases: the whole-machine group first (at the start nothing is in flight, so it
 # waits for no test), then the quiet tests (they start together once it is done), then the
-# Vagrant VM (long: started early, no long tail at the end), then the other lab tests.
+# Vagrant VM (long: started early, no long tail at the end), then the other lab tests; in a
+# phase the larger groups first.
 def _xdist_group(item) -> str | None:
     marked = item.get_closest_marker("xdist_group")
     if marked is not None:
