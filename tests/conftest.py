@@ -198,7 +198,8 @@ def _schedule_rank(item) -> int:
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)  # outside pytest-timeout: the wait is not the test's
 def pytest_runtest_protocol(item, nextitem):
     _keep_the_gevent_hub_awake(item.config)
-    with machine_share.holding(item, _tier(item.nodeid)):
+    following = (nextitem, _tier(nextitem.nodeid)) if nextitem is not None else (None, "")
+    with machine_share.holding(item, _tier(item.nodeid), *following):
         yield
 
 

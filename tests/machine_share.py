@@ -139,17 +139,30 @@ def _leave(directory: Path, holder: str) -> None:
         time.sleep(POLL_SECONDS)
 
 
+# An alone test whose worker runs another alone test next keeps the gate for it (by lock
+# directory): between the two, no other worker's test may slip in (they poll the gate).
+_KEPT_GATES: dict[Path, IO[str]] = {}
+
+
 @contextlib.contextmanager
-def using(directory: Path, mode: str, limit: float = WAIT_LIMIT_SECONDS) -> Iterator[None]:
-    """Run a test of ``mode`` (SHARED, QUIET or ALONE) once the machine allows it."""
+def using(directory: Path, mode: str, limit: float = WAIT_LIMIT_SECONDS,
+          keep_gate: bool = False) -> Iterator[None]:
+    """Run a test of ``mode`` (SHARED, QUIET or ALONE) once the machine allows it.
+    ``keep_gate`` (ALONE): the gate stays held for this worker's next test, alone too."""
     deadline = time.monotonic() + limit
-    with open(directory / "gate", "a") as gate:
+    kept_for_this = _KEPT_GATES.pop(directory, None)
+    if kept_for_this is not None and mode != ALONE:  # not the test it was kept for: let go
+        kept_for_this.close()
+        kept_for_this = None
+    gate = kept_for_this or open(directory / "gate", "a")
+    kept = False
+    try:
         if mode == SHARED:  # pass through: wait while a quiet or alone test waits
             _acquire(gate, fcntl.LOCK_SH, "gate", deadline)
             fcntl.flock(gate, fcntl.LOCK_UN)
             holder = _enter(directory, mode, deadline)
         else:
-            _acquire(gate, fcntl.LOCK_EX, "gate", deadline)
+            _acquire(gate, fcntl.LOCK_EX, "gate", deadline)  # at once when kept for it
             try:
                 holder = _enter(directory, mode, deadline)
             finally:
@@ -159,7 +172,14 @@ def using(directory: Path, mode: str, limit: float = WAIT_LIMIT_SECONDS) -> Iter
             yield
         finally:
             _leave(directory, holder)
-            fcntl.flock(gate, fcntl.LOCK_UN)
+            kept = mode == ALONE and keep_gate
+            if kept:
+                _KEPT_GATES[directory] = gate
+            else:
+                fcntl.flock(gate, fcntl.LOCK_UN)
+    finally:
+        if not kept:
+            gate.close()
 
 
 def sharing(directory: Path, limit: float = WAIT_LIMIT_SECONDS) -> contextlib.AbstractContextManager[None]:
@@ -186,9 +206,17 @@ def mode_of(item: Any) -> str:
     return SHARED
 
 
-def holding(item: Any, tier: str) -> contextlib.AbstractContextManager[None]:
-    """The context a test of ``tier`` runs in: its mode's, or nothing (unit tests)."""
+TIERS_TAKING_PART = ("lab", "vagrant")
+
+
+def holding(item: Any, tier: str, next_item: Any = None,
+            next_tier: str = "") -> contextlib.AbstractContextManager[None]:
+    """The context a test of ``tier`` runs in: its mode's, or nothing (unit tests).
+    ``next_item`` (of ``next_tier``): the test this worker runs next, if known."""
     directory = lock_dir()
-    if directory is None or tier not in ("lab", "vagrant"):
+    if directory is None or tier not in TIERS_TAKING_PART:
         return contextlib.nullcontext()
-    return using(directory, mode_of(item))
+    mode = mode_of(item)
+    next_alone = next_item is not None and next_tier in TIERS_TAKING_PART \
+        and mode_of(next_item) == ALONE
+    return using(directory, mode, keep_gate=mode == ALONE and next_alone)

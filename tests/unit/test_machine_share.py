@@ -110,3 +110,22 @@ def test_the_entry_of_a_worker_that_died_is_dropped(tmp_path):
     (tmp_path / "room.json").write_text(json.dumps({f"{dead}:token": machine_share.ALONE}))
     with sharing(tmp_path, limit=0.3):
         pass
+
+
+def test_an_alone_test_keeps_the_gate_for_the_next_alone_test_of_its_worker(tmp_path):
+    """Between two alone tests of one worker no other worker's test slips in."""
+    with machine_share.using(tmp_path, machine_share.ALONE, keep_gate=True):
+        pass
+    with open(tmp_path / "gate", "a") as other_worker, pytest.raises(BlockingIOError):
+        fcntl.flock(other_worker, fcntl.LOCK_SH | fcntl.LOCK_NB)  # still held: nothing starts
+    with machine_share.using(tmp_path, machine_share.ALONE, limit=0.3):  # the next one: at once
+        pass
+    with sharing(tmp_path, limit=0.3):  # and then the gate is open again
+        pass
+
+
+def test_a_gate_kept_for_an_alone_test_is_let_go_by_any_other(tmp_path):
+    with machine_share.using(tmp_path, machine_share.ALONE, keep_gate=True):
+        pass
+    with sharing(tmp_path, limit=0.3):  # the worker ran something else next: no self-deadlock
+        pass
