@@ -133,6 +133,7 @@ def pytest_collection_modifyitems(config, items):
         # no worker is left with one at the end while the others idle
         items.sort(key=lambda item: (_schedule_rank(item),
                                      -sizes.get(groups.get(item.nodeid, ""), 1)))
+        machine_share.alone_tests_first(machine_share.MARKER in sizes)
         run_dir = machine_share.lock_dir()
         if run_dir is not None:
             from tests import xdist_groups

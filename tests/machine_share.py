@@ -42,6 +42,14 @@ MARKER = "whole_machine"
 QUIET_MARKER = "quiet_machine"
 SHARED, QUIET, ALONE = "shared", "quiet", "alone"
 POLL_SECONDS = 0.05
+# When the run hands out the alone tests first (xdist workers, see tests/conftest.py), the
+# other workers' first tests let the first alone test take the gate: at the start they all
+# reach it at once, and a quiet test winning that race ran with the other workers idle. The
+# alone test marks its start with this file; the wait for it is bounded (a worker that died
+# before it started must not stop the run).
+ALONE_BEGAN_FILE = "alone-began"
+HEAD_START_LIMIT_SECONDS = 300.0
+_alone_tests_first = False
 WAIT_LIMIT_SECONDS = 3 * 3600  # longer than any test; a wait this long means a lock leaked
 
 
@@ -59,6 +67,20 @@ def make_lock_dir() -> Path:
 def lock_dir() -> Path | None:
     value = os.environ.get(DIR_ENV)
     return Path(value) if value else None
+
+
+def alone_tests_first(expected: bool) -> None:
+    """A worker's, after collection: whether this run hands out alone tests before the rest."""
+    global _alone_tests_first
+    _alone_tests_first = expected
+
+
+def _give_the_alone_tests_their_head_start(directory: Path) -> None:
+    if not _alone_tests_first:
+        return
+    deadline = time.monotonic() + HEAD_START_LIMIT_SECONDS
+    while not (directory / ALONE_BEGAN_FILE).exists() and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
 
 
 def _acquire(handle: IO[str], mode: int, what: str, deadline: float) -> None:
@@ -149,6 +171,8 @@ def using(directory: Path, mode: str, limit: float = WAIT_LIMIT_SECONDS,
           keep_gate: bool = False) -> Iterator[None]:
     """Run a test of ``mode`` (SHARED, QUIET or ALONE) once the machine allows it.
     ``keep_gate`` (ALONE): the gate stays held for this worker's next test, alone too."""
+    if mode != ALONE:
+        _give_the_alone_tests_their_head_start(directory)
     deadline = time.monotonic() + limit
     kept_for_this = _KEPT_GATES.pop(directory, None)
     if kept_for_this is not None and mode != ALONE:  # not the test it was kept for: let go
@@ -165,6 +189,8 @@ def using(directory: Path, mode: str, limit: float = WAIT_LIMIT_SECONDS,
             _acquire(gate, fcntl.LOCK_EX, "gate", deadline)  # at once when kept for it
             try:
                 holder = _enter(directory, mode, deadline)
+                if mode == ALONE:
+                    (directory / ALONE_BEGAN_FILE).touch()
             finally:
                 if mode == QUIET:  # inside: other quiet tests may follow it in
                     fcntl.flock(gate, fcntl.LOCK_UN)

@@ -4,6 +4,7 @@ locks belong to an open file and every entry of the room has its own token, so t
 one process stand for two workers."""
 import json
 import os
+import time
 import fcntl
 
 import pytest
@@ -129,3 +130,26 @@ def test_a_gate_kept_for_an_alone_test_is_let_go_by_any_other(tmp_path):
         pass
     with sharing(tmp_path, limit=0.3):  # the worker ran something else next: no self-deadlock
         pass
+
+
+def test_when_alone_tests_come_first_the_others_let_the_first_one_take_the_gate(
+        tmp_path, monkeypatch):
+    """At the start every worker reaches the gate at once: the alone test must win."""
+    monkeypatch.setattr(machine_share, "HEAD_START_LIMIT_SECONDS", 0.5)
+    machine_share.alone_tests_first(True)
+    try:
+        started = time.monotonic()
+        with sharing(tmp_path):  # no alone test began: it waits, bounded
+            assert time.monotonic() - started >= 0.5
+        with alone(tmp_path):
+            pass
+        started = time.monotonic()
+        with quiet(tmp_path):  # it began: no wait
+            assert time.monotonic() - started < 0.5
+    finally:
+        machine_share.alone_tests_first(False)
+    other_run = tmp_path / "other-run"
+    other_run.mkdir()
+    started = time.monotonic()
+    with sharing(other_run):  # not expected (one process, no phases): no wait
+        assert time.monotonic() - started < 0.5

@@ -128,6 +128,10 @@ def test_groups_stay_on_one_worker_and_whole_machine_tests_run_alone(tmp_path):
 
     for name in ("alone-1", "alone-2"):
         assert not overlapping(records, name), name
+    alone_end = max(by_name[name]["end"] for name in ("alone-1", "alone-2"))
+    before = [r["name"] for r in records if not r["name"].startswith("alone-")
+              and r["start"] < alone_end]
+    assert not before, before  # the alone group first: no other lab test slipped in before
 
     quiet = [f"quiet-{n}" for n in range(3)]
     for name in quiet:
