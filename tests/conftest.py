@@ -7,6 +7,7 @@ with LOCKDOWN_LAB_TEST_DIR / LOCKDOWN_LAB_TEST_NETNS; the image cache is shared.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -126,15 +127,21 @@ def pytest_collection_modifyitems(config, items):
         if limit and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(limit))
     if hasattr(config, "workerinput"):  # the same order on every worker (xdist checks it)
-        items.sort(key=_schedule_rank)
+        groups = {item.nodeid: group for item in items if (group := _xdist_group(item))}
+        sizes = Counter(groups.values())
+        # by phase, and in a phase the larger groups first (a module's shared box: long), so
+        # no worker is left with one at the end while the others idle
+        items.sort(key=lambda item: (_schedule_rank(item),
+                                     -sizes.get(groups.get(item.nodeid, ""), 1)))
+        machine_share.alone_tests_first(machine_share.MARKER in sizes)
         run_dir = machine_share.lock_dir()
         if run_dir is not None:
             from tests import xdist_groups
 
-            xdist_groups.write(run_dir, {item.nodeid: group for item in items
-                                         if (group := _xdist_group(item))})
+            xdist_groups.write(run_dir, groups)
 
 
+@pytest.hookimpl(optionalhook=True)  # `-p no:xdist` runs without the plugin that declares it
 def pytest_xdist_make_scheduler(config, log):
     """--dist loadgroup: the groups of tests/xdist_groups.py (xdist's own miss them on pytest 9)."""
     if config.getvalue("dist") != "loadgroup":
@@ -151,9 +158,13 @@ def pytest_xdist_make_scheduler(config, log):
 # one worker, in order (tests/xdist_groups.py; an `xdist_group` mark names a group too):
 # - a module whose tests share a module-scoped fixture (one converged box per release, the VM)
 #   is one group, so that fixture is set up once, not once per worker;
-# - the `whole_machine` tests are one group, and each runs alone (tests/machine_share.py).
-# Long groups are handed out first (the Vagrant VM, then the whole-machine tests), so no worker
-# is left with a long tail at the end.
+# - the `whole_machine` tests are one group, and each runs alone (tests/machine_share.py);
+# - the `quiet_machine` tests (timing-sensitive, mostly waiting) are handed out one by one, so
+#   that several run at once, beside each other only.
+# Handed out in phases: the whole-machine group first (at the start nothing is in flight, so it
+# waits for no test), then the quiet tests (they start together once it is done), then the
+# Vagrant VM (long: started early, no long tail at the end), then the other lab tests; in a
+# phase the larger groups first.
 def _xdist_group(item) -> str | None:
     marked = item.get_closest_marker("xdist_group")
     if marked is not None:
@@ -173,18 +184,23 @@ def _uses_module_fixture(item) -> bool:
                if defs and name in info.names_closure)
 
 
+SCHEDULE_PHASES = (machine_share.ALONE, machine_share.QUIET, "vagrant", "lab")
+
+
 def _schedule_rank(item) -> int:
-    if _tier(item.nodeid) == "vagrant":
-        return 0
-    if item.get_closest_marker(machine_share.MARKER) is not None:
-        return 1
-    return 2 if _tier(item.nodeid) == "lab" else 3
+    """The phase a test is handed out in (see above); unit and package tests come last."""
+    tier = _tier(item.nodeid)
+    if tier in ("lab", "vagrant"):
+        mode = machine_share.mode_of(item)
+        return SCHEDULE_PHASES.index(tier if mode == machine_share.SHARED else mode)
+    return len(SCHEDULE_PHASES)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)  # outside pytest-timeout: the wait is not the test's
 def pytest_runtest_protocol(item, nextitem):
     _keep_the_gevent_hub_awake(item.config)
-    with machine_share.holding(item, _tier(item.nodeid)):
+    following = (nextitem, _tier(nextitem.nodeid)) if nextitem is not None else (None, "")
+    with machine_share.holding(item, _tier(item.nodeid), *following):
         yield
 
 

@@ -1,33 +1,55 @@
 """Who may use the machine at once when pytest-xdist runs the lab tier in several workers.
 
-An ordinary lab or Vagrant test *shares* the machine: any number of them run at once, one per
-worker. A test marked ``whole_machine`` (many boxes at once, faults whose outcome depends on
-timing) runs *alone*: it waits until the tests in flight on the other workers end, and the
-other workers start nothing new until it is done. Unit tests take no part.
+Three ways to use it, chosen by a test's marker:
 
-A readers-writer lock over two ``flock`` files in a directory the controller makes per run
-(``LOCKDOWN_MACHINE_LOCK_DIR``, inherited by the workers):
+- *shared* (no marker): an ordinary lab or Vagrant test; any number of them run at once, one
+  per worker;
+- *quiet* (``quiet_machine``): a test whose outcome depends on timing but that mostly waits
+  (dead-man timers, reboots, link cuts): it runs beside other quiet tests only, never beside an
+  ordinary lab or Vagrant test, so the machine's load stays that of a few waiting boxes;
+- *alone* (``whole_machine``): many boxes at once or CPU-heavy faults whose outcome depends on
+  timing: no other lab or Vagrant test in flight.
 
-- ``room``: shared by every test that shares the machine, exclusive for a whole-machine test;
-- ``gate``: a whole-machine test holds it from before it asks for the room until it is done,
-  and a sharing test passes through it first, so a waiting whole-machine test is not starved
-  by the other workers' tests following each other back to back.
+Unit tests take no part. The "room" is a small JSON file of the tests inside it (holder ->
+mode; a holder's process id lets a crashed worker's entry be dropped), read and changed under
+an ``flock`` mutex, in a directory the controller makes per run (``LOCKDOWN_MACHINE_LOCK_DIR``,
+inherited by the workers). A test enters when every test inside has its own mode (shared or
+quiet) or the room is empty (alone).
 
-The wait polls with a short sleep (never a blocking ``flock``: the process is gevent-patched
+A ``gate`` (an ``flock`` file) keeps a waiting quiet or alone test from being starved by the
+other workers' shared tests following each other back to back: it holds the gate while it
+waits for the room (an alone test until it is done), and a shared test passes through the
+gate before it asks for the room.
+
+Every wait polls with a short sleep (never a blocking ``flock``: the process is gevent-patched
 and a blocking call would stop its hub), and has its own deadline.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import tempfile
 import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO, Any
 
 DIR_ENV = "LOCKDOWN_MACHINE_LOCK_DIR"
 MARKER = "whole_machine"
+QUIET_MARKER = "quiet_machine"
+SHARED, QUIET, ALONE = "shared", "quiet", "alone"
 POLL_SECONDS = 0.05
+# When the run hands out the alone tests first (xdist workers, see tests/conftest.py), the
+# other workers' first tests let the first alone test take the gate: at the start they all
+# reach it at once, and a quiet test winning that race ran with the other workers idle. The
+# alone test marks its start with this file; the wait for it is bounded (a worker that died
+# before it started must not stop the run).
+ALONE_BEGAN_FILE = "alone-began"
+HEAD_START_LIMIT_SECONDS = 300.0
+_alone_tests_first = False
 WAIT_LIMIT_SECONDS = 3 * 3600  # longer than any test; a wait this long means a lock leaked
 
 
@@ -47,51 +69,180 @@ def lock_dir() -> Path | None:
     return Path(value) if value else None
 
 
-def _acquire(handle, mode: int, what: str, limit: float) -> None:
-    deadline = time.monotonic() + limit
+def alone_tests_first(expected: bool) -> None:
+    """A worker's, after collection: whether this run hands out alone tests before the rest."""
+    global _alone_tests_first
+    _alone_tests_first = expected
+
+
+def _give_the_alone_tests_their_head_start(directory: Path) -> None:
+    if not _alone_tests_first:
+        return
+    deadline = time.monotonic() + HEAD_START_LIMIT_SECONDS
+    while not (directory / ALONE_BEGAN_FILE).exists() and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+
+
+def _acquire(handle: IO[str], mode: int, what: str, deadline: float) -> None:
     while True:
         try:
             fcntl.flock(handle, mode | fcntl.LOCK_NB)
             return
         except BlockingIOError:
-            if time.monotonic() > deadline:
-                raise MachineWaitTimeout(f"waited {limit:.0f} s for the machine ({what})") from None
-            time.sleep(POLL_SECONDS)
+            _wait_or_fail(what, deadline)
+
+
+def _wait_or_fail(what: str, deadline: float) -> None:
+    if time.monotonic() > deadline:
+        raise MachineWaitTimeout(f"waited past the deadline for the machine ({what})")
+    time.sleep(POLL_SECONDS)
+
+
+def _alive(holder: str) -> bool:
+    pid = int(holder.split(":", 1)[0])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def may_enter(mode: str, modes_inside: list[str]) -> bool:
+    """Alone: only an empty room. Shared or quiet: a room of that same mode (or empty)."""
+    if not modes_inside:
+        return True
+    return mode != ALONE and all(inside == mode for inside in modes_inside)
+
+
+def _change_room(directory: Path, change: Callable[[dict[str, str]], bool]) -> bool | None:
+    """Read the room, let ``change`` edit it (a dict holder -> mode) and write it back, under the
+    mutex; dead holders are dropped first. Returns what ``change`` returned, or None when the
+    mutex was busy."""
+    with open(directory / "room.lock", "a") as mutex:
+        try:
+            fcntl.flock(mutex, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        try:
+            path = directory / "room.json"
+            room = json.loads(path.read_text()) if path.exists() else {}
+            room = {holder: mode for holder, mode in room.items() if _alive(holder)}
+            answer = change(room)
+            partial = directory / f"room.json.{os.getpid()}"
+            partial.write_text(json.dumps(room))
+            os.replace(partial, path)
+            return answer
+        finally:
+            fcntl.flock(mutex, fcntl.LOCK_UN)
+
+
+def _enter(directory: Path, mode: str, deadline: float) -> str:
+    holder = f"{os.getpid()}:{uuid.uuid4().hex}"
+
+    def try_enter(room: dict[str, str]) -> bool:
+        if not may_enter(mode, list(room.values())):
+            return False
+        room[holder] = mode
+        return True
+
+    while not _change_room(directory, try_enter):
+        _wait_or_fail(mode, deadline)
+    return holder
+
+
+def _leave(directory: Path, holder: str) -> None:
+    def remove(room: dict[str, str]) -> bool:
+        room.pop(holder, None)
+        return True
+
+    while _change_room(directory, remove) is None:  # None: the mutex was busy
+        time.sleep(POLL_SECONDS)
+
+
+# An alone test whose worker runs another alone test next keeps the gate for it (by lock
+# directory): between the two, no other worker's test may slip in (they poll the gate).
+_KEPT_GATES: dict[Path, IO[str]] = {}
 
 
 @contextlib.contextmanager
-def sharing(directory: Path, limit: float = WAIT_LIMIT_SECONDS):
-    """Run beside other sharing tests; wait while a whole-machine test runs or waits."""
-    with open(directory / "gate", "a") as gate, open(directory / "room", "a") as room:
-        _acquire(gate, fcntl.LOCK_SH, "gate", limit)
-        fcntl.flock(gate, fcntl.LOCK_UN)
-        _acquire(room, fcntl.LOCK_SH, "shared", limit)
+def using(directory: Path, mode: str, limit: float = WAIT_LIMIT_SECONDS,
+          keep_gate: bool = False) -> Iterator[None]:
+    """Run a test of ``mode`` (SHARED, QUIET or ALONE) once the machine allows it.
+    ``keep_gate`` (ALONE): the gate stays held for this worker's next test, alone too."""
+    if mode != ALONE:
+        _give_the_alone_tests_their_head_start(directory)
+    deadline = time.monotonic() + limit
+    kept_for_this = _KEPT_GATES.pop(directory, None)
+    if kept_for_this is not None and mode != ALONE:  # not the test it was kept for: let go
+        kept_for_this.close()
+        kept_for_this = None
+    gate = kept_for_this or open(directory / "gate", "a")
+    kept = False
+    try:
+        if mode == SHARED:  # pass through: wait while a quiet or alone test waits
+            _acquire(gate, fcntl.LOCK_SH, "gate", deadline)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+            holder = _enter(directory, mode, deadline)
+        else:
+            _acquire(gate, fcntl.LOCK_EX, "gate", deadline)  # at once when kept for it
+            try:
+                holder = _enter(directory, mode, deadline)
+                if mode == ALONE:
+                    (directory / ALONE_BEGAN_FILE).touch()
+            finally:
+                if mode == QUIET:  # inside: other quiet tests may follow it in
+                    fcntl.flock(gate, fcntl.LOCK_UN)
         try:
             yield
         finally:
-            fcntl.flock(room, fcntl.LOCK_UN)
+            _leave(directory, holder)
+            kept = mode == ALONE and keep_gate
+            if kept:
+                _KEPT_GATES[directory] = gate
+            else:
+                fcntl.flock(gate, fcntl.LOCK_UN)
+    finally:
+        if not kept:
+            gate.close()
 
 
-@contextlib.contextmanager
-def alone(directory: Path, limit: float = WAIT_LIMIT_SECONDS):
+def sharing(directory: Path, limit: float = WAIT_LIMIT_SECONDS) -> contextlib.AbstractContextManager[None]:
+    """Run beside other sharing tests; wait while a quiet or whole-machine test runs or waits."""
+    return using(directory, SHARED, limit)
+
+
+def quiet(directory: Path, limit: float = WAIT_LIMIT_SECONDS) -> contextlib.AbstractContextManager[None]:
+    """Run beside other quiet tests only."""
+    return using(directory, QUIET, limit)
+
+
+def alone(directory: Path, limit: float = WAIT_LIMIT_SECONDS) -> contextlib.AbstractContextManager[None]:
     """Run with no other lab or Vagrant test in flight."""
-    with open(directory / "gate", "a") as gate, open(directory / "room", "a") as room:
-        _acquire(gate, fcntl.LOCK_EX, "gate", limit)
-        try:
-            _acquire(room, fcntl.LOCK_EX, "alone", limit)
-            try:
-                yield
-            finally:
-                fcntl.flock(room, fcntl.LOCK_UN)
-        finally:
-            fcntl.flock(gate, fcntl.LOCK_UN)
+    return using(directory, ALONE, limit)
 
 
-def holding(item, tier: str):
-    """The context a test of ``tier`` runs in: alone, sharing, or nothing (unit tests)."""
-    directory = lock_dir()
-    if directory is None or tier not in ("lab", "vagrant"):
-        return contextlib.nullcontext()
+def mode_of(item: Any) -> str:
+    """A test's way of using the machine, from its markers."""
     if item.get_closest_marker(MARKER) is not None:
-        return alone(directory)
-    return sharing(directory)
+        return ALONE
+    if item.get_closest_marker(QUIET_MARKER) is not None:
+        return QUIET
+    return SHARED
+
+
+TIERS_TAKING_PART = ("lab", "vagrant")
+
+
+def holding(item: Any, tier: str, next_item: Any = None,
+            next_tier: str = "") -> contextlib.AbstractContextManager[None]:
+    """The context a test of ``tier`` runs in: its mode's, or nothing (unit tests).
+    ``next_item`` (of ``next_tier``): the test this worker runs next, if known."""
+    directory = lock_dir()
+    if directory is None or tier not in TIERS_TAKING_PART:
+        return contextlib.nullcontext()
+    mode = mode_of(item)
+    next_alone = next_item is not None and next_tier in TIERS_TAKING_PART \
+        and mode_of(next_item) == ALONE
+    return using(directory, mode, keep_gate=mode == ALONE and next_alone)

@@ -17,7 +17,7 @@ from tests.lab.faults import (
     DEFAULT_RELEASE_IN_MAKE_TEST, Controller, cut_while, look_from_outside, recover, set_link,
 )
 
-pytestmark = [pytest.mark.lab, pytest.mark.whole_machine]  # runs alone under xdist
+pytestmark = [pytest.mark.lab, pytest.mark.quiet_machine]  # waits on timers: beside waiting tests only
 DEADMAN_SECONDS = 30
 DATA = {"firewall_deadman_seconds": str(DEADMAN_SECONDS)}
 # Right after `ufw --force enable`, the 2nd command of the one operation that arms the dead-man

@@ -7,7 +7,6 @@ once (counted by its Message-ID), none bounces, none is left in the queue."""
 from __future__ import annotations
 
 import secrets
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -56,7 +55,9 @@ def test_mail_under_load_while_a_converge_changes_relay_credentials_and_listener
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         load = pool.submit(submit, box, token, MESSAGES)
-        time.sleep(2)  # the first messages meet the refusing relay
+        # the first messages meet the refusing relay before the converge starts
+        assert wait_for(lambda: any(e["event"] == "tempfail" for e in standin.events()), 60), \
+            f"the relay refused nothing before the converge; queue:\n{queue(box)}"
         run = Controller(lab, [box], "after:Note the reload", new, CHANGED)
         assert run.wait_paused() is not None, run.output()[-3000:]
         standin.set(login=LOGIN, password=new["MAILGUN_SMTP_PASSWORD"], mode="normal")

@@ -158,7 +158,6 @@ def _smtp_listening_outside(box) -> list[str]:
             if re.search(r":(25|465|587)\s", line) and not re.search(r"(127\.0\.0\.1|\[::1\]):", line)]
 
 
-@pytest.mark.whole_machine  # dpkg killed mid-unpack (timing); one box, in file order
 def test_mirror_down_fails_naming_the_package_and_leaves_the_box_as_it_was(lab, recovering_box):
     box = recovering_box
     lab.mirror_stop()
@@ -174,7 +173,6 @@ def test_mirror_down_fails_naming_the_package_and_leaves_the_box_as_it_was(lab, 
     assert not _smtp_listening_outside(box)
 
 
-@pytest.mark.whole_machine  # dpkg killed mid-unpack (timing); one box, in file order
 def test_missing_package_fails_naming_it_with_the_firewall_up(lab, recovering_box):
     box = recovering_box
     lab.mirror_hide(box.suite, "libsasl2-modules")
@@ -214,7 +212,6 @@ dpkg --audit
 """
 
 
-@pytest.mark.whole_machine  # dpkg killed mid-unpack (timing); one box, in file order
 def test_interrupted_dpkg_is_repaired_and_the_rerun_converges(lab, recovering_box):
     box = recovering_box
     interrupted = box.root(INTERRUPT, timeout=300)
