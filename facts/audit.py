@@ -194,7 +194,11 @@ class RelayLastAttempt(FactBase):
             "status": "deferred",   # sent | deferred | bounced | expired; None: no attempt
             "relay": "10.77.0.1[10.77.0.1]:587",
             "reason": "SASL authentication failed; ...",
+            "relays": {"smtp.mailgun.org": {"at": ..., "status": ..., "relay": ..., "reason": ...}},
         }
+
+    ``relays``: the newest attempt per relay host (lower case; fallback relays are audited
+    each on its own), from the same lines.
     """
 
     def command(self, hours: int = 24) -> str:
@@ -205,23 +209,45 @@ class RelayLastAttempt(FactBase):
             "&& [ -d /run/systemd/journal ]; then echo 'log: journal'; "
             + postfix_journal(f"-o short-unix --since -{hours}h", "postfix/smtp", "postfix/error")
             + " "
-            "2>/dev/null | grep ' status=' | tail -n 1 | sed 's/^/line: /'; "
+            f"2>/dev/null | grep ' status=' | {_LAST_PER_RELAY}; "
             "else [ -n \"$lf\" ] || lf=/var/log/mail.log; "
             "if [ -r \"$lf\" ]; then echo 'log: file'; "
-            "grep -E 'postfix/(smtp|error)\\[' \"$lf\" | grep ' status=' | tail -n 1 "
-            "| sed 's/^/line: /'; else echo 'log: none'; fi; fi"
+            "grep -E 'postfix/(smtp|error)\\[' \"$lf\" | grep ' status=' "
+            f"| {_LAST_PER_RELAY}; else echo 'log: none'; fi; fi"
         )
 
     def process(self, output):
-        values = {}
+        values, per_relay = {}, []
         for line in output:
             key, _, value = line.partition(": ")
-            values[key.strip()] = value
+            if key.strip() == "relay_line":
+                per_relay.append(value)
+            else:
+                values[key.strip()] = value
         log = values.get("log")
         if log not in ("journal", "file", "none"):
             raise FactProcessError(f"RelayLastAttempt: missing log line: {output[:2]!r}")
+        epoch = log == "journal"
+        relays = {}
+        for line in per_relay:
+            parsed = parse_delivery_line(line, epoch=epoch)
+            if parsed["relay"]:
+                relays[relay_host_of(parsed["relay"])] = parsed
         return {"log": None if log == "none" else log,
-                **parse_delivery_line(values.get("line", ""), epoch=log == "journal")}
+                **parse_delivery_line(values.get("line", ""), epoch=epoch), "relays": relays}
+
+
+# The newest line overall (`line:`) and the newest per relay host (`relay_line:`), in one pass.
+_LAST_PER_RELAY = (
+    "awk '{ if (match($0, / relay=[^,[]*/)) last[tolower(substr($0, RSTART + 7, RLENGTH - 7))] = $0; "
+    "final = $0 } END { if (final != \"\") print \"line: \" final; "
+    "for (r in last) print \"relay_line: \" last[r] }'"
+)
+
+
+def relay_host_of(relay_field: str) -> str:
+    """``relay2.lab.test[10.77.0.3]:587`` -> ``relay2.lab.test`` (lower case)."""
+    return relay_field.partition("[")[0].lower()
 
 
 _DELIVERY = re.compile(r"\brelay=(?P<relay>[^,]+),.*\bstatus=(?P<status>[a-z]+)(?: \((?P<reason>.*)\))?")

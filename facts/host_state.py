@@ -5,7 +5,9 @@ from .logwatch import LogwatchState
 from .packages import InstalledDebs
 from .postfix import (
     ALIASES_MAP,
+    CANARY_ROUTES_MAP,
     SASL_PASSWORD_MAP,
+    TLS_POLICY_MAP,
     SENDERS_MAP,
     PostfixDefaults,
     PostfixMainCf,
@@ -24,7 +26,7 @@ class LockdownState(CombinedFact):
     Returns a dict of the granular facts' values, keyed by section:
 
     packages, dpkg, main_cf, master, parameters, defaults, status, listeners, sasl_map,
-    aliases_map, senders_map, ufw, sshd, ssh_connection, logwatch (facts.logwatch)
+    aliases_map, senders_map, tls_policy_map, canary_routes_map, ufw, sshd, ssh_connection, logwatch (facts.logwatch)
     """
 
     @staticmethod
@@ -41,6 +43,8 @@ class LockdownState(CombinedFact):
             "sasl_map": (SecretFileState, {"path": sasl_map}),
             "aliases_map": (MapFileState, {"path": aliases_map}),
             "senders_map": (MapFileState, {"path": senders_map}),
+            "tls_policy_map": (MapFileState, {"path": TLS_POLICY_MAP}),
+            "canary_routes_map": (MapFileState, {"path": CANARY_ROUTES_MAP}),
             "ufw": (UfwConfig, {}),
             "sshd": (SshdConfig, {}),
             "ssh_connection": (SshConnection, {}),

@@ -33,6 +33,9 @@ MASTER_CF = "/etc/postfix/master.cf"
 SASL_PASSWORD_MAP = "/etc/postfix/sasl_passwd"
 ALIASES_MAP = "/etc/postfix/lockdown_aliases"
 SENDERS_MAP = "/etc/postfix/lockdown_senders"
+# Written only with relay_fallbacks: each fallback's TLS level, and the canary's route per relay.
+TLS_POLICY_MAP = "/etc/postfix/lockdown_tls_policy"
+CANARY_ROUTES_MAP = "/etc/postfix/lockdown_canary_routes"
 
 # Suffix of the compiled map postmap writes next to the source, per database type.
 COMPILED_MAP_SUFFIX = {"hash": "db", "btree": "db", "lmdb": "lmdb", "cdb": "cdb"}
