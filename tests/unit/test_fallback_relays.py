@@ -119,9 +119,9 @@ def test_removed_fallbacks_clear_only_what_an_earlier_run_set():
 def test_the_audit_checks_each_relay_from_its_own_last_attempt():
     from tests.unit.test_audit_checks import STATE, verdicts
 
-    primary_refused = ("1796119053.3 box1 postfix/smtp[5]: 4569A: to=<a@lab.test>, "
-                       "relay=smtp.mailgun.org[10.77.0.1]:587, delay=1, dsn=4.3.0, status=deferred "
-                       "(host smtp.mailgun.org[10.77.0.1] said: 421 4.3.0 try again later)")
+    # a relay refusing while the fallback takes the mail logs no status= line of its own
+    primary_refused = ("1796119053.3 box1 postfix/smtp[5]: 4569A: host smtp.mailgun.org"
+                       "[10.77.0.1] refused to talk to me: 421 4.3.0 try again later")
     fallback_sent = ("1796119054.3 box1 postfix/smtp[6]: 4569A: to=<a@lab.test>, "
                      "relay=relay2.example.net[10.77.0.3]:587, delay=1, dsn=2.0.0, status=sent (250 Ok)")
     state = copy.deepcopy(STATE)
@@ -135,3 +135,26 @@ def test_the_audit_checks_each_relay_from_its_own_last_attempt():
     assert found["postfix.relay.fallback1"].verdict == "PASS"
     state["relay_last"]["relays"] = {}
     assert verdicts(state, data)["postfix.relay.fallback1"].verdict == "N/A"
+
+
+def test_the_attempt_filter_keeps_the_newest_line_per_relay_and_the_newest_status_line():
+    """The fact's own grep | awk, run here on Postfix's lines (awk is the host's mawk/gawk)."""
+    import subprocess
+
+    from pyinfra_lockdown.facts.audit import _ATTEMPT_LINES, _LAST_PER_RELAY
+
+    lines = [
+        "1.0 box1 postfix/smtp[5]: 4569A: to=<a@lab.test>, relay=smtp.mailgun.org[10.77.0.1]:587,"
+        " delay=1, dsn=2.0.0, status=sent (250 Ok)",
+        "2.0 box1 postfix/smtp[5]: connect to smtp.mailgun.org[10.77.0.1]:587: Connection refused",
+        "3.0 box1 postfix/smtp[6]: 4569B: to=<a@lab.test>, relay=relay2.example.net[10.77.0.3]:587,"
+        " delay=1, dsn=2.0.0, status=sent (250 Ok)",
+        "4.0 box1 postfix/smtp[6]: warning: something unrelated",
+    ]
+    shown = subprocess.run(f"{_ATTEMPT_LINES} | {_LAST_PER_RELAY}", shell=True, check=True,
+                           input="\n".join(lines) + "\n", capture_output=True, text=True).stdout
+    fact = RelayLastAttempt().process(["log: journal", *shown.splitlines()])
+    assert fact["status"] == "sent" and fact["at"] == 3
+    assert fact["relays"]["smtp.mailgun.org"]["status"] == "deferred"
+    assert "Connection refused" in fact["relays"]["smtp.mailgun.org"]["reason"]
+    assert fact["relays"]["relay2.example.net"]["status"] == "sent"
