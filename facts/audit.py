@@ -98,7 +98,9 @@ class RelayNoise(FactBase):
             f"conv=$(stat -c %Y {MAIN_CF} {MAIN_CF_WRITTEN} 2>/dev/null | sort -n | tail -n 1); "
             "[ -n \"$conv\" ] || conv=none; echo \"converged_at: $conv\"; "
             "[ \"$conv\" = none ] && conv=0; "
-            "if command -v journalctl >/dev/null 2>&1; then echo 'journal: yes'; "
+            # with maillog_file Postfix logs nothing to the journal: no count to make there
+            "if [ -z \"$(postconf -h maillog_file 2>/dev/null)\" ] "
+            "&& command -v journalctl >/dev/null 2>&1; then echo 'journal: yes'; "
             f"{postfix_journal(f'-o short-unix --since -{hours}h', 'postfix/smtpd')} "
             f"2>/dev/null | {_NOISE_AWK}; "
             "else echo 'journal: no'; fi"

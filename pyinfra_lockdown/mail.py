@@ -19,11 +19,13 @@ from .fallback import (
     tls_policy_map,
 )
 from .logwatch import logwatch_step
+from .mail_log import log_file_step, mail_log_settings, mail_log_steps, rotation_step, writes_file
 
 from .facts.host_state import LockdownState
 from .facts.postfix import (
     ALIASES_MAP,
     CANARY_ROUTES_MAP,
+    MAIL_LOG,
     SASL_PASSWORD_MAP,
     SENDERS_MAP,
     TLS_POLICY_MAP,
@@ -296,7 +298,8 @@ def configure(relay: RelaySettings, found: dict) -> None:
     # main.cf first (on a fresh box): postmap and postconf -M need it, and a fresh box has none.
     settings = {**main_cf_settings(relay, parameters),
                 **tls_floor_settings(found["defaults"], (found["main_cf"] or {}).get("settings")),
-                **cleared_settings(relay, found["main_cf"])}
+                **cleared_settings(relay, found["main_cf"]),
+                **mail_log_settings(relay, found["packages"])}
     myhostname = parameters.get("myhostname")
     steps = {
         "main": (postfix.main_cf, dict(
@@ -312,6 +315,7 @@ def configure(relay: RelaySettings, found: dict) -> None:
             name="Relay credentials (SASL map, root 0600)", path=SASL_PASSWORD_MAP,
             content=sasl_map_line(relay), db_type=db_type, current=sasl_found)),
         **_fallback_steps(relay, found, myhostname),
+        **mail_log_steps(relay, found),
         "listener": (postfix.master_service, dict(
             name="master.cf: smtp/inet listener off", service="smtp", service_type="inet",
             enabled=False, current=found["master"])),
@@ -337,9 +341,14 @@ def configure(relay: RelaySettings, found: dict) -> None:
     sasl = None if bridge else if_needed(steps["sasl"][0], **steps["sasl"][1])
     listener = if_needed(steps["listener"][0], **steps["listener"][1])
     public = [if_needed(op, **kwargs) for name, (op, kwargs) in steps.items()
-              if name.startswith(("public ", "fallback "))]
-    logwatch_step(relay.logwatch, found["logwatch"],
+              if name.startswith(("public ", "fallback ", "mail log "))]
+    log_file_step(relay, found)
+    logwatch_state = found["logwatch"]
+    if writes_file(relay, found["packages"]):  # the file logwatch's maillog group reads, soon
+        logwatch_state = {**(logwatch_state or {}), "mail_logs": [MAIL_LOG]}
+    logwatch_step(relay.logwatch, logwatch_state,
                   apt_update_wanted(current_host, relay.apt_update))
+    rotation_step(relay, found)
     changed = any_called_changed(aliases, senders, sasl, main, listener, *public, *bridged)
     if changed is None and pending is None:
         if_needed(postfix.running, name="Postfix running and enabled", current=found["status"])

@@ -315,6 +315,12 @@ KEYS = (
         "defaults to `custom`); credentials from `credentials_file` or `LOCKDOWN_FALLBACK<n>_LOGIN`/"
         "`_PASSWORD` (n = 1 for the first); each gets its own SASL line, TLS level and canary",
         "relay"),
+    Key("mail_log", "journal", choice("journal", "file"), "`file`: on hosts where no syslog "
+        "daemon (rsyslog, syslog-ng) writes /var/log/mail.log, Postfix writes it itself "
+        "(`maillog_file` through the `postlog` service), rotated weekly by a systemd timer "
+        "(`postfix logrotate`, 5 weeks kept); logwatch, the canary and the audit then read "
+        "it. `journal`: Postfix's default (the journal, or rsyslog's mail.log), whose lines a "
+        "local user cannot forge (see Mail log)", "relay"),
     Key("relay_canary", True, boolean, "after a converge that changed the relay path, send one "
         "message and follow it in Postfix's log until the relay took it; the host fails with "
         "the cause otherwise", "relay"),
@@ -429,6 +435,7 @@ class RelaySettings:
     canary_seconds: int = 30
     canary_to: str | None = None  # None: root_forward
     logwatch: LogwatchSettings = LogwatchSettings()
+    mail_log: str = "journal"  # or "file": Postfix's own /var/log/mail.log (mail_log.py)
 
     @property
     def canary_recipient(self) -> str:
@@ -509,7 +516,8 @@ def relay_settings(data, environ=os.environ, require_credentials: bool = True) -
                          wrappermode=wrappermode, canary=_value(data, "relay_canary"),
                          canary_seconds=_value(data, "relay_canary_seconds"),
                          canary_to=_value(data, "relay_canary_to"),
-                         logwatch=logwatch_settings(data), fallbacks=fallbacks)
+                         logwatch=logwatch_settings(data), fallbacks=fallbacks,
+                         mail_log=_value(data, "mail_log"))
 
 
 def _endpoint(data) -> tuple[str, Provider | None, str, int, bool, str]:
