@@ -685,7 +685,7 @@ class MailLogFiles(FactBase):
                 f"echo \"log: $(stat -c '%U:%G %a' {MAIL_LOG} 2>/dev/null || echo -)\"")
 
     @override
-    def process(self, output):
+    def process(self, output: list[str]) -> dict:
         files = [line.partition(": ")[2].strip() for line in output if line.startswith("file:")]
         values = dict(line.partition(": ")[::2] for line in output if not line.startswith("file:"))
         if len(files) != 3 or not {"enabled", "active", "log"} <= set(values):

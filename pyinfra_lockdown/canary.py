@@ -20,7 +20,7 @@ import shlex
 from dataclasses import dataclass
 
 from pyinfra import logger
-from pyinfra.api import StringCommand
+from pyinfra.api import Host, State, StringCommand
 
 from .relay_causes import relay_cause
 from .fallback import canary_sender, relay_label
@@ -173,7 +173,7 @@ def diagnose(result: CanaryResult, relay: RelaySettings | FallbackRelay, seconds
             f"{reason or 'nothing about it'}")
 
 
-def run(state, host, relay: RelaySettings, recipient: str, seconds: int) -> bool:
+def run(state: State, host: Host, relay: RelaySettings, recipient: str, seconds: int) -> bool:
     """python.call body: one canary per relay (the relay, then each fallback, each forced
     through its own relay), one remote command each; False (the host fails) with one message
     per relay that did not take its canary."""
@@ -184,7 +184,8 @@ def run(state, host, relay: RelaySettings, recipient: str, seconds: int) -> bool
     return all(results)
 
 
-def _one(state, host, relay: RelaySettings | FallbackRelay, recipient: str, seconds: int,
+def _one(state: State, host: Host, relay: RelaySettings | FallbackRelay, recipient: str,
+         seconds: int,
          sender: str, label: str) -> bool:
     canary_id = new_id()
     ok, output = host.run_shell_command(

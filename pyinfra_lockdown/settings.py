@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -229,7 +230,7 @@ FALLBACK_FIELDS = {"provider": "relay_provider", "region": "relay_region", "host
                    "credentials_file": "relay_credentials_file"}
 
 
-def fallback_list(key, value) -> list[dict]:
+def fallback_list(key: str, value: Any) -> list[dict]:
     """A list of dicts with FALLBACK_FIELDS only (each field is checked by relay_settings)."""
     if value in (None, "", []):
         return []
@@ -520,7 +521,7 @@ def relay_settings(data, environ=os.environ, require_credentials: bool = True) -
                          mail_log=_value(data, "mail_log"))
 
 
-def _endpoint(data) -> tuple[str, Provider | None, str, int, bool, str]:
+def _endpoint(data: Any) -> tuple[str, Provider | None, str, int, bool, str]:
     """Provider name, preset, host, port, wrappermode and TLS level of one relay."""
     name = _value(data, "relay_provider")
     preset = PROVIDERS.get(name)
@@ -551,7 +552,7 @@ def fallback_env_names(index: int) -> tuple[str, str]:
     return f"LOCKDOWN_FALLBACK{index}_LOGIN", f"LOCKDOWN_FALLBACK{index}_PASSWORD"
 
 
-def _fallbacks(data, environ, require_credentials: bool, primary: str,
+def _fallbacks(data: Any, environ: Mapping[str, str], require_credentials: bool, primary: str,
                wrappermode: bool) -> tuple[FallbackRelay, ...]:
     seen = {primary.lower()}
     found = []
@@ -582,7 +583,7 @@ def _fallbacks(data, environ, require_credentials: bool, primary: str,
     return tuple(found)
 
 
-def _fallback_credentials(index: int, fields: dict, environ,
+def _fallback_credentials(index: int, fields: dict, environ: Mapping[str, str],
                           require_credentials: bool) -> Credentials | None:
     """A fallback's own login and password: its credentials_file (the same form as
     relay_credentials_file), else LOCKDOWN_FALLBACK<index>_LOGIN/_PASSWORD."""

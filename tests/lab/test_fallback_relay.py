@@ -14,7 +14,7 @@ import pytest
 from lab.relay_names import SECOND_RELAY_NAME
 from lab.standin import second
 from tests.lab.deploy_helpers import (
-    canaries, converge, new_credentials, not_canaries, pyinfra, queue, send_mail, wait_for,
+    audit_checks, canaries, converge, new_credentials, not_canaries, pyinfra, queue, send_mail, wait_for,
 )
 from tests.lab.secret_forms import leaks, needles
 from tests.security_ledger import record
@@ -48,14 +48,6 @@ def _crossed(standin, fallback, env) -> list:
     digest = hashlib.sha256(env["LOCKDOWN_FALLBACK1_PASSWORD"].encode()).hexdigest()
     offered = [e for e in standin.events() if e.get("password_sha256") == digest]
     return leaks(seen[standin], other) + leaks(seen[fallback], primary) + offered
-
-
-def _audit(lab, box, env, tmp_path) -> dict:
-    report = tmp_path / "audit.json"
-    result = pyinfra(lab, [box], "deploys/audit.py", env=env,
-                     data={**FALLBACKS, "audit_json": str(report), "audit_probe": "off"})
-    assert "Traceback" not in result.stdout + result.stderr, result.stderr[-3000:]
-    return {c["id"]: c for c in json.loads(report.read_text())["hosts"][0]["checks"]}
 
 
 def test_mail_leaves_through_the_fallback_while_the_relay_refuses_and_arrives_once(
@@ -96,7 +88,7 @@ def test_mail_leaves_through_the_fallback_while_the_relay_refuses_and_arrives_on
                "through the fallback once" if not crossed else f"NOT held: {crossed}")
         assert crossed == []
 
-        checks = _audit(lab, box, env, tmp_path)
+        checks = audit_checks(lab, box, env, tmp_path, FALLBACKS)
         assert checks["postfix.relay"]["verdict"] == "FAIL", checks["postfix.relay"]
         assert checks["postfix.relay.fallback1"]["verdict"] == "PASS", checks
         assert checks["postfix.sasl_map"]["verdict"] == "PASS", checks["postfix.sasl_map"]

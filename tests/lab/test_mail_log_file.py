@@ -4,27 +4,17 @@ lab's image, like Debian's cloud images): with ``mail_log: file`` Postfix writes
 it; a weekly timer rotates it with `postfix logrotate`; a second converge changes nothing."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from pyinfra_lockdown.facts.postfix import MAIL_LOG_ROTATE_UNIT
 from tests.lab.deploy_helpers import (
-    converge, new_credentials, pyinfra, send_mail, wait_for, wait_for_mail,
+    audit_checks, converge, new_credentials, send_mail, wait_for, wait_for_mail,
 )
 from tests.security_ledger import record
 
 pytestmark = pytest.mark.lab
 DATA = {"mail_log": "file", "logwatch": "true"}
 FORGED = "FORGED1234: to=<x@lab.test>, relay=forged.example[192.0.2.1]:587, status=sent (250 forged)"
-
-
-def _audit(lab, box, env, tmp_path) -> dict:
-    report = tmp_path / "audit.json"
-    result = pyinfra(lab, [box], "deploys/audit.py", env=env,
-                     data={**DATA, "audit_json": str(report), "audit_probe": "off"})
-    assert "Traceback" not in result.stdout + result.stderr, result.stderr[-3000:]
-    return {c["id"]: c for c in json.loads(report.read_text())["hosts"][0]["checks"]}
 
 
 def test_postfix_writes_mail_log_which_canary_audit_and_logwatch_read_and_it_rotates(
@@ -45,7 +35,7 @@ def test_postfix_writes_mail_log_which_canary_audit_and_logwatch_read_and_it_rot
     assert len(wait_for_mail(standin, 1)) == 1
     assert wait_for(lambda: box.root("grep -c 'status=sent' /var/log/mail.log").stdout.strip()
                     not in ("", "0", "1"), 10)
-    checks = _audit(lab, box, env, tmp_path)
+    checks = audit_checks(lab, box, env, tmp_path, DATA)
     assert checks["postfix.relay"]["verdict"] == "PASS", checks["postfix.relay"]
     assert checks["logwatch.report"]["value"]["source"] == "file", checks["logwatch.report"]
     report = box.root("logwatch --service postfix --range today --detail high --output stdout")
