@@ -50,8 +50,10 @@ def _crossed(standin, fallback, env) -> list:
     return leaks(seen[standin], other) + leaks(seen[fallback], primary) + offered
 
 
+# down for a while (421 to every connection), and refusing this account's AUTH (535)
+@pytest.mark.parametrize("refusal", ["tempfail", "reject_auth"])
 def test_mail_leaves_through_the_fallback_while_the_relay_refuses_and_arrives_once(
-        lab, box, standin, tmp_path, request):
+        lab, box, standin, tmp_path, request, refusal):
     with second(lab.config) as fallback:
         env = _with_fallback(standin, fallback)
         result, _ = converge(lab, [box], env, data=FALLBACKS)
@@ -67,9 +69,8 @@ def test_mail_leaves_through_the_fallback_while_the_relay_refuses_and_arrives_on
         assert totals["success"] == 0 and totals["error"] == 0, totals
         assert "relay canary" not in again.stdout + again.stderr
 
-        # the relay answers every connection with 421 (down for a while): the fallback takes it
         standin.set(login=env["MAILGUN_SMTP_LOGIN"], password=env["MAILGUN_SMTP_PASSWORD"],
-                    mode="tempfail")
+                    mode=refusal)
         standin.clear()
         fallback.clear()
         send_mail(box, subject="while the relay refuses")
@@ -83,7 +84,7 @@ def test_mail_leaves_through_the_fallback_while_the_relay_refuses_and_arrives_on
 
         crossed = _crossed(standin, fallback, env)
         record(attack="two relays (a relay and its fallback, each its own credentials); the "
-               "relay refuses while mail is sent", where=request.node.nodeid,
+               f"relay refuses ({refusal}) while mail is sent", where=request.node.nodeid,
                held=not crossed, outcome="each relay saw only its own login; the mail left "
                "through the fallback once" if not crossed else f"NOT held: {crossed}")
         assert crossed == []
