@@ -98,7 +98,9 @@ class RelayNoise(FactBase):
             f"conv=$(stat -c %Y {MAIN_CF} {MAIN_CF_WRITTEN} 2>/dev/null | sort -n | tail -n 1); "
             "[ -n \"$conv\" ] || conv=none; echo \"converged_at: $conv\"; "
             "[ \"$conv\" = none ] && conv=0; "
-            "if command -v journalctl >/dev/null 2>&1; then echo 'journal: yes'; "
+            # with maillog_file Postfix logs nothing to the journal: no count to make there
+            "if [ -z \"$(postconf -h maillog_file 2>/dev/null)\" ] "
+            "&& command -v journalctl >/dev/null 2>&1; then echo 'journal: yes'; "
             f"{postfix_journal(f'-o short-unix --since -{hours}h', 'postfix/smtpd')} "
             f"2>/dev/null | {_NOISE_AWK}; "
             "else echo 'journal: no'; fi"
@@ -194,7 +196,11 @@ class RelayLastAttempt(FactBase):
             "status": "deferred",   # sent | deferred | bounced | expired; None: no attempt
             "relay": "10.77.0.1[10.77.0.1]:587",
             "reason": "SASL authentication failed; ...",
+            "relays": {"smtp.mailgun.org": {"at": ..., "status": ..., "relay": ..., "reason": ...}},
         }
+
+    ``relays``: the newest attempt per relay host (lower case; fallback relays are audited
+    each on its own), from the same lines.
     """
 
     def command(self, hours: int = 24) -> str:
@@ -205,26 +211,82 @@ class RelayLastAttempt(FactBase):
             "&& [ -d /run/systemd/journal ]; then echo 'log: journal'; "
             + postfix_journal(f"-o short-unix --since -{hours}h", "postfix/smtp", "postfix/error")
             + " "
-            "2>/dev/null | grep ' status=' | tail -n 1 | sed 's/^/line: /'; "
+            f"2>/dev/null | {_ATTEMPT_LINES} | {_LAST_PER_RELAY}; "
             "else [ -n \"$lf\" ] || lf=/var/log/mail.log; "
             "if [ -r \"$lf\" ]; then echo 'log: file'; "
-            "grep -E 'postfix/(smtp|error)\\[' \"$lf\" | grep ' status=' | tail -n 1 "
-            "| sed 's/^/line: /'; else echo 'log: none'; fi; fi"
+            "grep -E 'postfix/(smtp|error)\\[' \"$lf\" "
+            f"| {_ATTEMPT_LINES} | {_LAST_PER_RELAY}; else echo 'log: none'; fi; fi"
         )
 
     def process(self, output):
-        values = {}
+        values, per_relay = {}, []
         for line in output:
             key, _, value = line.partition(": ")
-            values[key.strip()] = value
+            if key.strip() == "relay_line":
+                per_relay.append(value)
+            else:
+                values[key.strip()] = value
         log = values.get("log")
         if log not in ("journal", "file", "none"):
             raise FactProcessError(f"RelayLastAttempt: missing log line: {output[:2]!r}")
+        epoch = log == "journal"
+        relays = {}
+        for line in per_relay:
+            parsed = _attempt(line, epoch)
+            if parsed["relay"]:
+                relays[relay_host_of(parsed["relay"])] = parsed
         return {"log": None if log == "none" else log,
-                **parse_delivery_line(values.get("line", ""), epoch=log == "journal")}
+                **parse_delivery_line(values.get("line", ""), epoch=epoch), "relays": relays}
+
+
+# A relay that fails while a fallback takes the mail leaves no status= line of its own, only
+# the smtp client's word on the attempt ("host H[A] refused to talk to me: 421 ...", "connect
+# to H[A]:587: Connection refused", "SASL authentication failed; server H[A] said: ..."): the
+# attempt lines are those and the status= lines.
+_FAILED_ATTEMPT = r"(host|server|connect to|lost connection with|conversation with|verification failed for) [^ \[]+\["
+_ATTEMPT_LINES = f"grep -E ' status=|{_FAILED_ATTEMPT}'"
+# The newest status= line (`line:`) and the newest attempt line per relay host (`relay_line:`).
+_LAST_PER_RELAY = (
+    "awk '{ if ($0 ~ / status=/) { final = $0; "
+    "if (match($0, / relay=[^,[]*/)) last[tolower(substr($0, RSTART + 7, RLENGTH - 7))] = $0 } "
+    f"else if (match($0, /{_FAILED_ATTEMPT}/)) {{ h = substr($0, RSTART, RLENGTH - 1); "
+    "sub(/^.* /, \"\", h); last[tolower(h)] = $0 } } "
+    "END { if (final != \"\") print \"line: \" final; "
+    "for (r in last) print \"relay_line: \" last[r] }'"
+)
+_FAILED = re.compile(r"(?:^|\s)(?:[0-9A-Za-z]+: )?(?P<reason>.*?\b(?:host|server|connect to|lost "
+                     r"connection with|conversation with|verification failed for) "
+                     r"(?P<relay>[^\s\[]+\[[^\]]*\](?::[0-9]+)?).*)$")
+
+
+def _attempt(line: str, epoch: bool) -> dict:
+    """A status= line, or a failed attempt without one (status ``deferred``, its text the reason)."""
+    parsed = parse_delivery_line(line, epoch=epoch)
+    if parsed["status"] is not None:
+        return parsed
+    found = _FAILED.search(line.split(": ", 1)[1] if ": " in line else line)
+    if not found:
+        return parsed
+    at = _epoch(line) if epoch else None
+    reason = found["reason"].split(": ", 1)[1] if re.match(r"[0-9A-Za-z]+: ", found["reason"]) \
+        else found["reason"]
+    return {"at": at, "status": "deferred", "relay": found["relay"].rstrip(":"), "reason": reason}
+
+
+def relay_host_of(relay_field: str) -> str:
+    """``relay2.lab.test[10.77.0.3]:587`` -> ``relay2.lab.test`` (lower case)."""
+    return relay_field.partition("[")[0].lower()
 
 
 _DELIVERY = re.compile(r"\brelay=(?P<relay>[^,]+),.*\bstatus=(?P<status>[a-z]+)(?: \((?P<reason>.*)\))?")
+
+
+def _epoch(line: str) -> int | None:
+    """The epoch seconds a ``journalctl -o short-unix`` line starts with."""
+    try:
+        return int(float(line.split(None, 1)[0]))
+    except (ValueError, IndexError):
+        return None
 
 
 def parse_delivery_line(line: str, epoch: bool = True) -> dict:
@@ -232,13 +294,7 @@ def parse_delivery_line(line: str, epoch: bool = True) -> dict:
     found = _DELIVERY.search(line or "")
     if not found:
         return {"at": None, "status": None, "relay": None, "reason": None}
-    at = None
-    if epoch:
-        try:
-            at = int(float(line.split(None, 1)[0]))
-        except (ValueError, IndexError):
-            at = None
-    return {"at": at, "status": found["status"], "relay": found["relay"],
+    return {"at": _epoch(line) if epoch else None, "status": found["status"], "relay": found["relay"],
             "reason": found["reason"]}
 
 

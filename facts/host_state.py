@@ -5,7 +5,11 @@ from .logwatch import LogwatchState
 from .packages import InstalledDebs
 from .postfix import (
     ALIASES_MAP,
+    CANARY_ROUTES_MAP,
+    SYSLOG_DAEMONS,
+    MailLogFiles,
     SASL_PASSWORD_MAP,
+    TLS_POLICY_MAP,
     SENDERS_MAP,
     PostfixDefaults,
     PostfixMainCf,
@@ -24,13 +28,15 @@ class LockdownState(CombinedFact):
     Returns a dict of the granular facts' values, keyed by section:
 
     packages, dpkg, main_cf, master, parameters, defaults, status, listeners, sasl_map,
-    aliases_map, senders_map, ufw, sshd, ssh_connection, logwatch (facts.logwatch)
+    aliases_map, senders_map, tls_policy_map, canary_routes_map, mail_log_files, ufw, sshd,
+    ssh_connection, logwatch (facts.logwatch)
     """
 
     @staticmethod
     def sections(sasl_map=SASL_PASSWORD_MAP, aliases_map=ALIASES_MAP, senders_map=SENDERS_MAP):
         return {
-            "packages": (InstalledDebs, {}),
+            "packages": (InstalledDebs, {"packages": (
+                "postfix", "libsasl2-modules", "ca-certificates", "ufw", *SYSLOG_DAEMONS)}),
             "dpkg": (DpkgState, {}),
             "main_cf": (PostfixMainCf, {}),
             "master": (PostfixMasterServices, {}),
@@ -41,6 +47,9 @@ class LockdownState(CombinedFact):
             "sasl_map": (SecretFileState, {"path": sasl_map}),
             "aliases_map": (MapFileState, {"path": aliases_map}),
             "senders_map": (MapFileState, {"path": senders_map}),
+            "tls_policy_map": (MapFileState, {"path": TLS_POLICY_MAP}),
+            "canary_routes_map": (MapFileState, {"path": CANARY_ROUTES_MAP}),
+            "mail_log_files": (MailLogFiles, {}),
             "ufw": (UfwConfig, {}),
             "sshd": (SshdConfig, {}),
             "ssh_connection": (SshConnection, {}),

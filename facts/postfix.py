@@ -33,6 +33,18 @@ MASTER_CF = "/etc/postfix/master.cf"
 SASL_PASSWORD_MAP = "/etc/postfix/sasl_passwd"
 ALIASES_MAP = "/etc/postfix/lockdown_aliases"
 SENDERS_MAP = "/etc/postfix/lockdown_senders"
+# Written only with relay_fallbacks: each fallback's TLS level, and the canary's route per relay.
+TLS_POLICY_MAP = "/etc/postfix/lockdown_tls_policy"
+CANARY_ROUTES_MAP = "/etc/postfix/lockdown_canary_routes"
+# mail_log: file: the file Postfix writes itself (maillog_file) where no syslog daemon writes it,
+# and the systemd timer that rotates it with `postfix logrotate`.
+MAIL_LOG = "/var/log/mail.log"
+SYSLOG_DAEMONS = ("rsyslog", "syslog-ng-core")
+MAIL_LOG_ROTATE_UNIT = "lockdown-mail-log-rotate"
+MAIL_LOG_ROTATE_SERVICE = f"/etc/systemd/system/{MAIL_LOG_ROTATE_UNIT}.service"
+MAIL_LOG_ROTATE_TIMER = f"/etc/systemd/system/{MAIL_LOG_ROTATE_UNIT}.timer"
+# logwatch's maillog group, told the date format Postfix writes (with logwatch on).
+LOGWATCH_MAILLOG_CONF = "/etc/logwatch/conf/logfiles/maillog.conf"
 
 # Suffix of the compiled map postmap writes next to the source, per database type.
 COMPILED_MAP_SUFFIX = {"hash": "db", "btree": "db", "lmdb": "lmdb", "cdb": "cdb"}
@@ -647,3 +659,39 @@ class PostfixDefaults(FactBase):
         if len(values) != len(names):
             raise FactProcessError(f"PostfixDefaults: {len(names)} names, {len(values)} values")
         return dict(zip(names, values))
+
+
+class MailLogFiles(FactBase):
+    """
+    What lockdown writes for Postfix's own mail log (host data ``mail_log: file``): the SHA-256
+    of the rotation timer's two unit files and of logwatch's maillog override (none holds a
+    secret), and whether the timer is enabled and active.
+
+    .. code:: python
+
+        {"service": "9f2c...", "timer": None, "logwatch": None, "enabled": False,
+         "active": False, "log": "root:adm 640"}   # the log's owner and mode; None: missing
+    """
+
+    @override
+    def command(self) -> str:
+        files = " ".join(f'"{path}"' for path in (MAIL_LOG_ROTATE_SERVICE, MAIL_LOG_ROTATE_TIMER,
+                                                  LOGWATCH_MAILLOG_CONF))
+        return (f"for f in {files}; do if [ -f \"$f\" ]; then "
+                "echo \"file: $(sha256sum < \"$f\" | cut -d ' ' -f 1)\"; else echo 'file: -'; fi; "
+                "done; "
+                f"echo \"enabled: $(systemctl is-enabled {MAIL_LOG_ROTATE_UNIT}.timer 2>/dev/null)\"; "
+                f"echo \"active: $(systemctl is-active {MAIL_LOG_ROTATE_UNIT}.timer 2>/dev/null)\"; "
+                f"echo \"log: $(stat -c '%U:%G %a' {MAIL_LOG} 2>/dev/null || echo -)\"")
+
+    @override
+    def process(self, output: list[str]) -> dict:
+        files = [line.partition(": ")[2].strip() for line in output if line.startswith("file:")]
+        values = dict(line.partition(": ")[::2] for line in output if not line.startswith("file:"))
+        if len(files) != 3 or not {"enabled", "active", "log"} <= set(values):
+            raise FactProcessError(f"MailLogFiles: cannot parse {output!r}")
+        service, timer, logwatch = (None if digest == "-" else digest for digest in files)
+        return {"service": service, "timer": timer, "logwatch": logwatch,
+                "enabled": values["enabled"].strip() == "enabled",
+                "active": values["active"].strip() == "active",
+                "log": None if values["log"].strip() == "-" else values["log"].strip()}

@@ -1,4 +1,5 @@
-"""A small config file lockdown owns outright (logwatch's), written only when it differs."""
+"""A small config file lockdown owns outright (logwatch's, the mail log's rotation timer),
+written only when it differs."""
 import hashlib
 
 from pyinfra import host
@@ -6,6 +7,7 @@ from pyinfra.api import OperationValueError, QuoteString, StringCommand
 
 from .decide import operation
 from ..facts.logwatch import LogwatchState
+from ..facts.postfix import LOGWATCH_MAILLOG_CONF, MAIL_LOG_ROTATE_SERVICE, MAIL_LOG_ROTATE_TIMER
 
 # Content over stdin into a temp file beside the target, then renamed: never half-written.
 _WRITE_SCRIPT = (
@@ -14,6 +16,8 @@ _WRITE_SCRIPT = (
 )
 STATE_KEYS = {"/etc/logwatch/conf/logwatch.conf": "conf",
               "/etc/logwatch/conf/services/postfix.conf": "postfix_conf"}
+# Files whose state the caller always passes (facts.postfix.MailLogFiles).
+PASSED_STATE = (MAIL_LOG_ROTATE_SERVICE, MAIL_LOG_ROTATE_TIMER, LOGWATCH_MAILLOG_CONF)
 
 
 @operation()
@@ -21,12 +25,15 @@ def conf_file(path: str, content: str, current: str | None = "read"):
     """
     Write ``path`` (root, 0644) with ``content`` unless its SHA-256 already matches.
 
-    + path: one of the logwatch files lockdown owns (``STATE_KEYS``)
+    + path: one of the files lockdown owns (``STATE_KEYS``, ``PASSED_STATE``)
     + content: the whole file
     + current: SHA-256 of the file now (``None``: missing); read when not given
     """
-    if path not in STATE_KEYS:
-        raise OperationValueError(f"conf_file manages only {', '.join(STATE_KEYS)}, not {path!r}")
+    if path not in STATE_KEYS and path not in PASSED_STATE:
+        raise OperationValueError(f"conf_file manages only "
+                                  f"{', '.join((*STATE_KEYS, *PASSED_STATE))}, not {path!r}")
+    if current == "read" and path in PASSED_STATE:
+        raise OperationValueError(f"conf_file: pass current= for {path}")
     if current == "read":
         current = host.get_fact(LogwatchState)[STATE_KEYS[path]]
     text = content if content.endswith("\n") else content + "\n"

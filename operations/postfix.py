@@ -52,8 +52,9 @@ from . import secret_stamp
 from .secret_stamp import new_stamp, stamp_matches
 
 
-# Parameters a `postfix reload` does not apply: Postfix must be stopped and started.
-RESTART_REQUIRED_SETTINGS = frozenset({"inet_interfaces", "inet_protocols"})
+# Parameters a `postfix reload` does not apply: Postfix must be stopped and started
+# (maillog_file: master itself logs through postlogd only after a start).
+RESTART_REQUIRED_SETTINGS = frozenset({"inet_interfaces", "inet_protocols", "maillog_file"})
 
 # `postfix check`, and on failure the same check again on a pseudo-terminal: Postfix before
 # 3.8 writes its messages to stderr only when stderr is a terminal (otherwise only to syslog),

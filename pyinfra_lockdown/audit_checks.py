@@ -25,6 +25,7 @@ from .mail import (
 from .operations.secret_stamp import stamp_matches
 from .operations.ufw import checked_rules, describe, rules_to_add
 from .operations.ufw_rules import identity, is_tagged, ssh_allowed
+from .fallback import relay_label
 from .relay_causes import relay_cause
 from .settings import (
     TLS_LEVELS, VERIFIED_TLS_LEVELS, AuditSettings, FirewallSettings, RelaySettings,
@@ -66,7 +67,8 @@ def expected_state(settings: AuditSettings) -> Expected:
     """
     relay = settings.relay
     return Expected(
-        relay=relay, has_credentials=relay.credentials is not None,
+        relay=relay, has_credentials=relay.credentials is not None
+        and all(one.credentials is not None for one in relay.fallbacks),
         sender_domain=relay.sender_domain, firewall=settings.firewall,
         noise_hours=settings.noise_hours,
         queue_max_age_minutes=settings.queue_max_age_minutes,
@@ -191,7 +193,7 @@ def postfix_checks(exp: Expected, state: dict) -> list[Check]:
             f"{k} = {'(value not shown)' if _has_static(found.get(k)) else _show(found.get(k))} "
             f"(want {_show(want[k])})" for k in other)))
     checks.append(queue_check(exp, state))
-    checks.append(relay_check(exp, state))
+    checks.extend(relay_checks(exp, state))
     return checks
 
 
@@ -325,23 +327,39 @@ def queue_check(exp: Expected, state: dict) -> Check:
                   "cause": cause})
 
 
-def relay_check(exp: Expected, state: dict) -> Check:
-    """The relay's last word: Postfix's newest delivery attempt in the window (RelayLastAttempt)."""
+def relay_checks(exp: Expected, state: dict) -> list[Check]:
+    """``postfix.relay``; with fallbacks one check per relay (``postfix.relay`` for the relay,
+    ``postfix.relay.fallback<n>``), each from the newest attempt towards that relay's host."""
     last = state.get("relay_last")
-    expected = f"last delivery attempt via the relay in {exp.noise_hours}h: sent"
+    if not exp.relay.fallbacks:
+        return [relay_check(exp, last)]
+    relays = (last or {}).get("relays") or {}
+    checks = []
+    for index, one in enumerate(exp.relay.all_relays):
+        own = {**(last or {}), **relays.get(one.host.lower(), dict.fromkeys(
+            ("at", "status", "relay", "reason")))} if last else last
+        checks.append(relay_check(exp, own, index, relay_label(index, one)))
+    return checks
+
+
+def relay_check(exp: Expected, last: dict | None, index: int = 0,
+                label: str = "the relay") -> Check:
+    """A relay's last word: Postfix's newest delivery attempt in the window (RelayLastAttempt)."""
+    check_id = "postfix.relay" if index == 0 else f"postfix.relay.fallback{index}"
+    expected = f"last delivery attempt via {label} in {exp.noise_hours}h: sent"
     if not last or last.get("log") is None:
-        return Check("postfix.relay", NA, expected, "no mail log to read")
+        return Check(check_id, NA, expected, "no mail log to read")
     if last.get("status") is None:
-        return Check("postfix.relay", NA, expected, f"no delivery attempt in {exp.noise_hours}h",
+        return Check(check_id, NA, expected, f"no delivery attempt in {exp.noise_hours}h",
                      {"status": None})
     when = f" at {_clock(last['at'])}" if last.get("at") else ""
     value = {"status": last["status"], "at": last.get("at"), "relay": last.get("relay"),
              "reason": last.get("reason"), "cause": None}
     if last["status"] == "sent":
-        return Check("postfix.relay", PASS, expected, f"sent{when} via {last.get('relay')}", value)
+        return Check(check_id, PASS, expected, f"sent{when} via {last.get('relay')}", value)
     cause, meaning = queue_cause(last.get("reason"))
     value["cause"] = cause
-    return Check("postfix.relay", FAIL, expected,
+    return Check(check_id, FAIL, expected,
                  f"{last['status']}{when}: {last.get('reason') or 'no reason logged'}"
                  + (f"; cause: {meaning}" if meaning else ""), value)
 

@@ -20,10 +20,11 @@ import shlex
 from dataclasses import dataclass
 
 from pyinfra import logger
-from pyinfra.api import StringCommand
+from pyinfra.api import Host, State, StringCommand
 
 from .relay_causes import relay_cause
-from .settings import RelaySettings
+from .fallback import canary_sender, relay_label
+from .settings import FallbackRelay, RelaySettings
 
 PREFIX = "lockdown-canary"
 HEADER = "X-Lockdown-Canary"
@@ -32,10 +33,11 @@ SUBJECT = "lockdown relay check"
 SES_REGION_HINT = (" (Amazon SES: SMTP credentials work only in the region they were created in; "
                    "check relay_region)")
 
-# $1 id, $2 recipient, $3 time limit in seconds. Exits 0 whenever it reached a verdict.
+# $1 id, $2 recipient, $3 time limit in seconds, $4 envelope sender (root, or a fallback route's
+# sender: fallback.canary_sender). Exits 0 whenever it reached a verdict.
 _SCRIPT = r"""
 set -u
-id=$1; to=$2; limit=$3; start=$(date +%s)
+id=$1; to=$2; limit=$3; from=$4; start=$(date +%s)
 out() { echo "lockdown-canary $1"; }
 lf=$(postconf -h maillog_file 2>/dev/null || true)
 if [ -n "$lf" ]; then src=file
@@ -55,7 +57,7 @@ out "log=$src"
 printf 'To: %s\nFrom: root\nSubject: lockdown relay check %s\n%s: %s\nMessage-ID: <lockdown-canary-%s@lockdown.invalid>\n\n%s\n' \
   "$to" "$id" "X-Lockdown-Canary" "$id" "$id" \
   "lockdown sent this after changing the relay settings, to prove mail leaves this host." \
-  | sendmail -t -i -f root || { out "result=submit-failed"; exit 0; }
+  | sendmail -t -i -f "$from" || { out "result=submit-failed"; exit 0; }
 qid=; line=; polls=0
 while :; do
   text=$(logs)
@@ -93,11 +95,15 @@ def new_id() -> str:
     return secrets.token_hex(6)
 
 
-def canary_script(canary_id: str, recipient: str, seconds: int) -> StringCommand:
-    """The one shell command that submits and follows the canary (nothing secret in it)."""
+def canary_script(canary_id: str, recipient: str, seconds: int,
+                  sender: str = "root") -> StringCommand:
+    """The one shell command that submits and follows the canary (nothing secret in it).
+    ``sender``: the envelope sender, which picks the route (``fallback.canary_sender``)."""
     if not re.fullmatch(r"[0-9a-f]{6,32}", canary_id):
         raise ValueError(f"bad canary id {canary_id!r}")
-    args = " ".join(shlex.quote(str(a)) for a in (canary_id, recipient, int(seconds)))
+    if not re.fullmatch(r"[a-z0-9-]+", sender):
+        raise ValueError(f"bad canary sender {sender!r}")
+    args = " ".join(shlex.quote(str(a)) for a in (canary_id, recipient, int(seconds), sender))
     return StringCommand(f"sh -c {shlex.quote(_SCRIPT.strip())} lockdown-canary {args}")
 
 
@@ -141,10 +147,12 @@ def parse_result(lines) -> CanaryResult:
                         removed=tuple(removed), log=values.get("log", ""))
 
 
-def diagnose(result: CanaryResult, relay: RelaySettings, seconds: int) -> str:
-    """One line: what went wrong with the canary, from Postfix's own words, and the fix."""
+def diagnose(result: CanaryResult, relay: RelaySettings | FallbackRelay, seconds: int,
+             label: str | None = None) -> str:
+    """One line: what went wrong with the canary, from Postfix's own words, and the fix.
+    ``label``: how to name the relay (default: its relayhost)."""
     reason = result.reason
-    where = f"via {relay.relayhost}"
+    where = f"via {label or relay.relayhost}"
     queued = f" (queue id {result.queue_id}, removed from the queue)" if result.removed else ""
     if result.result == "submit-failed":
         return ("relay canary: the local Postfix refused the message (sendmail failed); "
@@ -165,18 +173,30 @@ def diagnose(result: CanaryResult, relay: RelaySettings, seconds: int) -> str:
             f"{reason or 'nothing about it'}")
 
 
-def run(state, host, relay: RelaySettings, recipient: str, seconds: int) -> bool:
-    """python.call body: one remote command; False (the host fails) with one message."""
+def run(state: State, host: Host, relay: RelaySettings, recipient: str, seconds: int) -> bool:
+    """python.call body: one canary per relay (the relay, then each fallback, each forced
+    through its own relay), one remote command each; False (the host fails) with one message
+    per relay that did not take its canary."""
+    if not relay.fallbacks:
+        return _one(state, host, relay, recipient, seconds, "root", relay.relayhost)
+    results = [_one(state, host, one, recipient, seconds, canary_sender(index),
+                    relay_label(index, one)) for index, one in enumerate(relay.all_relays)]
+    return all(results)
+
+
+def _one(state: State, host: Host, relay: RelaySettings | FallbackRelay, recipient: str,
+         seconds: int,
+         sender: str, label: str) -> bool:
     canary_id = new_id()
     ok, output = host.run_shell_command(
-        canary_script(canary_id, recipient, seconds),
+        canary_script(canary_id, recipient, seconds, sender),
         print_output=state.print_output, print_input=state.print_input, _sudo=True,
         _timeout=seconds + 60,
     )
     result = parse_result(line.line for line in output if line.buffer_name == "stdout")
     if ok and result.result == "sent":
-        host.log_styled(f"relay canary delivered via {relay.relayhost} "
+        host.log_styled(f"relay canary delivered via {label} "
                         f"(queue id {result.queue_id})", fg="green", log_func=logger.info)
         return True
-    host.log_styled(diagnose(result, relay, seconds), fg="red", log_func=logger.error)
+    host.log_styled(diagnose(result, relay, seconds, label), fg="red", log_func=logger.error)
     return False

@@ -10,10 +10,26 @@ from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.operations import python, server
 
 from . import canary
+from .fallback import (
+    CANARY_SERVICE_ENTRY,
+    CANARY_TRANSPORT,
+    canary_routes_map,
+    cleared_settings,
+    fallback_settings,
+    tls_policy_map,
+)
 from .logwatch import logwatch_step
+from .mail_log import log_file_step, mail_log_settings, mail_log_steps, rotation_step, writes_file
 
 from .facts.host_state import LockdownState
-from .facts.postfix import ALIASES_MAP, SASL_PASSWORD_MAP, SENDERS_MAP
+from .facts.postfix import (
+    ALIASES_MAP,
+    CANARY_ROUTES_MAP,
+    MAIL_LOG,
+    SASL_PASSWORD_MAP,
+    SENDERS_MAP,
+    TLS_POLICY_MAP,
+)
 from .operations import packages, postfix
 from .operations.postfix import SECRET_MODE, SECRET_OWNER, settings_requiring_restart
 from .plan import (
@@ -24,7 +40,7 @@ from .plan import (
     installs_with_update,
     needed,
 )
-from .settings import RelaySettings, data_defaults, relay_settings
+from .settings import Credentials, RelaySettings, data_defaults, relay_settings
 from .text import printable
 
 PACKAGES = ["postfix", "libsasl2-modules", "ca-certificates"]
@@ -96,6 +112,7 @@ def main_cf_settings(relay: RelaySettings, parameters: dict | None = None) -> di
         # that sends everything to one capable relay). No grade is above it: never lowers a
         # release's default.
         "smtp_tls_mandatory_ciphers": MANDATORY_CIPHERS,
+        **fallback_settings(relay),
     }
     return settings
 
@@ -173,15 +190,18 @@ def senders_map(relay: RelaySettings, myhostname: str | None) -> str:
 
 
 def sasl_map_line(relay: RelaySettings) -> HiddenValue:
-    """The SASL map: the key must be the relayhost string exactly, or Postfix finds no password
-    and sends without AUTH, which the relay refuses with a 5xx: the mail bounces. Only ever
-    keyed by the relayhost of host data: a relayhost read from the host gets no credentials
-    from the controller unless it names the same host (see ``_relay_switch_bridge``)."""
-    return HiddenValue(_sasl_line(relay.relayhost, relay))
+    """The SASL map: one line per relay (the relay, then each fallback), each keyed by that
+    relay's nexthop exactly as main.cf names it, or Postfix finds no password and sends without
+    AUTH, which the relay refuses with a 5xx: the mail bounces. Postfix looks a password up by
+    the nexthop it is connecting to, so each relay only ever gets its own. Only ever keyed by
+    host data: a relayhost read from the host gets no credentials from the controller unless it
+    names the same host (see ``_relay_switch_bridge``)."""
+    return HiddenValue("".join(_sasl_line(one.relayhost, one.credentials)
+                               for one in relay.all_relays))
 
 
-def _sasl_line(key: str, relay: RelaySettings) -> str:
-    return f"{key} {relay.credentials.login}:{relay.credentials.password}\n"
+def _sasl_line(key: str, credentials: Credentials) -> str:
+    return f"{key} {credentials.login}:{credentials.password}\n"
 
 
 def _same_map_key(one: str, other: str) -> bool:
@@ -214,7 +234,8 @@ def _relay_switch_bridge(relay: RelaySettings, found: dict, db_type: str | None)
     """
     old_relayhost = ((found["main_cf"] or {}).get("settings") or {}).get("relayhost")
     sasl_found = found["sasl_map"]
-    if not old_relayhost or _same_map_key(old_relayhost, relay.relayhost) \
+    if not old_relayhost \
+            or any(_same_map_key(old_relayhost, one.relayhost) for one in relay.all_relays) \
             or sasl_found["type"] != "file" \
             or postfix.secret_map_current(sasl_found, sasl_map_line(relay)):
         return []
@@ -222,8 +243,8 @@ def _relay_switch_bridge(relay: RelaySettings, found: dict, db_type: str | None)
         return [(postfix.sasl_password_map, dict(
             name="Relay credentials for the new and the old port of the same relay",
             path=SASL_PASSWORD_MAP, db_type=db_type, current=sasl_found,
-            content=HiddenValue(_sasl_line(relay.relayhost, relay)
-                                + _sasl_line(old_relayhost, relay))))]
+            content=HiddenValue(sasl_map_line(relay).unmask()
+                                + _sasl_line(old_relayhost, relay.credentials))))]
     return [(postfix.sasl_password_map, dict(
         name="Relay credentials: the new relayhost's; the old one keeps its own until the "
              "reload", path=SASL_PASSWORD_MAP, content=sasl_map_line(relay), db_type=db_type,
@@ -278,7 +299,9 @@ def configure(relay: RelaySettings, found: dict) -> None:
                       "mode": SECRET_MODE, "stamp": None, "stamp_status": "missing"}
     # main.cf first (on a fresh box): postmap and postconf -M need it, and a fresh box has none.
     settings = {**main_cf_settings(relay, parameters),
-                **tls_floor_settings(found["defaults"], (found["main_cf"] or {}).get("settings"))}
+                **tls_floor_settings(found["defaults"], (found["main_cf"] or {}).get("settings")),
+                **cleared_settings(relay, found["main_cf"]),
+                **mail_log_settings(relay, found["packages"])}
     myhostname = parameters.get("myhostname")
     steps = {
         "main": (postfix.main_cf, dict(
@@ -293,6 +316,8 @@ def configure(relay: RelaySettings, found: dict) -> None:
         "sasl": (postfix.sasl_password_map, dict(
             name="Relay credentials (SASL map, root 0600)", path=SASL_PASSWORD_MAP,
             content=sasl_map_line(relay), db_type=db_type, current=sasl_found)),
+        **_fallback_steps(relay, found, myhostname),
+        **mail_log_steps(relay, found),
         "listener": (postfix.master_service, dict(
             name="master.cf: smtp/inet listener off", service="smtp", service_type="inet",
             enabled=False, current=found["master"])),
@@ -318,9 +343,14 @@ def configure(relay: RelaySettings, found: dict) -> None:
     sasl = None if bridge else if_needed(steps["sasl"][0], **steps["sasl"][1])
     listener = if_needed(steps["listener"][0], **steps["listener"][1])
     public = [if_needed(op, **kwargs) for name, (op, kwargs) in steps.items()
-              if name.startswith("public ")]
-    logwatch_step(relay.logwatch, found["logwatch"],
+              if name.startswith(("public ", "fallback ", "mail log "))]
+    log_file_step(relay, found)
+    logwatch_state = found["logwatch"]
+    if writes_file(relay, found["packages"]):  # the file logwatch's maillog group reads, soon
+        logwatch_state = {**(logwatch_state or {}), "mail_logs": [MAIL_LOG]}
+    logwatch_step(relay.logwatch, logwatch_state,
                   apt_update_wanted(current_host, relay.apt_update))
+    rotation_step(relay, found)
     changed = any_called_changed(aliases, senders, sasl, main, listener, *public, *bridged)
     if changed is None and pending is None:
         if_needed(postfix.running, name="Postfix running and enabled", current=found["status"])
@@ -341,7 +371,32 @@ def configure(relay: RelaySettings, found: dict) -> None:
     if relay.canary:
         # Only when the reload ran, i.e. something the relay path depends on changed.
         python.call(
-            name=f"Relay canary: one message must leave via {relay.relayhost}",
+            name=f"Relay canary: one message must leave via {relay.relayhost}"
+            + (f" and one via each of its {len(relay.fallbacks)} fallback(s)"
+               if relay.fallbacks else ""),
             function=canary.run, relay=relay, recipient=relay.canary_recipient,
             seconds=relay.canary_seconds, _if=applied.did_change,
         )
+
+
+def _fallback_steps(relay: RelaySettings, found: dict, myhostname: str | None) -> dict:
+    """The fallbacks' TLS policy and canary routes, and the canary's transport (named
+    "fallback ..."); without fallbacks only that transport, switched off if an earlier run
+    wrote it (a noop otherwise). The maps are left: nothing names them then."""
+    transport = dict(service=CANARY_TRANSPORT, service_type="unix", current=found["master"])
+    if not relay.fallbacks:
+        return {"fallback transport": (postfix.master_service, dict(
+            name=f"master.cf: {CANARY_TRANSPORT} (no fallback relays) off", enabled=False,
+            **transport))}
+    return {
+        "fallback tls": (postfix.map_file, dict(
+            name="TLS level of each fallback relay", path=TLS_POLICY_MAP,
+            content=tls_policy_map(relay), current=found["tls_policy_map"])),
+        "fallback routes": (postfix.map_file, dict(
+            name="Each relay canary leaves through its own relay", path=CANARY_ROUTES_MAP,
+            content=canary_routes_map(relay, _local_domains_pattern(myhostname)),
+            current=found["canary_routes_map"])),
+        "fallback transport": (postfix.master_service, dict(
+            name=f"master.cf: {CANARY_TRANSPORT}, the smtp client without fallbacks",
+            enabled=True, entry=CANARY_SERVICE_ENTRY, **transport)),
+    }

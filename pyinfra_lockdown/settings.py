@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -47,7 +48,7 @@ class SettingsError(PyinfraError):
     """Bad host data or missing credentials; raised before any host is changed."""
 
     def __init__(self, key: str, problem: str, fix: str = ""):
-        self.key = key
+        self.key, self.problem, self.fix = key, problem, fix
         message = f"host data `{key}`: {problem}"
         super().__init__(f"{message}. {fix}".rstrip(". ") + "." if fix else message)
 
@@ -222,6 +223,29 @@ def address_list(key, value) -> list[str] | None:
     return [str(a).strip() for a in items]
 
 
+# A fallback relay's fields: the top-level key each one mirrors (validated by that key's check).
+FALLBACK_FIELDS = {"provider": "relay_provider", "region": "relay_region", "host": "relay_host",
+                   "port": "relay_port", "tls_level": "relay_tls_level",
+                   "tls_wrappermode": "relay_tls_wrappermode",
+                   "credentials_file": "relay_credentials_file"}
+
+
+def fallback_list(key: str, value: Any) -> list[dict]:
+    """A list of dicts with FALLBACK_FIELDS only (each field is checked by relay_settings)."""
+    if value in (None, "", []):
+        return []
+    items = [value] if isinstance(value, dict) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, dict) for i in items):
+        raise SettingsError(key, f"{value!r} must be a list of relays, each a dict",
+                            "e.g. [{'provider': 'sendgrid', 'port': 587}]")
+    for index, item in enumerate(items, 1):
+        unknown = sorted(str(name) for name in item if name not in FALLBACK_FIELDS)
+        if unknown:
+            raise SettingsError(f"{key}[{index}]", f"unknown field {unknown[0]!r}",
+                                f"Use {', '.join(FALLBACK_FIELDS)}")
+    return [dict(item) for item in items]
+
+
 def probe(key, value):
     """None (a `probes` group if the inventory has one), "off", or a callable the inventory
     provides: ``probe(addresses, ports) -> {"via": str, "results": [...], "error": str|None}``."""
@@ -286,6 +310,18 @@ KEYS = (
     Key("mail_sender_domain", None, domain, "local senders (root@host, cron) leave as "
         "user@this domain; default: the relay login's domain (Mailgun, custom); required "
         "for SES, SendGrid, Postmark, Brevo", "relay"),
+    Key("relay_fallbacks", [], fallback_list, "further relays, tried in order when the relay "
+        "above is down or refuses (Postfix's `smtp_fallback_relay`): a list of dicts with "
+        f"{', '.join(f'`{f}`' for f in FALLBACK_FIELDS)} (as the `relay_*` keys; `provider` "
+        "defaults to `custom`); credentials from `credentials_file` or `LOCKDOWN_FALLBACK<n>_LOGIN`/"
+        "`_PASSWORD` (n = 1 for the first); each gets its own SASL line, TLS level and canary",
+        "relay"),
+    Key("mail_log", "journal", choice("journal", "file"), "`file`: on hosts where no syslog "
+        "daemon (rsyslog, syslog-ng) writes /var/log/mail.log, Postfix writes it itself "
+        "(`maillog_file` through the `postlog` service), rotated weekly by a systemd timer "
+        "(`postfix logrotate`, 5 weeks kept); logwatch, the canary and the audit then read "
+        "it. `journal`: Postfix's default (the journal, or rsyslog's mail.log), whose lines a "
+        "local user cannot forge (see Mail log)", "relay"),
     Key("relay_canary", True, boolean, "after a converge that changed the relay path, send one "
         "message and follow it in Postfix's log until the relay took it; the host fails with "
         "the cause otherwise", "relay"),
@@ -365,6 +401,26 @@ class LogwatchSettings:
     services: tuple[str, ...] = ("All",)
 
 
+def nexthop(host: str, port: int) -> str:
+    """A relay as Postfix names it in relayhost, smtp_fallback_relay and map keys."""
+    return f"[{f'ipv6:{host}' if ':' in host else host}]:{port}"
+
+
+@dataclass(frozen=True)
+class FallbackRelay:
+    """One of ``relay_fallbacks``: tried when the relays before it are down or refuse."""
+    host: str
+    port: int
+    tls_level: str
+    wrappermode: bool
+    provider: str
+    credentials: Credentials | None = field(repr=False)  # None only for the audit
+
+    @property
+    def relayhost(self) -> str:
+        return nexthop(self.host, self.port)
+
+
 @dataclass(frozen=True)
 class RelaySettings:
     host: str
@@ -380,16 +436,23 @@ class RelaySettings:
     canary_seconds: int = 30
     canary_to: str | None = None  # None: root_forward
     logwatch: LogwatchSettings = LogwatchSettings()
+    mail_log: str = "journal"  # or "file": Postfix's own /var/log/mail.log (mail_log.py)
 
     @property
     def canary_recipient(self) -> str:
         return self.canary_to or self.root_forward
 
+    fallbacks: tuple[FallbackRelay, ...] = ()
+
     @property
     def relayhost(self) -> str:
         """The relayhost value: brackets suppress the MX lookup."""
-        host = f"ipv6:{self.host}" if ":" in self.host else self.host
-        return f"[{host}]:{self.port}"
+        return nexthop(self.host, self.port)
+
+    @property
+    def all_relays(self) -> tuple[RelaySettings | FallbackRelay, ...]:
+        """The relay, then each fallback: every relay the SASL map and the canary cover."""
+        return (self, *self.fallbacks)
 
 
 @dataclass(frozen=True)
@@ -425,15 +488,7 @@ def relay_settings(data, environ=os.environ, require_credentials: bool = True) -
     and the sender domain is then known only from ``mail_sender_domain`` (else ``None``).
     """
     renamed.old_keys(data)  # warns once per run: mailgun_region is relay_region now
-    name = _value(data, "relay_provider")
-    preset = PROVIDERS.get(name)
-    host = _value(data, "relay_host")
-    if host is None and preset is None:
-        raise SettingsError("relay_host", f"is required when relay_provider is {CUSTOM!r}")
-    region = _region(data, preset)
-    relay_port = _value(data, "relay_port")
-    wrappermode = _wrappermode(data, preset, relay_port)
-    level = _value(data, "relay_tls_level")
+    name, preset, host, relay_port, wrappermode, level = _endpoint(data)
     root_forward = _value(data, "mail_root_forward")
     update = _value(data, "apt_update")
     sender_domain = _value(data, "mail_sender_domain")
@@ -443,13 +498,7 @@ def relay_settings(data, environ=os.environ, require_credentials: bool = True) -
         if require_credentials or error.key not in (LOGIN_ENV, "relay_credentials_file"):
             raise
         credentials = None
-    if credentials and preset is not None:
-        problem = preset.check_login(credentials.login, credentials.password)
-        if problem:  # the login is no secret; the password is never shown
-            # Not shown: for Postmark the login is the token, for SES an access key id.
-            raise SettingsError(LOGIN_ENV, f"the relay login does not look like a "
-                                f"{preset.title} login, which {problem}",
-                                "Check the credentials, or relay_provider")
+    _check_login(preset, credentials, LOGIN_ENV)
     if sender_domain is None and preset is not None and not preset.login_names_domain:
         raise SettingsError("mail_sender_domain", f"is required with relay_provider {name!r}: "
                             f"a {preset.title} login says nothing about your sending domain",
@@ -460,15 +509,102 @@ def relay_settings(data, environ=os.environ, require_credentials: bool = True) -
         if sender_domain is None:
             raise SettingsError("mail_sender_domain", "cannot be derived from the relay login "
                                 "(it is not an address)", "Set it to your sending domain")
-    host = host or preset.host(region)
-    _check_verifiable(host, level)
+    fallbacks = _fallbacks(data, environ, require_credentials, nexthop(host, relay_port),
+                           wrappermode)
     return RelaySettings(host=host, port=relay_port, tls_level=level,
                          sender_domain=sender_domain, root_forward=root_forward,
                          apt_update=update, credentials=credentials, provider=name,
                          wrappermode=wrappermode, canary=_value(data, "relay_canary"),
                          canary_seconds=_value(data, "relay_canary_seconds"),
                          canary_to=_value(data, "relay_canary_to"),
-                         logwatch=logwatch_settings(data))
+                         logwatch=logwatch_settings(data), fallbacks=fallbacks,
+                         mail_log=_value(data, "mail_log"))
+
+
+def _endpoint(data: Any) -> tuple[str, Provider | None, str, int, bool, str]:
+    """Provider name, preset, host, port, wrappermode and TLS level of one relay."""
+    name = _value(data, "relay_provider")
+    preset = PROVIDERS.get(name)
+    host = _value(data, "relay_host")
+    if host is None and preset is None:
+        raise SettingsError("relay_host", f"is required when relay_provider is {CUSTOM!r}")
+    region = _region(data, preset)
+    relay_port = _value(data, "relay_port")
+    wrappermode = _wrappermode(data, preset, relay_port)
+    level = _value(data, "relay_tls_level")
+    host = host or preset.host(region)
+    _check_verifiable(host, level)
+    return name, preset, host, relay_port, wrappermode, level
+
+
+def _check_login(preset: Provider | None, credentials: Credentials | None, key: str) -> None:
+    if credentials and preset is not None:
+        problem = preset.check_login(credentials.login, credentials.password)
+        if problem:  # the login is no secret; the password is never shown
+            # Not shown: for Postmark the login is the token, for SES an access key id.
+            raise SettingsError(key, f"the relay login does not look like a "
+                                f"{preset.title} login, which {problem}",
+                                "Check the credentials, or relay_provider")
+
+
+def fallback_env_names(index: int) -> tuple[str, str]:
+    """The environment names of fallback ``index``'s (1 = the first) login and password."""
+    return f"LOCKDOWN_FALLBACK{index}_LOGIN", f"LOCKDOWN_FALLBACK{index}_PASSWORD"
+
+
+def _fallbacks(data: Any, environ: Mapping[str, str], require_credentials: bool, primary: str,
+               wrappermode: bool) -> tuple[FallbackRelay, ...]:
+    seen = {primary.lower()}
+    found = []
+    for index, item in enumerate(_value(data, "relay_fallbacks"), 1):
+        where = f"relay_fallbacks[{index}]"
+        fields = {FALLBACK_FIELDS[name]: value for name, value in item.items()}
+        fields.setdefault("relay_provider", CUSTOM)
+        try:
+            name, preset, host, port_number, implicit, level = _endpoint(fields)
+            credentials = _fallback_credentials(index, fields, environ, require_credentials)
+            _check_login(preset, credentials, "credentials")
+        except SettingsError as error:
+            short = {top: short for short, top in FALLBACK_FIELDS.items()}.get(error.key, error.key)
+            raise SettingsError(f"{where}.{short}", error.problem, error.fix) from None
+        relay = FallbackRelay(host=host, port=port_number, tls_level=level, wrappermode=implicit,
+                              provider=name, credentials=credentials)
+        if relay.relayhost.lower() in seen:
+            raise SettingsError(where, f"{relay.relayhost} is already a relay above it",
+                                "Each fallback must be another relay (or another port)")
+        if implicit != wrappermode:
+            raise SettingsError(f"{where}.port", f"{port_number} speaks "
+                                f"{'implicit TLS' if implicit else 'STARTTLS'} and the relay "
+                                f"above {'STARTTLS' if implicit else 'implicit TLS'}: Postfix "
+                                "has one smtp_tls_wrappermode for all of them",
+                                "Use ports of the same kind (587/2525 or 465) for every relay")
+        seen.add(relay.relayhost.lower())
+        found.append(relay)
+    return tuple(found)
+
+
+def _fallback_credentials(index: int, fields: dict, environ: Mapping[str, str],
+                          require_credentials: bool) -> Credentials | None:
+    """A fallback's own login and password: its credentials_file (the same form as
+    relay_credentials_file), else LOCKDOWN_FALLBACK<index>_LOGIN/_PASSWORD."""
+    try:
+        if fields.get("relay_credentials_file"):
+            return read_credentials({"relay_credentials_file": fields["relay_credentials_file"]},
+                                    environ)
+        login_env, password_env = fallback_env_names(index)
+        login, password = environ.get(login_env), environ.get(password_env)
+        if not login or not password:
+            missing = " and ".join(n for n, v in ((login_env, login), (password_env, password))
+                                   if not v)
+            raise SettingsError("credentials", f"no credentials: {missing} missing in the "
+                                "environment", f"Export {login_env} and {password_env}, or set "
+                                "its credentials_file to a file holding LOCKDOWN_RELAY_LOGIN= "
+                                "and LOCKDOWN_RELAY_PASSWORD= lines")
+        return _checked_credentials(login, password, "credentials")
+    except SettingsError:
+        if require_credentials:
+            raise
+        return None
 
 
 def _check_verifiable(host: str, level: str) -> None:
@@ -612,9 +748,13 @@ def read_credentials(data, environ=os.environ) -> Credentials:
         raise SettingsError(key, f"no relay credentials: {missing} missing in {source}",
                             f"Export {LOGIN_ENV} and {PASSWORD_ENV}, or set relay_credentials_file "
                             "to a file holding both")
+    return _checked_credentials(login, password, key)
+
+
+def _checked_credentials(login: str, password: str, key: str) -> Credentials:
     if any(c.isspace() for c in login) or "\n" in password:
-        raise SettingsError(key, f"{LOGIN_ENV} must not contain spaces and {PASSWORD_ENV} "
-                            "must be one line")
+        raise SettingsError(key, "the login must not contain spaces and the password must be "
+                            "one line")
     return Credentials(login=login, password=password)
 
 

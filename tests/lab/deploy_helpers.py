@@ -39,6 +39,16 @@ def converge(lab, boxes, env: dict, data: dict | None = None, deploy: str = "dep
     return result, json.loads(result.stdout)["results"]["totals"]
 
 
+def audit_checks(lab, box, env: dict, directory, data: dict | None = None) -> dict:
+    """The audit's checks by id for one box (its JSON report, in ``directory``), without the
+    outside probe."""
+    report = directory / "audit.json"
+    result = pyinfra(lab, [box], "deploys/audit.py", env=env,
+                     data={**(data or {}), "audit_json": str(report), "audit_probe": "off"})
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr[-3000:]
+    return {c["id"]: c for c in json.loads(report.read_text())["hosts"][0]["checks"]}
+
+
 def send_mail(box, to: str = "root", subject: str = "lockdown test", sender: str = "") -> None:
     flags = f"-r {sender} " if sender else ""
     result = box.root(f"echo 'body of {subject}' | mail {flags}-s '{subject}' {to}")
