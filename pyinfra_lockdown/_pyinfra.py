@@ -62,6 +62,8 @@ def new_ssh_connection_runs_true(state, host, port: int | None, timeout: float) 
 # SSHException or a timeout but lets EOFError escape: the whole run ends with "An internal
 # exception occurred" and the other hosts stop where they are, half-applied. Turned into an
 # SSHException, it fails only that host, with a line saying what happened and what to do.
+# When paramiko already saw the transport close, it raises SSHException("SSH session not
+# active") instead: the same loss, told the same way.
 LOST_CONNECTION = ("the SSH connection was lost mid-run (sshd stopped, the host rebooted or "
                    "the network dropped); operations after the last one reported here did not "
                    "run on this host. Check that SSH gets in, then run the deploy again")
@@ -73,6 +75,10 @@ def _lost_connection_fails_only_its_host(run_shell_command):
         try:
             result = run_shell_command(self, *args, **kwargs)
         except EOFError as error:
+            raise SSHException(LOST_CONNECTION) from error
+        except SSHException as error:
+            if _transport_active(self):
+                raise
             raise SSHException(LOST_CONNECTION) from error
         # Dropped while the command ran: no exit status, the transport is gone. Say so, rather
         # than pyinfra's bare "executed 0 commands".

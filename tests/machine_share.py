@@ -46,10 +46,11 @@ POLL_SECONDS = 0.05
 # other workers' first tests let the first alone test take the gate: at the start they all
 # reach it at once, and a quiet test winning that race ran with the other workers idle. The
 # alone test marks its start with this file; the wait for it is bounded (a worker that died
-# before it started must not stop the run).
+# before it started must not stop the run). It holds for the run's lock directory only: the
+# unit tests of this module use their own directories in the same worker.
 ALONE_BEGAN_FILE = "alone-began"
 HEAD_START_LIMIT_SECONDS = 300.0
-_alone_tests_first = False
+_alone_tests_first_in: Path | None = None
 WAIT_LIMIT_SECONDS = 3 * 3600  # longer than any test; a wait this long means a lock leaked
 
 
@@ -69,14 +70,17 @@ def lock_dir() -> Path | None:
     return Path(value) if value else None
 
 
-def alone_tests_first(expected: bool) -> None:
-    """A worker's, after collection: whether this run hands out alone tests before the rest."""
-    global _alone_tests_first
-    _alone_tests_first = expected
+def alone_tests_first(expected: bool, directory: Path | None = None) -> Path | None:
+    """A worker's, after collection: whether this run (its lock ``directory``, by default the
+    one in the environment) hands out alone tests before the rest. Returns what held before."""
+    global _alone_tests_first_in
+    before = _alone_tests_first_in
+    _alone_tests_first_in = (directory or lock_dir()) if expected else None
+    return before
 
 
 def _give_the_alone_tests_their_head_start(directory: Path) -> None:
-    if not _alone_tests_first:
+    if _alone_tests_first_in is None or directory != _alone_tests_first_in:
         return
     deadline = time.monotonic() + HEAD_START_LIMIT_SECONDS
     while not (directory / ALONE_BEGAN_FILE).exists() and time.monotonic() < deadline:

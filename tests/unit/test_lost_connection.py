@@ -14,6 +14,41 @@ def test_eoferror_from_a_dropped_connection_becomes_an_sshexception_naming_the_c
         run(object(), "true")
 
 
+class _ClosedTransport:
+    def is_active(self):
+        return False
+
+
+class _Client:
+    def __init__(self, transport):
+        self.transport = transport
+
+    def get_transport(self):
+        return self.transport
+
+
+class _Dropped:
+    client = _Client(_ClosedTransport())
+
+
+def test_a_session_paramiko_saw_close_is_named_as_lost_too():
+    def closed(self, command):
+        raise SSHException("SSH session not active")
+
+    run = _pyinfra._lost_connection_fails_only_its_host(closed)
+    with pytest.raises(SSHException, match="SSH connection was lost mid-run"):
+        run(_Dropped(), "true")
+
+
+def test_other_ssh_errors_on_a_live_transport_pass_unchanged():
+    def refused(self, command):
+        raise SSHException("channel open refused")
+
+    run = _pyinfra._lost_connection_fails_only_its_host(refused)
+    with pytest.raises(SSHException, match="^channel open refused$"):
+        run(object(), "true")
+
+
 def test_the_ssh_connector_is_wrapped_once():
     from pyinfra.connectors.ssh import SSHConnector
 

@@ -136,7 +136,7 @@ def test_when_alone_tests_come_first_the_others_let_the_first_one_take_the_gate(
         tmp_path, monkeypatch):
     """At the start every worker reaches the gate at once: the alone test must win."""
     monkeypatch.setattr(machine_share, "HEAD_START_LIMIT_SECONDS", 0.5)
-    machine_share.alone_tests_first(True)
+    before = machine_share.alone_tests_first(True, tmp_path)
     try:
         started = time.monotonic()
         with sharing(tmp_path):  # no alone test began: it waits, bounded
@@ -146,10 +146,13 @@ def test_when_alone_tests_come_first_the_others_let_the_first_one_take_the_gate(
         started = time.monotonic()
         with quiet(tmp_path):  # it began: no wait
             assert time.monotonic() - started < 0.5
+        other_run = tmp_path / "other-run"
+        other_run.mkdir()
+        started = time.monotonic()
+        with sharing(other_run):  # another run's directory (this module's other tests): no wait
+            assert time.monotonic() - started < 0.5
     finally:
-        machine_share.alone_tests_first(False)
-    other_run = tmp_path / "other-run"
-    other_run.mkdir()
+        machine_share._alone_tests_first_in = before
     started = time.monotonic()
-    with sharing(other_run):  # not expected (one process, no phases): no wait
+    with sharing(tmp_path):  # not expected (one process, no phases): no wait
         assert time.monotonic() - started < 0.5
