@@ -17,10 +17,10 @@ import trove_classifiers
 import pyinfra_lockdown
 from tests.distribution import REPO, Release, build_release, sdist_names, wheel_contents
 
-PRODUCT_PACKAGES = {  # import name -> folder of the checkout (pyproject.toml's package-dir)
+PRODUCT_PACKAGES = {  # import name -> folder of the checkout: the package holds its layers
     "pyinfra_lockdown": "pyinfra_lockdown",
-    "pyinfra_lockdown/facts": "facts",
-    "pyinfra_lockdown/operations": "operations",
+    "pyinfra_lockdown/facts": "pyinfra_lockdown/facts",
+    "pyinfra_lockdown/operations": "pyinfra_lockdown/operations",
 }
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 
@@ -89,4 +89,25 @@ def test_the_sdist_holds_the_sources_and_the_documents(release):
                for p in (REPO / folder).glob("*.py")}
     assert sources <= names
     top = {name.split("/")[0] for name in names if "/" in name}
-    assert top == {"pyinfra_lockdown", "facts", "operations", "pyinfra_lockdown.egg-info"}, top
+    assert top == {"pyinfra_lockdown", "pyinfra_lockdown.egg-info"}, top
+
+
+def test_the_checkout_resolves_the_package_without_an_install():
+    """From a bare checkout (no editable finder, no package-dir mapping) the package and its
+    layers import from where they are, and the design's top-level facts/ is the package's own
+    folder, a link (so no second copy can drift)."""
+    facts = REPO / "facts"
+    assert facts.is_symlink() and facts.resolve() == REPO / "pyinfra_lockdown" / "facts"
+    assert not (REPO / "operations").exists()
+    code = ("import sys; sys.path[:0] = [sys.argv[1]]; import pyinfra_lockdown.facts.ufw as f, "
+            "pyinfra_lockdown.operations.ufw as o, pyinfra_lockdown as p; "
+            "print(p.__file__, f.__file__, o.__file__)")
+    # -S: no site-packages .pth, so the editable install's finder cannot help; pyinfra comes
+    # from the venv's site-packages, put after the checkout by hand.
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    found = subprocess.run([sys.executable, "-S", "-c", code, str(REPO)],
+                           capture_output=True, text=True, timeout=60,
+                           env={"PYTHONPATH": site}, cwd="/")
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == [str(REPO / "pyinfra_lockdown" / m) for m in
+                                    ("__init__.py", "facts/ufw.py", "operations/ufw.py")]
