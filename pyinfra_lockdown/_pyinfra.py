@@ -8,17 +8,33 @@ of the host's connector class and uses the connector interface every connector i
 (``connect``, ``run_shell_command``, ``disconnect``). Checked against the pyinfra releases in
 pyproject.toml's range by the lab tests of the dead-man switch.
 
+A deploy asks an operation whether it has anything to do by running the operation's own
+generator, which pyinfra keeps as ``op._inner`` (pyinfra's operations use it to call one another,
+its error for an operation called inside another names it, pyinfra-testing runs operations
+through it): ``operation_generator``.
+
 It also makes a connection lost mid-run fail only that host (see ``LOST_CONNECTION``), checked
 by tests/lab/test_partial_failure.py.
 """
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Generator
+from typing import Any, ParamSpec
 
 import gevent
 from paramiko import SSHException
 from pyinfra.api import StringCommand
 from pyinfra.connectors.ssh import SSHConnector
+
+P = ParamSpec("P")
+
+
+def operation_generator(op: Callable[P, Any]) -> Callable[P, Generator[Any, Any, Any]]:
+    """The undecorated generator of the pyinfra operation ``op`` (``@operation()``'s
+    ``_inner``): the same code the operation runs, without pyinfra's per-call bookkeeping."""
+    generator: Callable[P, Generator[Any, Any, Any]] = op._inner  # type: ignore[attr-defined]
+    return generator
 
 
 def connects_over_ssh(host) -> bool:

@@ -6,6 +6,7 @@ import re
 
 from pyinfra import host as current_host
 from pyinfra.api import deploy
+from pyinfra.api.operation import OperationMeta
 from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.operations import python, server
 
@@ -35,6 +36,7 @@ from .operations.postfix import SECRET_MODE, SECRET_OWNER, settings_requiring_re
 from .plan import (
     any_called_changed,
     apt_update_wanted,
+    call_if,
     host_state,
     if_needed,
     installs_with_update,
@@ -331,19 +333,26 @@ def configure(relay: RelaySettings, found: dict) -> None:
     # it owes is noted on the host first and only the reload removes the note.
     pending = (found["status"] or {}).get("pending")
     restart = bool(settings_requiring_restart(settings, found["main_cf"])) or pending == "restart"
-    if any(needed(op, **kwargs) for op, kwargs in [*bridge, *steps.values()]):
+    # Each step is decided once: whether anything is owed (the note) and which steps run.
+    wanted = {name: needed(op, **kwargs) for name, (op, kwargs) in steps.items()}
+    bridge_wanted = [needed(op, **kwargs) for op, kwargs in bridge]
+    if any(wanted.values()) or any(bridge_wanted):
         postfix.note_pending(name="Note the reload this run owes Postfix (until it ran)",
                              action="restart" if restart else "reload", current=found["status"])
-    bridged = [if_needed(op, **kwargs) for op, kwargs in bridge]
-    main = if_needed(steps["main"][0], **steps["main"][1])
-    aliases = if_needed(steps["aliases"][0], **steps["aliases"][1])
-    senders = if_needed(steps["senders"][0], **steps["senders"][1])
+
+    def step(name: str) -> OperationMeta | None:
+        op, kwargs = steps[name]
+        return call_if(wanted[name], op, **kwargs)
+
+    bridged = [call_if(wants, op, **kwargs) for wants, (op, kwargs) in zip(bridge_wanted, bridge)]
+    main = step("main")
+    aliases = step("aliases")
+    senders = step("senders")
     # With a bridge, the one-key map waits until after the reload: Postfix processes started
     # before it still send via the old relayhost and look up its key (else: no AUTH, 530, bounce).
-    sasl = None if bridge else if_needed(steps["sasl"][0], **steps["sasl"][1])
-    listener = if_needed(steps["listener"][0], **steps["listener"][1])
-    public = [if_needed(op, **kwargs) for name, (op, kwargs) in steps.items()
-              if name.startswith(("public ", "fallback ", "mail log "))]
+    sasl = None if bridge else step("sasl")
+    listener = step("listener")
+    public = [step(name) for name in steps if name.startswith(("public ", "fallback ", "mail log "))]
     log_file_step(relay, found)
     logwatch_state = found["logwatch"]
     if writes_file(relay, found["packages"]):  # the file logwatch's maillog group reads, soon
@@ -362,7 +371,7 @@ def configure(relay: RelaySettings, found: dict) -> None:
         **({} if pending or changed is None else {"_if": changed}),
     )
     if bridge:
-        sasl = if_needed(steps["sasl"][0], **steps["sasl"][1])
+        sasl = step("sasl")
     if sasl is not None:
         server.shell(
             name="Retry deferred mail with the new credentials",

@@ -7,9 +7,9 @@ would return the same thing.
 
 pyinfra orders operations by walking the Python stack at every operation call (~6 ms): on a
 converged host that alone made the no-op run ~30% slower than a bare pyinfra run. So an
-operation is first asked (``op.decide``, see operations/decide.py) with the state already read,
-and called for real only if it yields a command; when it yields nothing it has logged its own
-``noop`` line (shown with ``-v``).
+operation is first asked (its own generator, ``_pyinfra.operation_generator``) with the state
+already read, and called for real only if it yields a command; when it yields nothing it has
+logged its own ``noop`` line (shown with ``-v``). Each is asked once per run and host.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from typing import Callable
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations.util import any_changed
 
+from ._pyinfra import operation_generator
 from .facts.host_state import LockdownState
 
 _READS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # pyinfra State -> {host: dict}
@@ -54,12 +55,19 @@ def installs_with_update(host, install: OperationMeta | None, update: bool) -> N
 def needed(op, **kwargs) -> bool:
     """Whether ``op(**kwargs)`` would yield a command (asked without calling it)."""
     arguments = {k: v for k, v in kwargs.items() if k != "name" and not k.startswith("_")}
-    return next(op.decide(**arguments), None) is not None
+    return next(operation_generator(op)(**arguments), None) is not None
 
 
 def if_needed(op, **kwargs) -> OperationMeta | None:
     """Call ``op(**kwargs)`` if it would yield a command; ``None`` otherwise."""
     return op(**kwargs) if needed(op, **kwargs) else None
+
+
+def call_if(wanted: bool, op, **kwargs) -> OperationMeta | None:
+    """Call ``op(**kwargs)`` when ``wanted`` (a ``needed`` answer already had); ``None``
+    otherwise. For a deploy that must know whether anything is needed before it calls any
+    step: asking again would run each step's generator twice."""
+    return op(**kwargs) if wanted else None
 
 
 def any_called_changed(*metas: OperationMeta | None) -> Callable[[], bool] | None:

@@ -3,9 +3,8 @@ written only when it differs."""
 import hashlib
 
 from pyinfra import host
-from pyinfra.api import OperationValueError, QuoteString, StringCommand
+from pyinfra.api import OperationValueError, QuoteString, StringCommand, operation
 
-from .decide import operation
 from ..facts.logwatch import LogwatchState
 from ..facts.postfix import LOGWATCH_MAILLOG_CONF, MAIL_LOG_ROTATE_SERVICE, MAIL_LOG_ROTATE_TIMER
 

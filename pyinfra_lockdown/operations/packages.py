@@ -7,10 +7,9 @@ package the sources do not have, a dpkg run that was interrupted.
 from shlex import quote
 
 from pyinfra import host
-from pyinfra.api import QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand, operation
 
 from ..facts.packages import InstalledDebs
-from .decide import operation
 
 # Preseeded so that installing postfix never asks and never writes a main.cf of its own:
 # lockdown writes every setting it relies on.

@@ -27,10 +27,9 @@ from pyinfra.api import (
     OperationValueError,
     QuoteString,
     StringCommand,
+    operation,
 )
 
-
-from .decide import operation
 from ..facts.postfix import (
     APPLY_ACTIONS,
     APPLY_PENDING,

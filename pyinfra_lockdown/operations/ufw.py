@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections import Counter
 
 from pyinfra import host
-from pyinfra.api import FunctionCommand, QuoteString, StringCommand
+from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 from pyinfra.api.exceptions import OperationValueError
 
 
-from .decide import operation
 from ..facts.ufw import (
     DEADMAN_ARMED_FILE,
     DEADMAN_BOOT_UNIT,

@@ -58,7 +58,7 @@ class Run:
 
     def sasl_map(self, host, current: dict, content: str = CONTENT) -> list:
         with ctx_state.use(self.state), ctx_host.use(host):
-            return list(postfix.sasl_password_map.decide(
+            return list(postfix.sasl_password_map._inner(
                 path=PATH, content=content, db_type="hash", current=current))
 
     def audit(self, host, current: dict) -> str:
