@@ -13,12 +13,14 @@ generator, which pyinfra keeps as ``op._inner`` (pyinfra's operations use it to 
 its error for an operation called inside another names it, pyinfra-testing runs operations
 through it): ``operation_generator``.
 
-It also makes a connection lost mid-run fail only that host (see ``LOST_CONNECTION``), checked
-by tests/lab/test_partial_failure.py.
+It also makes a connection lost mid-run fail only that host (``name_lost_connections``, applied
+by each deploy to its host's connector; see ``LOST_CONNECTION``), checked by
+tests/lab/test_partial_failure.py.
 """
 from __future__ import annotations
 
 import functools
+import types
 from collections.abc import Callable, Generator
 from typing import Any, ParamSpec
 
@@ -111,6 +113,18 @@ def _transport_active(connector) -> bool:
     return transport is None or transport.is_active()  # None: not paramiko's, so not judged
 
 
-if not getattr(SSHConnector.run_shell_command, "lockdown_lost_connection", False):
-    SSHConnector.run_shell_command = _lost_connection_fails_only_its_host(
-        SSHConnector.run_shell_command)
+def name_lost_connections(host) -> None:
+    """Make a connection to ``host`` lost mid-run fail only this host, with ``LOST_CONNECTION``.
+
+    Each deploy applies it to the host it runs on, before its first read: it wraps the
+    ``run_shell_command`` of that host's own connector (an instance attribute), never the
+    ``SSHConnector`` class, so importing lockdown changes nothing and hosts no lockdown deploy
+    runs on keep pyinfra's behaviour. A host reached otherwise (@local, @docker) is left alone.
+    """
+    connector = host.connector
+    if not isinstance(connector, SSHConnector):
+        return
+    if getattr(connector.run_shell_command, "lockdown_lost_connection", False):
+        return
+    wrapped = _lost_connection_fails_only_its_host(type(connector).run_shell_command)
+    connector.run_shell_command = types.MethodType(wrapped, connector)

@@ -20,6 +20,7 @@ from pyinfra import state as current_state
 from pyinfra.api import deploy
 from pyinfra.operations import python
 
+from ._pyinfra import name_lost_connections
 from .audit_checks import expected_state, host_checks
 from .audit_probe import probe_from_host, start_probe
 from .audit_report import PROBES_GROUP, audit_run, report_step
@@ -37,6 +38,7 @@ def audit(settings: AuditSettings | None = None):
 
     + settings: an ``AuditSettings``; when None it is read and validated from host data
     """
+    name_lost_connections(current_host)
     run = audit_run(current_state)
     if PROBES_GROUP in current_host.groups:
         probe_from_host(current_host, current_state, PROBES_GROUP)

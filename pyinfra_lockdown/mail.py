@@ -11,6 +11,7 @@ from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.operations import python, server
 
 from . import canary
+from ._pyinfra import name_lost_connections
 from .fallback import (
     CANARY_SERVICE_ENTRY,
     CANARY_TRANSPORT,
@@ -261,6 +262,7 @@ def mail_relay(settings: RelaySettings | None = None):
 
     + settings: a ``RelaySettings``; when None it is read and validated from host data
     """
+    name_lost_connections(current_host)
     relay = settings or relay_settings(current_host.data)
     if relay.credentials is not None:
         postfix.prefetch_secret_stamp(sasl_map_line(relay))

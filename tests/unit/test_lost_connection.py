@@ -49,11 +49,43 @@ def test_other_ssh_errors_on_a_live_transport_pass_unchanged():
         run(object(), "true")
 
 
-def test_the_ssh_connector_is_wrapped_once():
+def test_importing_lockdown_patches_nothing():
+    import subprocess
+    import sys
+
+    code = ("import pyinfra_lockdown; from pyinfra.connectors.ssh import SSHConnector; "
+            "print(getattr(SSHConnector.run_shell_command, 'lockdown_lost_connection', False))")
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=60)
+    assert imported.stdout.strip() == "False", imported.stderr
+
+
+class _SshHost:
+    def __init__(self):
+        from pyinfra.connectors.ssh import SSHConnector
+
+        self.connector = SSHConnector.__new__(SSHConnector)  # no state: only its methods count
+
+
+def test_a_deploy_wraps_its_own_hosts_connector_once_and_not_the_class():
     from pyinfra.connectors.ssh import SSHConnector
 
-    assert SSHConnector.run_shell_command.lockdown_lost_connection is True
-    assert not getattr(SSHConnector.run_shell_command.__wrapped__, "lockdown_lost_connection", False)
+    host, other = _SshHost(), _SshHost()
+    _pyinfra.name_lost_connections(host)
+    wrapped = host.connector.run_shell_command
+    _pyinfra.name_lost_connections(host)
+    assert host.connector.run_shell_command == wrapped  # once, not wrapped twice
+    assert wrapped.lockdown_lost_connection is True
+    assert wrapped.__wrapped__ is SSHConnector.run_shell_command
+    assert not getattr(other.connector.run_shell_command, "lockdown_lost_connection", False)
+    assert not getattr(SSHConnector.run_shell_command, "lockdown_lost_connection", False)
+
+
+def test_a_host_not_reached_over_ssh_is_left_alone():
+    class _Local:
+        connector = object()
+
+    _pyinfra.name_lost_connections(_Local())  # no error, nothing to wrap
 
 
 class _Connector:
