@@ -26,7 +26,8 @@ from typing import Any, ParamSpec
 
 import gevent
 from paramiko import SSHException
-from pyinfra.api import StringCommand
+from pyinfra.api import State, StringCommand
+from pyinfra.api.host import Host
 from pyinfra.connectors.ssh import SSHConnector
 
 P = ParamSpec("P")
@@ -39,17 +40,18 @@ def operation_generator(op: Callable[P, Any]) -> Callable[P, Generator[Any, Any,
     return generator
 
 
-def connects_over_ssh(host) -> bool:
+def connects_over_ssh(host: Host) -> bool:
     """The dead-man check can only judge hosts reached over SSH (not @local, @docker...)."""
     return issubclass(host.connector_cls, SSHConnector)
 
 
-def new_connection_target(host, port: int | None) -> str:
+def new_connection_target(host: Host, port: int | None) -> str:
     data = host.connector_cls(host.state, host).data
     return f"{data['ssh_hostname'] or host.name}:{port or data['ssh_port'] or 22}"
 
 
-def new_ssh_connection_runs_true(state, host, port: int | None, timeout: float) -> None:
+def new_ssh_connection_runs_true(state: State, host: Host, port: int | None,
+                                 timeout: float) -> None:
     """Open a second SSH connection (on ``port`` if given) and run ``true``; raises on failure.
 
     ``timeout`` bounds the whole attempt: ufw DROPs, so a blocked port only ever times out.
@@ -57,7 +59,7 @@ def new_ssh_connection_runs_true(state, host, port: int | None, timeout: float) 
     leaves alone) get the same bound, unless host data ``ssh_paramiko_connect_kwargs`` sets
     them: a busy host or controller may take longer than 15 s to show its banner.
     """
-    connector = host.connector_cls(state, host)
+    connector: Any = host.connector_cls(state, host)  # an SSHConnector: connects_over_ssh
     if port is not None:
         connector.data["ssh_port"] = port
     connect_kwargs = dict(connector.data.get("ssh_paramiko_connect_kwargs") or {})
@@ -87,9 +89,10 @@ LOST_CONNECTION = ("the SSH connection was lost mid-run (sshd stopped, the host 
                    "run on this host. Check that SSH gets in, then run the deploy again")
 
 
-def _lost_connection_fails_only_its_host(run_shell_command):
+def _lost_connection_fails_only_its_host(
+        run_shell_command: Callable[..., tuple[bool, Any]]) -> Callable[..., tuple[bool, Any]]:
     @functools.wraps(run_shell_command)
-    def run(self, *args, **kwargs):
+    def run(self: Any, *args: Any, **kwargs: Any) -> tuple[bool, Any]:
         try:
             result = run_shell_command(self, *args, **kwargs)
         except EOFError as error:
@@ -103,17 +106,17 @@ def _lost_connection_fails_only_its_host(run_shell_command):
         if not result[0] and not _transport_active(self):
             raise SSHException(LOST_CONNECTION)
         return result
-    run.lockdown_lost_connection = True
+    run.lockdown_lost_connection = True  # type: ignore[attr-defined]
     return run
 
 
-def _transport_active(connector) -> bool:
+def _transport_active(connector: Any) -> bool:
     client = getattr(connector, "client", None)
     transport = client.get_transport() if client is not None else None
     return transport is None or transport.is_active()  # None: not paramiko's, so not judged
 
 
-def name_lost_connections(host) -> None:
+def name_lost_connections(host: Host) -> None:
     """Make a connection to ``host`` lost mid-run fail only this host, with ``LOST_CONNECTION``.
 
     Each deploy applies it to the host it runs on, before its first read: it wraps the
@@ -127,4 +130,4 @@ def name_lost_connections(host) -> None:
     if getattr(connector.run_shell_command, "lockdown_lost_connection", False):
         return
     wrapped = _lost_connection_fails_only_its_host(type(connector).run_shell_command)
-    connector.run_shell_command = types.MethodType(wrapped, connector)
+    connector.run_shell_command = types.MethodType(wrapped, connector)  # type: ignore[method-assign]

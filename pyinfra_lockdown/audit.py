@@ -15,6 +15,8 @@ Put a small VPS at another provider in a ``probes`` inventory group.
 """
 from __future__ import annotations
 
+from typing import cast
+
 from pyinfra import host as current_host
 from pyinfra import state as current_state
 from pyinfra.api import deploy
@@ -24,14 +26,14 @@ from ._pyinfra import name_lost_connections
 from .audit_checks import expected_state, host_checks
 from .audit_probe import probe_from_host, start_probe
 from .audit_report import PROBES_GROUP, audit_run, report_step
-from .facts.audit_state import AuditState
+from .facts.audit_state import AuditHostState, AuditState
 from .mail import sasl_map_line
 from .operations.postfix import prefetch_secret_stamp
 from .settings import AuditSettings, audit_settings, data_defaults
 
 
 @deploy("lockdown audit", data_defaults=data_defaults("relay", "logwatch", "firewall", "audit"))
-def audit(settings: AuditSettings | None = None):
+def audit(settings: AuditSettings | None = None) -> None:
     """
     Audit this host against what the deploys would converge it to (default: from host data).
     Hosts of the ``probes`` group are not audited: they probe every other host from outside.
@@ -52,7 +54,8 @@ def audit(settings: AuditSettings | None = None):
     if expected.has_credentials:
         prefetch_secret_stamp(sasl_map_line(expected.relay))
     try:
-        found = current_host.get_fact(AuditState, noise_hours=expected.noise_hours, _sudo=True)
+        found = cast(AuditHostState, current_host.get_fact(
+            AuditState, noise_hours=expected.noise_hours, _sudo=True))
     except Exception as error:  # a host that connects but cannot be read is reported
         run.record(current_host.name, error=f"{type(error).__name__}: {error}",
                    address=current_host.data.get("ssh_hostname"))

@@ -11,24 +11,35 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .facts.postfix import COMPILED_MAP_SUFFIX, SMTP_PORTS
-from .firewall import firewall_rules, sshd_ports
+from .facts.audit_state import AuditHostState
 from .facts.logwatch import LOGWATCH_PACKAGES
+from .facts.postfix import COMPILED_MAP_SUFFIX, SMTP_PORTS
+from .fallback import relay_label
+from .firewall import firewall_rules, sshd_ports
 from .logwatch import MAIL_TO, logwatch_conf, postfix_override, postfix_source
 from .mail import (
-    TLS_FLOOR_PARAMETERS, aliases_map, main_cf_settings, public_inet_services, sasl_map_line,
-    senders_map, tls_floor_spellings,
+    TLS_FLOOR_PARAMETERS,
+    aliases_map,
+    main_cf_settings,
+    public_inet_services,
+    sasl_map_line,
+    senders_map,
+    tls_floor_spellings,
 )
 from .operations.secret_stamp import stamp_matches
 from .operations.ufw import checked_rules, describe, rules_to_add
 from .operations.ufw_rules import identity, is_tagged, ssh_allowed
-from .fallback import relay_label
 from .relay_causes import relay_cause
 from .settings import (
-    TLS_LEVELS, VERIFIED_TLS_LEVELS, AuditSettings, FirewallSettings, RelaySettings,
+    TLS_LEVELS,
+    VERIFIED_TLS_LEVELS,
+    AuditSettings,
+    FirewallSettings,
+    RelaySettings,
 )
 
 PASS, FAIL, NA = "PASS", "FAIL", "N/A"
@@ -81,7 +92,7 @@ def _verdict(ok: bool) -> str:
     return PASS if ok else FAIL
 
 
-def _show(value) -> str:
+def _show(value: object) -> str:
     if value is None:
         return "(unset)"
     return repr(value) if value == "" else str(value)
@@ -106,7 +117,7 @@ def _clock(epoch: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
 
 
-def _main(state: dict) -> dict:
+def _main(state: AuditHostState) -> dict[str, Any]:
     main = state.get("main_cf") or {}
     return main.get("settings") or {}
 
@@ -118,7 +129,7 @@ def _setting_check(check_id: str, key: str, expected: dict, found: dict) -> Chec
 
 # --- Postfix ---------------------------------------------------------------------------------
 
-def postfix_checks(exp: Expected, state: dict) -> list[Check]:
+def postfix_checks(exp: Expected, state: AuditHostState) -> list[Check]:
     main_state = state.get("main_cf") or {}
     found = _main(state)
     want = main_cf_settings(exp.relay, state.get("parameters"))
@@ -177,7 +188,7 @@ def postfix_checks(exp: Expected, state: dict) -> list[Check]:
         checks.append(Check("postfix.no_public_listener", NA, "no SMTP listener beyond loopback",
                             "ss not installed"))
     else:
-        public = [f"{_join(l['address'], l['port'])}" for l in listeners if not l["loopback"]]
+        public = [f"{_join(s['address'], s['port'])}" for s in listeners if not s["loopback"]]
         checks.append(Check(
             "postfix.no_public_listener", _verdict(not public),
             "no SMTP listener (25/465/587) beyond loopback",
@@ -213,7 +224,7 @@ def tls_level_check(want: dict, found: dict) -> Check:
         {"level": level, "certificate_verified": verified})
 
 
-def tls_floor_check(state: dict) -> Check:
+def tls_floor_check(state: AuditHostState) -> Check:
     """Postfix refuses TLS below 1.2 towards the relay, in a spelling this Postfix reads."""
     defaults = state.get("defaults")
     spellings = tls_floor_spellings(defaults)
@@ -238,7 +249,7 @@ def queue_cause(reason: str | None) -> tuple[str | None, str | None]:
     return cause.id, f"{what}; fix: {fix}"
 
 
-def _has_static(value) -> bool:
+def _has_static(value: object) -> bool:
     return isinstance(value, str) and "static:" in value
 
 
@@ -246,7 +257,7 @@ def _join(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def sasl_map_check(exp: Expected, state: dict) -> Check:
+def sasl_map_check(exp: Expected, state: AuditHostState) -> Check:
     sasl = state.get("sasl_map") or {}
     db_type = (state.get("parameters") or {}).get("default_database_type") or "hash"
     suffix = COMPILED_MAP_SUFFIX.get(db_type, db_type)
@@ -281,7 +292,7 @@ def sasl_map_check(exp: Expected, state: dict) -> Check:
                  "; ".join(problems) if problems else "as declared")
 
 
-def local_maps_checks(exp: Expected, state: dict) -> list[Check]:
+def local_maps_checks(exp: Expected, state: AuditHostState) -> list[Check]:
     """The aliases and senders regexp maps, compared by SHA-256 with what the deploy writes."""
     myhostname = (state.get("parameters") or {}).get("myhostname")
     checks = []
@@ -291,7 +302,7 @@ def local_maps_checks(exp: Expected, state: dict) -> list[Check]:
         ("postfix.senders_map", "senders_map", senders_map,
          f"local senders -> @{exp.sender_domain}"),
     ):
-        found = state.get(key) or {}
+        found: dict[str, Any] = state.get(key) or {}  # type: ignore[assignment]
         if key == "senders_map" and exp.sender_domain is None:
             checks.append(Check(check_id, NA, "set mail_sender_domain or relay credentials",
                                 "sender domain unknown without credentials"))
@@ -304,7 +315,7 @@ def local_maps_checks(exp: Expected, state: dict) -> list[Check]:
     return checks
 
 
-def queue_check(exp: Expected, state: dict) -> Check:
+def queue_check(exp: Expected, state: AuditHostState) -> Check:
     queue = state.get("queue")
     limit = exp.queue_max_age_minutes
     expected = f"no deferred mail older than {limit}min"
@@ -327,7 +338,7 @@ def queue_check(exp: Expected, state: dict) -> Check:
                   "cause": cause})
 
 
-def relay_checks(exp: Expected, state: dict) -> list[Check]:
+def relay_checks(exp: Expected, state: AuditHostState) -> list[Check]:
     """``postfix.relay``; with fallbacks one check per relay (``postfix.relay`` for the relay,
     ``postfix.relay.fallback<n>``), each from the newest attempt towards that relay's host."""
     last = state.get("relay_last")
@@ -366,7 +377,7 @@ def relay_check(exp: Expected, last: dict | None, index: int = 0,
 
 # --- ufw -------------------------------------------------------------------------------------
 
-def ufw_checks(exp: Expected, state: dict) -> list[Check]:
+def ufw_checks(exp: Expected, state: AuditHostState) -> list[Check]:
     fw = exp.firewall
     ufw = state.get("ufw")
     ids = ("ufw.installed", "ufw.enabled", "ufw.kernel", "ufw.defaults", "ufw.ipv6",
@@ -376,7 +387,7 @@ def ufw_checks(exp: Expected, state: dict) -> list[Check]:
             Check(i, FAIL, "", "ufw not installed") for i in ids[1:]]
     checks = [Check("ufw.installed", PASS, "ufw installed",
                     (state.get("packages") or {}).get("ufw") or "installed")]
-    checks.append(Check("ufw.enabled", _verdict(ufw.get("enabled")), "enabled",
+    checks.append(Check("ufw.enabled", _verdict(bool(ufw.get("enabled"))), "enabled",
                         "enabled" if ufw.get("enabled") else "DISABLED"))
     checks += _safely("ufw.kernel", kernel_check, ufw)
     want_defaults = {d: getattr(fw, f"default_{d}") for d in ("incoming", "outgoing", "routed")}
@@ -426,9 +437,9 @@ def _policies(policies: dict) -> str:
     return ", ".join(f"{d} {p or '?'}" for d, p in policies.items())
 
 
-def rules_check(exp: Expected, state: dict) -> Check:
+def rules_check(exp: Expected, state: AuditHostState) -> Check:
     """Exactly the declared rules: missing ones and every other rule (tagged or hand-made)."""
-    fw, ufw = exp.firewall, state["ufw"]
+    fw, ufw = exp.firewall, state["ufw"] or {}
     ssh_ports = sshd_ports(state)
     try:
         wanted = checked_rules(firewall_rules(fw, ssh_ports), fw.prune, "lockdown", fw.ipv6)
@@ -451,9 +462,9 @@ def rules_check(exp: Expected, state: dict) -> Check:
                   "unexpected": [describe(r) for r in unexpected]})
 
 
-def ssh_check(exp: Expected, state: dict) -> Check:
+def ssh_check(exp: Expected, state: AuditHostState) -> Check:
     ports = (state.get("sshd") or {}).get("ports")
-    ufw = state["ufw"]
+    ufw = state["ufw"] or {}
     if not ports:
         return Check("ufw.ssh_allowed", NA, "sshd's ports allowed", "sshd not installed")
     if ufw.get("defaults", {}).get("incoming") == "allow":
@@ -469,7 +480,7 @@ def ssh_check(exp: Expected, state: dict) -> Check:
 
 # --- relay noise and the outside view --------------------------------------------------------
 
-def noise_checks(exp: Expected, state: dict) -> list[Check]:
+def noise_checks(exp: Expected, state: AuditHostState) -> list[Check]:
     noise = state.get("noise")
     ids = ("noise.relay_denied", "noise.smtpd_connects")
     if not noise or not noise.get("journal"):
@@ -493,7 +504,8 @@ def noise_checks(exp: Expected, state: dict) -> list[Check]:
 
 
 def outside_check(probe: dict | None) -> Check:
-    """``probe``: {"via": "lab prober"|probe host, "results": [{address, port, open, relay}], "error"}."""
+    """``probe``: {"via": "lab prober"|probe host, "results": [{address, port, open, relay}],
+    "error"}."""
     expected = f"{'/'.join(map(str, SMTP_PORTS))} closed from outside, no relay"
     if probe is None:
         return Check("outside.smtp", NA, expected, "no probes group / audit_probe unset")
@@ -518,7 +530,7 @@ _SOURCES = {"file": "its mail log file", "journal": "the journal (the package's 
             "journal-override": "the journal (lockdown's override)", "none": "nothing"}
 
 
-def logwatch_check(exp: Expected, state: dict) -> Check:
+def logwatch_check(exp: Expected, state: AuditHostState) -> Check:
     """Only with ``logwatch`` on: installed, configured as declared, reading a log that has
     Postfix's lines, and a cron daemon to run the daily report."""
     settings, found = exp.relay.logwatch, state.get("logwatch") or {}
@@ -551,7 +563,7 @@ def _sha256(text: str | None) -> str | None:
     return hashlib.sha256((text if text.endswith("\n") else text + "\n").encode()).hexdigest()
 
 
-def _safely(check_id: str, compute, *args) -> list[Check]:
+def _safely(check_id: str, compute: Callable[..., Check | list[Check]], *args: Any) -> list[Check]:
     """``compute(*args)`` (one Check or a list), or ONE failing check naming what could not
     be read: a value on the host that lockdown cannot parse (anyone with root there may have
     written it) fails this check of this host, never the audit of the fleet."""
@@ -563,7 +575,7 @@ def _safely(check_id: str, compute, *args) -> list[Check]:
     return result if isinstance(result, list) else [result]
 
 
-def host_checks(exp: Expected, state: dict, probe: dict | None = None) -> list[Check]:
+def host_checks(exp: Expected, state: AuditHostState, probe: dict | None = None) -> list[Check]:
     logwatch = (_safely("logwatch", logwatch_check, exp, state)
                 if exp.relay.logwatch.enabled else [])
     return (_safely("postfix", postfix_checks, exp, state) + _safely("ufw", ufw_checks, exp, state)

@@ -8,7 +8,11 @@ Two sources, both stored in the run's ``AuditRun.probes[target] = {"via", "resul
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import gevent
+from pyinfra.api import Host, State
 
 from .audit_report import audit_run
 from .facts.audit import SmtpProbe
@@ -16,18 +20,18 @@ from .facts.postfix import SMTP_PORTS
 from .settings import AUDIT_PROBE_OFF, BY_NAME, AuditSettings
 
 
-def probe_addresses(host, configured: list[str] | None) -> list[str]:
+def probe_addresses(host: Host, configured: list[str] | None) -> list[str]:
     return configured or [host.data.get("ssh_hostname") or host.name]
 
 
-def _run_probe(probe, addresses: list[str]) -> dict:
+def _run_probe(probe: Callable[..., dict[str, Any]], addresses: list[str]) -> dict[str, Any]:
     try:
         return probe(addresses, SMTP_PORTS)
     except Exception as error:  # a broken probe is reported as such, not as a crash
         return {"via": "audit_probe", "results": [], "error": f"{type(error).__name__}: {error}"}
 
 
-def start_probe(host, settings: AuditSettings):
+def start_probe(host: Host, settings: AuditSettings) -> Callable[[], dict[str, Any] | None]:
     """The inventory's probe function for this host (none: no probe, or a probes group) in a
     greenlet of its own, started now: the outside view's timeout runs while the host's state
     is read (every host's deploy code runs at once, so all hosts, ports and addresses are
@@ -40,7 +44,7 @@ def start_probe(host, settings: AuditSettings):
     return gevent.spawn(_run_probe, settings.probe, addresses).get
 
 
-def probe_from_host(probe_host, state, group: str) -> None:
+def probe_from_host(probe_host: Host, state: State, group: str) -> None:
     """Deploy code of a probe host: one SmtpProbe read covering every target of this run."""
     targets = [h for h in state.inventory
                if group not in h.groups and state.is_host_in_limit(h)]

@@ -16,6 +16,8 @@ import threading
 import time
 import weakref
 
+from pyinfra.api import Host, State
+
 from .audit_checks import Check, outside_check, summary
 from .text import printable
 
@@ -23,7 +25,7 @@ PROBES_GROUP = "probes"
 
 
 class AuditRun:
-    def __init__(self):
+    def __init__(self) -> None:
         self.lock = threading.Lock()
         self.hosts: dict[str, dict] = {}  # name -> {"checks": [Check], "error": str|None}
         self.probes: dict[str, dict] = {}  # target name -> probe result
@@ -40,16 +42,16 @@ class AuditRun:
         return not claimed
 
     def record(self, name: str, checks: list[Check] | None = None, error: str | None = None,
-               address: str | None = None):
+               address: str | None = None) -> None:
         with self.lock:
             self.hosts[name] = {"checks": checks or [], "error": error, "address": address}
 
 
-_RUNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # pyinfra State -> AuditRun
+_RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pyinfra State -> AuditRun
 _RUNS_LOCK = threading.Lock()
 
 
-def audit_run(state) -> AuditRun:
+def audit_run(state: State) -> AuditRun:
     """The audit results of this pyinfra run (one per ``State``)."""
     with _RUNS_LOCK:
         return _RUNS.setdefault(state, AuditRun())
@@ -140,17 +142,17 @@ def _final_checks(name: str, entry: dict, probes: dict) -> dict:
     return {**entry, "checks": checks + [outside_check(probes.get(name))]}
 
 
-def _unreachable(state, run: AuditRun) -> dict[str, str]:
+def _unreachable(state: State, run: AuditRun) -> dict[str, str]:
     return {h.name: h.data.get("ssh_hostname") or h.name for h in state.inventory
             if h in state.failed_hosts and state.is_host_in_limit(h)
             and h.name not in run.hosts and PROBES_GROUP not in h.groups}
 
 
-def report_step(state, host) -> bool:
+def report_step(state: State, host: Host) -> bool:
     """python.call body (runs locally at execute time, on the first host read successfully and
-    on each host whose read raised, in parallel): the first one prints the report for every host. When any host failed or was unreachable,
-    every step raises SystemExit(1): pyinfra lets it through once all steps are done, so the
-    run ends with the report and exit status 1."""
+    on each host whose read raised, in parallel): the first one prints the report for every
+    host. When any host failed or was unreachable, every step raises SystemExit(1): pyinfra
+    lets it through once all steps are done, so the run ends with the report and exit status 1."""
     run = audit_run(state)
     with run.lock:
         if not run.printed:
@@ -158,6 +160,6 @@ def report_step(state, host) -> bool:
             run.report = build_report(run.hosts, _unreachable(state, run))
             emit(run.report, run.json_path or None)
             run.printed = True
-    if not run.report["ok"]:
+    if not (run.report or {}).get("ok"):
         raise SystemExit(1)
     return True

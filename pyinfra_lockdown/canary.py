@@ -17,13 +17,15 @@ from __future__ import annotations
 import re
 import secrets
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pyinfra import logger
 from pyinfra.api import Host, State, StringCommand
 
-from .relay_causes import relay_cause
+from . import remote
 from .fallback import canary_sender, relay_label
+from .relay_causes import relay_cause
 from .settings import FallbackRelay, RelaySettings
 
 PREFIX = "lockdown-canary"
@@ -33,62 +35,6 @@ SUBJECT = "lockdown relay check"
 SES_REGION_HINT = (" (Amazon SES: SMTP credentials work only in the region they were created in; "
                    "check relay_region)")
 
-# $1 id, $2 recipient, $3 time limit in seconds, $4 envelope sender (root, or a fallback route's
-# sender: fallback.canary_sender). Exits 0 whenever it reached a verdict.
-_SCRIPT = r"""
-set -u
-id=$1; to=$2; limit=$3; from=$4; start=$(date +%s)
-out() { echo "lockdown-canary $1"; }
-lf=$(postconf -h maillog_file 2>/dev/null || true)
-if [ -n "$lf" ]; then src=file
-elif command -v journalctl >/dev/null 2>&1 && [ -d /run/systemd/journal ]; then src=journal
-else src=file; lf=/var/log/mail.log; fi
-skip=1
-# only lines Postfix's daemons wrote (their uid, from the kernel), never `logger -t postfix/...`
-pu=$(id -u postfix 2>/dev/null || echo none)
-if [ "$src" = file ]; then skip=$(( $(cat "$lf" 2>/dev/null | wc -l) + 1 )); fi
-logs() {
-  if [ "$src" = journal ]; then
-    journalctl -q --no-pager -o cat --since "@$((start - 1))" _UID="$pu" -t postfix/cleanup \
-      -t postfix/smtp -t postfix/error -t postfix/qmgr -t postfix/bounce 2>/dev/null
-  else tail -n +"$skip" "$lf" 2>/dev/null; fi
-}
-out "log=$src"
-printf 'To: %s\nFrom: root\nSubject: lockdown relay check %s\n%s: %s\nMessage-ID: <lockdown-canary-%s@lockdown.invalid>\n\n%s\n' \
-  "$to" "$id" "X-Lockdown-Canary" "$id" "$id" \
-  "lockdown sent this after changing the relay settings, to prove mail leaves this host." \
-  | sendmail -t -i -f "$from" || { out "result=submit-failed"; exit 0; }
-qid=; line=; polls=0
-while :; do
-  text=$(logs)
-  if [ -z "$qid" ]; then
-    qid=$(printf '%s\n' "$text" | grep -F "message-id=<lockdown-canary-$id@" | awk \
-      '{for (i = 1; i < NF; i++) if ($(i+1) ~ /^message-id=/) {sub(/:$/, "", $i); print $i; exit}}')
-  fi
-  if [ -n "$qid" ]; then
-    line=$(printf '%s\n' "$text" | grep -E "(^|[^0-9A-Za-z])$qid: to=<.*status=(sent|deferred|bounced|expired)" | head -n 1)
-    [ -n "$line" ] && break
-  fi
-  [ $(( $(date +%s) - start )) -ge "$limit" ] && break
-  # a healthy relay takes a few 100 ms: look often at first, then every 0.5 s
-  polls=$((polls + 1)); if [ "$polls" -le 20 ]; then sleep 0.1; else sleep 0.5; fi
-done
-out "queue_id=${qid:-unknown}"
-status=$(printf '%s\n' "$line" | sed -n 's/.* status=\([a-z]*\).*/\1/p')
-out "result=${status:-timeout}"
-[ -n "$line" ] && out "line=${line#*: to=}"
-if [ "$status" != sent ]; then
-  # the last thing Postfix said about the canary, even without a verdict yet
-  [ -z "$line" ] && [ -n "$qid" ] && last=$(printf '%s\n' "$text" | grep -F "$qid: " | tail -n 1) \
-    && [ -n "$last" ] && out "last=${last#*$qid: }"
-  for q in $(postqueue -j 2>/dev/null | sed -n 's/.*"queue_id": *"\([^"]*\)".*/\1/p'); do
-    if postcat -hq "$q" 2>/dev/null | grep -qx "X-Lockdown-Canary: $id"; then
-      postsuper -d "$q" >/dev/null 2>&1 && out "removed=$q"
-    fi
-  done
-fi
-exit 0
-"""
 
 
 def new_id() -> str:
@@ -104,7 +50,8 @@ def canary_script(canary_id: str, recipient: str, seconds: int,
     if not re.fullmatch(r"[a-z0-9-]+", sender):
         raise ValueError(f"bad canary sender {sender!r}")
     args = " ".join(shlex.quote(str(a)) for a in (canary_id, recipient, int(seconds), sender))
-    return StringCommand(f"sh -c {shlex.quote(_SCRIPT.strip())} lockdown-canary {args}")
+    script = remote.script("canary.sh")
+    return StringCommand(f"sh -c {shlex.quote(script)} lockdown-canary {args}")
 
 
 @dataclass(frozen=True)
@@ -128,7 +75,7 @@ class CanaryResult:
         return "" if self.last.startswith(("from=", "message-id=")) else self.last
 
 
-def parse_result(lines) -> CanaryResult:
+def parse_result(lines: Iterable[str]) -> CanaryResult:
     values: dict[str, str] = {}
     removed = []
     for line in lines:

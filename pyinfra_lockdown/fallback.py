@@ -51,7 +51,8 @@ def tls_policy_map(relay: RelaySettings) -> str:
     """texthash table for smtp_tls_policy_maps: each fallback's own level (the relay's is
     smtp_tls_security_level). Keyed like smtp_fallback_relay names them."""
     lines = [f"{f.relayhost} {f.tls_level}" for f in relay.fallbacks]
-    return "# Managed by lockdown: the TLS level of each fallback relay.\n" + "\n".join(lines) + "\n"
+    header = "# Managed by lockdown: the TLS level of each fallback relay.\n"
+    return header + "\n".join(lines) + "\n"
 
 
 def canary_sender(index: int) -> str:

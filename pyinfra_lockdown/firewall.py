@@ -1,13 +1,16 @@
 """ufw: default deny in, only declared services, never cutting the SSH session it runs over."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from pyinfra import host as current_host
 from pyinfra import logger
-from pyinfra.api import deploy
+from pyinfra.api import Host, State, deploy
 from pyinfra.operations import python
 
 from . import _pyinfra
-from .facts.host_state import LockdownState
+from .facts.host_state import HostState, LockdownState
 from .facts.ufw import DEADMAN_UNIT
 from .operations import packages, ufw
 from .operations.ufw_rules import lockout_reason, parse_service
@@ -18,7 +21,7 @@ FAMILIES_V4_V6, FAMILIES_V4 = (4, 6), (4,)
 PACKAGES = ["ufw"]
 
 
-def firewall_rules(settings: FirewallSettings, ssh_ports) -> list[dict]:
+def firewall_rules(settings: FirewallSettings, ssh_ports: Iterable[int]) -> list[dict[str, Any]]:
     """ufw rules for ``firewall_allowed``; a bad item raises SettingsError naming it."""
     families = FAMILIES_V4_V6 if settings.ipv6 else FAMILIES_V4
     rules: list[dict] = []
@@ -35,12 +38,12 @@ def check_rules_syntax(settings: FirewallSettings) -> None:
     firewall_rules(settings, ssh_ports=(22,))
 
 
-def sshd_ports(found: dict) -> list[int]:
+def sshd_ports(found: HostState) -> list[int]:
     """sshd's real listening ports from the state read (22 when sshd is not installed)."""
     return (found.get("sshd") or {}).get("ports") or [22]
 
 
-def guard_against_lockout(settings: FirewallSettings, rules: list[dict], found: dict) -> None:
+def guard_against_lockout(settings: FirewallSettings, rules: list[dict], found: HostState) -> None:
     """
     Refuse (before any host is changed) a firewall that would cut SSH once it applies: the
     enable, a stricter incoming default and pruning all end with exactly the declared rules
@@ -78,7 +81,7 @@ def lockout_fix(settings: FirewallSettings, rules: list[dict], ports: list[int],
 
 
 @deploy("lockdown firewall", data_defaults=data_defaults("firewall"))
-def firewall(settings: FirewallSettings | None = None):
+def firewall(settings: FirewallSettings | None = None) -> None:
     """
     Converge ufw to ``settings`` (default: the firewall keys of host data, see settings.py).
 
@@ -140,7 +143,8 @@ def configure(settings: FirewallSettings, rules: list[dict], current: dict | Non
         current=current)
 
 
-def check_new_ssh_connection(state, host, seconds: int, port: int | None = None) -> bool:
+def check_new_ssh_connection(state: State, host: Host, seconds: int,
+                             port: int | None = None) -> bool:
     """
     python.call body: a NEW SSH connection with the host's own connection data runs ``true``.
     On failure the host fails (False) with one message, no traceback, leaving the dead-man
@@ -157,7 +161,7 @@ def check_new_ssh_connection(state, host, seconds: int, port: int | None = None)
         return False
 
 
-def deadman_failure(host, port: int | None, seconds: int, error: Exception) -> str:
+def deadman_failure(host: Host, port: int | None, seconds: int, error: Exception) -> str:
     return (
         f"dead-man check FAILED on {host.name}: a new SSH connection to "
         f"{_pyinfra.new_connection_target(host, port)} did not work after ufw was enabled "

@@ -3,15 +3,25 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Any
 
 from pyinfra import host as current_host
 from pyinfra.api import deploy
-from pyinfra.api.operation import OperationMeta
 from pyinfra.api.hiddenvalue import HiddenValue
+from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import python, server
 
 from . import canary
 from ._pyinfra import name_lost_connections
+from .facts.host_state import HostState, LockdownState
+from .facts.postfix import (
+    ALIASES_MAP,
+    CANARY_ROUTES_MAP,
+    MAIL_LOG,
+    SASL_PASSWORD_MAP,
+    SENDERS_MAP,
+    TLS_POLICY_MAP,
+)
 from .fallback import (
     CANARY_SERVICE_ENTRY,
     CANARY_TRANSPORT,
@@ -22,16 +32,6 @@ from .fallback import (
 )
 from .logwatch import logwatch_step
 from .mail_log import log_file_step, mail_log_settings, mail_log_steps, rotation_step, writes_file
-
-from .facts.host_state import LockdownState
-from .facts.postfix import (
-    ALIASES_MAP,
-    CANARY_ROUTES_MAP,
-    MAIL_LOG,
-    SASL_PASSWORD_MAP,
-    SENDERS_MAP,
-    TLS_POLICY_MAP,
-)
 from .operations import packages, postfix
 from .operations.postfix import SECRET_MODE, SECRET_OWNER, settings_requiring_restart
 from .plan import (
@@ -53,8 +53,8 @@ LOCAL_DOMAINS = ("localhost", "localhost.localdomain")
 
 # The TLS floor towards the relay: never below TLS 1.2, lockdown's own floor, stricter than some
 # providers document (Mailgun refuses TLS 1.0/1.1 since 2021; Postmark documents TLS 1.1 or
-# higher since 2020, README "Relay providers"). Two spellings: the protocol range Postfix >= 3.6 reads,
-# and the exclusion list every version reads. Which one a host gets is decided from what its
+# higher since 2020, README "Relay providers"). Two spellings: the protocol range Postfix >= 3.6
+# reads, and the exclusion list every version reads. Which one a host gets is decided from what its
 # Postfix writes for its own built-in default (``postconf -d``), never from a version table.
 TLS_FLOOR_PARAMETERS = ("smtp_tls_mandatory_protocols", "smtp_tls_protocols")
 RANGE_FLOOR = ">=TLSv1.2"
@@ -203,7 +203,9 @@ def sasl_map_line(relay: RelaySettings) -> HiddenValue:
                                for one in relay.all_relays))
 
 
-def _sasl_line(key: str, credentials: Credentials) -> str:
+def _sasl_line(key: str, credentials: Credentials | None) -> str:
+    if credentials is None:  # validation requires them wherever a map line is built
+        raise ValueError(f"no relay credentials for {key}")
     return f"{key} {credentials.login}:{credentials.password}\n"
 
 
@@ -218,7 +220,7 @@ def _relay_host_part(relayhost: str) -> str:
     return relayhost.rpartition(":")[0].lower() or relayhost.lower()
 
 
-def _relay_switch_bridge(relay: RelaySettings, found: dict, db_type: str | None) -> list:
+def _relay_switch_bridge(relay: RelaySettings, found: HostState, db_type: str | None) -> list:
     """
     During a relay switch (main.cf names another relayhost AND the map is not yet the new
     one), the map first gets the new relayhost's line from the controller plus the old
@@ -255,7 +257,7 @@ def _relay_switch_bridge(relay: RelaySettings, found: dict, db_type: str | None)
 
 
 @deploy("lockdown mail relay", data_defaults=data_defaults("relay", "logwatch"))
-def mail_relay(settings: RelaySettings | None = None):
+def mail_relay(settings: RelaySettings | None = None) -> None:
     """
     Converge Postfix to a null client relaying via ``settings`` (default: the relay keys of
     host data and the credentials from the environment or ``relay_credentials_file``).
@@ -289,7 +291,7 @@ def _configure_after_install(relay: RelaySettings) -> None:
     configure(relay, current_host.get_fact(LockdownState, _sudo=True))
 
 
-def configure(relay: RelaySettings, found: dict) -> None:
+def configure(relay: RelaySettings, found: HostState) -> None:
     """The null client's files and service, decided from ``found`` (the host's LockdownState)."""
     parameters = found["parameters"] or {}  # None until Postfix is installed
     db_type = parameters.get("default_database_type")
@@ -346,7 +348,8 @@ def configure(relay: RelaySettings, found: dict) -> None:
         op, kwargs = steps[name]
         return call_if(wanted[name], op, **kwargs)
 
-    bridged = [call_if(wants, op, **kwargs) for wants, (op, kwargs) in zip(bridge_wanted, bridge)]
+    bridged = [call_if(wants, op, **kwargs)
+               for wants, (op, kwargs) in zip(bridge_wanted, bridge, strict=True)]
     main = step("main")
     aliases = step("aliases")
     senders = step("senders")
@@ -354,7 +357,8 @@ def configure(relay: RelaySettings, found: dict) -> None:
     # before it still send via the old relayhost and look up its key (else: no AUTH, 530, bounce).
     sasl = None if bridge else step("sasl")
     listener = step("listener")
-    public = [step(name) for name in steps if name.startswith(("public ", "fallback ", "mail log "))]
+    public = [step(name) for name in steps
+              if name.startswith(("public ", "fallback ", "mail log "))]
     log_file_step(relay, found)
     logwatch_state = found["logwatch"]
     if writes_file(relay, found["packages"]):  # the file logwatch's maillog group reads, soon
@@ -366,11 +370,12 @@ def configure(relay: RelaySettings, found: dict) -> None:
     if changed is None and pending is None:
         if_needed(postfix.running, name="Postfix running and enabled", current=found["status"])
         return
+    _if_changed: dict[str, Any] = {} if pending or changed is None else {"_if": changed}
     applied = postfix.reload(
         name="postfix check, then reload (or start)"
         + (" owed by an earlier run" if pending else ""),
         restart=restart, current=found["status"],
-        **({} if pending or changed is None else {"_if": changed}),
+        **_if_changed,
     )
     if bridge:
         sasl = step("sasl")
@@ -390,7 +395,7 @@ def configure(relay: RelaySettings, found: dict) -> None:
         )
 
 
-def _fallback_steps(relay: RelaySettings, found: dict, myhostname: str | None) -> dict:
+def _fallback_steps(relay: RelaySettings, found: HostState, myhostname: str | None) -> dict:
     """The fallbacks' TLS policy and canary routes, and the canary's transport (named
     "fallback ..."); without fallbacks only that transport, switched off if an earlier run
     wrote it (a noop otherwise). The maps are left: nothing names them then."""

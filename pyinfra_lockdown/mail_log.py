@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pyinfra.operations import server
 
+from .facts.host_state import HostState
 from .facts.postfix import (
     LOGWATCH_MAILLOG_CONF,
     MAIL_LOG,
@@ -69,7 +70,7 @@ def logwatch_maillog_conf() -> str:
             "*ExpandRepeats\n*ApplyStdDate = \"%b %d %H:%M:%S \"\n")
 
 
-def mail_log_steps(relay: RelaySettings, found: dict) -> dict:
+def mail_log_steps(relay: RelaySettings, found: HostState) -> dict:
     """The postlog service (Debian's master.cf has it; a noop there), named like configure()'s
     steps; only where Postfix writes the file."""
     if not writes_file(relay, found["packages"]):
@@ -79,7 +80,7 @@ def mail_log_steps(relay: RelaySettings, found: dict) -> dict:
         service_type="unix-dgram", enabled=True, entry=POSTLOG_ENTRY, current=found["master"]))}
 
 
-def log_file_step(relay: RelaySettings, found: dict) -> None:
+def log_file_step(relay: RelaySettings, found: HostState) -> None:
     """The file made root:adm 0640 (created so when missing) BEFORE Postfix opens it."""
     if not writes_file(relay, found["packages"]):
         return
@@ -89,7 +90,7 @@ def log_file_step(relay: RelaySettings, found: dict) -> None:
                                f"&& chmod {LOG_MODE} {MAIL_LOG}"])
 
 
-def rotation_step(relay: RelaySettings, found: dict) -> None:
+def rotation_step(relay: RelaySettings, found: HostState) -> None:
     """logwatch's date filter for the file (with logwatch on), and the weekly rotation timer:
     its two unit files, then enabled and started."""
     if not writes_file(relay, found["packages"]):

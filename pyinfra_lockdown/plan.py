@@ -14,18 +14,22 @@ logged its own ``noop`` line (shown with ``-v``). Each is asked once per run and
 from __future__ import annotations
 
 import weakref
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
+from pyinfra.api.host import Host
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations.util import any_changed
 
 from ._pyinfra import operation_generator
-from .facts.host_state import LockdownState
+from .facts.host_state import HostState, LockdownState
 
-_READS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # pyinfra State -> {host: dict}
+Operation = Callable[..., OperationMeta]  # a pyinfra operation (its _inner is asked)
+
+_READS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pyinfra State -> {host: dict}
 
 
-def host_state(host) -> dict | None:
+def host_state(host: Host) -> HostState | None:
     """The LockdownState of ``host``, read (as root) once per pyinfra run.
 
     ``None`` when the read failed (e.g. a master.cf line Postfix itself rejects): pyinfra has
@@ -37,33 +41,33 @@ def host_state(host) -> dict | None:
     return reads[host.name]
 
 
-_UPDATED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # State -> {host names}
+_UPDATED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # State -> {host names}
 
 
-def apt_update_wanted(host, wanted: bool) -> bool:
+def apt_update_wanted(host: Host, wanted: bool) -> bool:
     """``wanted`` unless an install of this run already refreshed the host's package lists
     (``firewall()`` installing ufw, then ``mail_relay()`` Postfix: one ``apt-get update``)."""
     return wanted and host.name not in _UPDATED.get(host.state, ())
 
 
-def installs_with_update(host, install: OperationMeta | None, update: bool) -> None:
+def installs_with_update(host: Host, install: OperationMeta | None, update: bool) -> None:
     """Record that ``install`` (an ``if_needed`` result) refreshes the host's package lists."""
     if install is not None and update:
         _UPDATED.setdefault(host.state, set()).add(host.name)
 
 
-def needed(op, **kwargs) -> bool:
+def needed(op: Operation, **kwargs: Any) -> bool:
     """Whether ``op(**kwargs)`` would yield a command (asked without calling it)."""
     arguments = {k: v for k, v in kwargs.items() if k != "name" and not k.startswith("_")}
     return next(operation_generator(op)(**arguments), None) is not None
 
 
-def if_needed(op, **kwargs) -> OperationMeta | None:
+def if_needed(op: Operation, **kwargs: Any) -> OperationMeta | None:
     """Call ``op(**kwargs)`` if it would yield a command; ``None`` otherwise."""
     return op(**kwargs) if needed(op, **kwargs) else None
 
 
-def call_if(wanted: bool, op, **kwargs) -> OperationMeta | None:
+def call_if(wanted: bool, op: Operation, **kwargs: Any) -> OperationMeta | None:
     """Call ``op(**kwargs)`` when ``wanted`` (a ``needed`` answer already had); ``None``
     otherwise. For a deploy that must know whether anything is needed before it calls any
     step: asking again would run each step's generator twice."""

@@ -14,8 +14,8 @@ provider's (the lab points every preset at its stand-in that way).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 _ADDRESS = re.compile(r"^[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _AWS_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}")  # fullmatch only
@@ -44,7 +44,8 @@ def _address_login(login: str, password: str) -> str | None:
 
 def _brevo_login(login: str, password: str) -> str | None:
     if not _ADDRESS.match(login):
-        return "is the SMTP login shown under SMTP & API > SMTP (an address, e.g. 8a1b2c001@smtp-brevo.com)"
+        return ("is the SMTP login shown under SMTP & API > SMTP "
+                "(an address, e.g. 8a1b2c001@smtp-brevo.com)")
     return None
 
 
@@ -65,7 +66,8 @@ def _ses_login(login: str, password: str) -> str | None:
 def _postmark_login(login: str, password: str) -> str | None:
     # A Server API token (used as user AND password) or an SMTP token's access key.
     if "@" in login or not re.fullmatch(r"[A-Za-z0-9-]{16,}", login):
-        return "is a Server API token (used as both login and password) or an SMTP token's access key"
+        return ("is a Server API token (used as both login and password) "
+                "or an SMTP token's access key")
     return None
 
 
@@ -172,7 +174,8 @@ def markdown_table() -> str:
                      f"{', '.join(map(str, p.implicit_tls_ports)) or 'none'} | {p.login} | "
                      f"`{p.inventory_line()}` | {p.source} ({p.checked}) |")
     lines.append("| any other | `relay_host` | any (`relay_port`) | `relay_tls_wrappermode` | "
-                 "anything | `\"relay_provider\": \"custom\", \"relay_host\": \"smtp.example.net\"` "
+                 "anything | "
+                 "`\"relay_provider\": \"custom\", \"relay_host\": \"smtp.example.net\"` "
                  "| your relay's own documentation |")
     return "\n".join(lines)
 

@@ -4,7 +4,8 @@ place that reads the old name calls ``old_keys`` or ``old_env_names`` (settings.
 CHANGELOG.md's upgrade notes list the same renames (a unit test keeps them in step)."""
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from pyinfra import logger
 
@@ -30,7 +31,7 @@ def warn_once(old: str, new: str, kind: str, where: str) -> bool:
     return True
 
 
-def old_keys(data) -> list[str]:
+def old_keys(data: Any) -> list[str]:
     """The renamed host data keys ``data`` sets, each warned about once per run."""
     found = [old for old in RENAMED_KEYS
              if hasattr(data, "get") and data.get(old) not in (None, "")]

@@ -5,8 +5,9 @@ pyinfra_lockdown.settings``) and a test keeps the two equal.
 Secrets are NOT host data: the relay login and password come from the environment
 (LOCKDOWN_RELAY_LOGIN, LOCKDOWN_RELAY_PASSWORD; the older MAILGUN_SMTP_* names still work) or
 from the file named by ``relay_credentials_file``. The provider presets (hosts, ports, login
-conventions) are data in ``providers.py``; this module applies them. Each ``*_settings(data)`` function validates its part of the host
-data and raises ``SettingsError`` naming the first bad key, before any host is changed.
+conventions) are data in ``providers.py``; this module applies them. Each ``*_settings(data)``
+function validates its part of the host data and raises ``SettingsError`` naming the first bad
+key, before any host is changed.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pyinfra.api.exceptions import PyinfraError
 
@@ -55,21 +56,21 @@ class SettingsError(PyinfraError):
 
 # --- value checks: (key, value) -> clean value, or SettingsError naming the key --------------
 
-def choice(*choices) -> Callable[[str, Any], Any]:
-    def check(key, value):
+def choice(*choices: object) -> Callable[[str, Any], Any]:
+    def check(key: str, value: Any) -> Any:
         if value not in choices:
             raise SettingsError(key, f"{value!r} is not one of {', '.join(map(str, choices))}")
         return value
-    check.shown = " | ".join(map(str, choices))
+    check.shown = " | ".join(map(str, choices))  # type: ignore[attr-defined]
     return check
 
 
-def optional_choice(*choices) -> Callable[[str, Any], Any]:
+def optional_choice(*choices: object) -> Callable[[str, Any], Any]:
     strict = choice(*choices)
     return lambda key, value: None if value is None else strict(key, value)
 
 
-def boolean(key, value) -> bool:
+def boolean(key: str, value: Any) -> bool:
     if isinstance(value, str):  # `pyinfra --data key=false` passes strings
         value = _BOOL_WORDS.get(value.lower(), value)
     if not isinstance(value, bool):
@@ -77,8 +78,9 @@ def boolean(key, value) -> bool:
     return value
 
 
-def port(key, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not _DIGITS.fullmatch(str(value)):
+def port(key: str, value: Any) -> int:
+    if (isinstance(value, bool) or not isinstance(value, (int, str))
+            or not _DIGITS.fullmatch(str(value))):
         raise SettingsError(key, f"{value!r} is not a port number")
     number = int(value)
     if not 1 <= number <= 65535:
@@ -86,12 +88,12 @@ def port(key, value) -> int:
     return number
 
 
-def optional_port(key, value) -> int | None:
+def optional_port(key: str, value: Any) -> int | None:
     return None if value is None else port(key, value)
 
 
 def whole_number(low: int, high: int | None = None) -> Callable[[str, Any], int]:
-    def check(key, value):
+    def check(key: str, value: Any) -> Any:
         ok = not isinstance(value, bool) and bool(_DIGITS.fullmatch(str(value)))
         if not ok or int(value) < low or (high is not None and int(value) > high):
             bounds = f"{low}-{high}" if high is not None else f">= {low}"
@@ -107,18 +109,19 @@ def whole_number(low: int, high: int | None = None) -> Callable[[str, Any], int]
 DEADMAN_MIN_SECONDS = 20
 
 
-def deadman_delay(key, value) -> int:
+def deadman_delay(key: str, value: Any) -> int:
     seconds = whole_number(1)(key, value)
     if seconds > 3600:
         whole_number(DEADMAN_MIN_SECONDS, 3600)(key, value)
     if seconds < DEADMAN_MIN_SECONDS:
-        raise SettingsError(key, f"{value!r} is too short: at least {DEADMAN_MIN_SECONDS} s, so that "
+        raise SettingsError(key, f"{value!r} is too short: at least {DEADMAN_MIN_SECONDS} s, "
+                            "so that "
                             "the timer cannot fire before the new SSH connection's check (up to "
                             "half the delay) and the disarm of a run that succeeded")
     return seconds
 
 
-def host_name(key, value) -> str | None:
+def host_name(key: str, value: Any) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str) or not (_is_ip(value) or _HOSTNAME.fullmatch(value)):
@@ -126,7 +129,7 @@ def host_name(key, value) -> str | None:
     return value
 
 
-def relay_host(key, value) -> str | None:
+def relay_host(key: str, value: Any) -> str | None:
     """Unset (None) means the provider's host; an empty string is a mistake, not "unset"."""
     if value == "":
         raise SettingsError(key, "is empty", "Remove the key to use the provider's host, or set "
@@ -134,11 +137,11 @@ def relay_host(key, value) -> str | None:
     return host_name(key, value)
 
 
-def optional_boolean(key, value) -> bool | None:
+def optional_boolean(key: str, value: Any) -> bool | None:
     return None if value is None else boolean(key, value)
 
 
-def region(key, value) -> str | None:
+def region(key: str, value: Any) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9-]{2,32}", value):
@@ -146,7 +149,7 @@ def region(key, value) -> str | None:
     return value
 
 
-def domain(key, value) -> str | None:
+def domain(key: str, value: Any) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str) or not _HOSTNAME.fullmatch(value) or "." not in value:
@@ -154,7 +157,7 @@ def domain(key, value) -> str | None:
     return value
 
 
-def email(key, value) -> str:
+def email(key: str, value: Any) -> str:
     if value is None:
         raise SettingsError(key, "is required", "Set it to the address that should receive "
                             "root's mail (cron, logwatch), e.g. ops@example.com")
@@ -163,18 +166,18 @@ def email(key, value) -> str:
     return value
 
 
-def optional_email(key, value) -> str | None:
+def optional_email(key: str, value: Any) -> str | None:
     return None if value in (None, "") else email(key, value)
 
 
-def tls_level(key, value) -> str:
+def tls_level(key: str, value: Any) -> str:
     if value in ("may", "none", ""):
         raise SettingsError(key, f"{value!r} would let the password leave the host without TLS",
                             "Use encrypt, verify or secure")
     return choice(*TLS_LEVELS)(key, value)
 
 
-def service_list(key, value) -> list:
+def service_list(key: str, value: Any) -> list:
     if not isinstance(value, (list, tuple)):
         raise SettingsError(key, f"{value!r} must be a list of services")
     return list(value)  # each item is checked by firewall.firewall_rules (it knows ufw's syntax)
@@ -184,7 +187,7 @@ _LOGWATCH_SERVICE = re.compile(r"-?[A-Za-z0-9][A-Za-z0-9_.-]*")
 LOGWATCH_DETAILS = ("low", "med", "high")
 
 
-def logwatch_detail(key, value) -> str:
+def logwatch_detail(key: str, value: Any) -> str:
     """logwatch's own words (low, med, high) or its numeric level 0-10."""
     text = str(value).strip().lower()
     if text in LOGWATCH_DETAILS or (_DIGITS.fullmatch(text) and 0 <= int(text) <= 10
@@ -194,7 +197,7 @@ def logwatch_detail(key, value) -> str:
                         "Use low, med, high or a number 0-10")
 
 
-def logwatch_services(key, value) -> list[str]:
+def logwatch_services(key: str, value: Any) -> list[str]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not items:
         raise SettingsError(key, f"{value!r} must be a non-empty list of logwatch services")
@@ -206,7 +209,7 @@ def logwatch_services(key, value) -> list[str]:
     return names
 
 
-def path(key, value) -> str | None:
+def path(key: str, value: Any) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, (str, os.PathLike)):
@@ -214,11 +217,12 @@ def path(key, value) -> str | None:
     return str(value)
 
 
-def address_list(key, value) -> list[str] | None:
+def address_list(key: str, value: Any) -> list[str] | None:
     if value in (None, "", []):
         return None
     items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)) or not all(host_name(key, str(a).strip()) for a in items):
+    if (not isinstance(items, (list, tuple))
+            or not all(host_name(key, str(a).strip()) for a in items)):
         raise SettingsError(key, f"{value!r} must be a list of host names or addresses")
     return [str(a).strip() for a in items]
 
@@ -246,7 +250,7 @@ def fallback_list(key: str, value: Any) -> list[dict]:
     return [dict(item) for item in items]
 
 
-def probe(key, value):
+def probe(key: str, value: Any) -> Any:
     """None (a `probes` group if the inventory has one), "off", or a callable the inventory
     provides: ``probe(addresses, ports) -> {"via": str, "results": [...], "error": str|None}``."""
     if value is None or value == AUDIT_PROBE_OFF or callable(value):
@@ -277,7 +281,7 @@ class Key:
     section: str  # "relay", "logwatch", "firewall" or "audit"
     required: bool = False
 
-    def value(self, data) -> Any:
+    def value(self, data: Any) -> Any:
         found = data.get(self.name) if hasattr(data, "get") else None
         return self.check(self.name, self.default if found is None else found)
 
@@ -313,7 +317,8 @@ KEYS = (
     Key("relay_fallbacks", [], fallback_list, "further relays, tried in order when the relay "
         "above is down or refuses (Postfix's `smtp_fallback_relay`): a list of dicts with "
         f"{', '.join(f'`{f}`' for f in FALLBACK_FIELDS)} (as the `relay_*` keys; `provider` "
-        "defaults to `custom`); credentials from `credentials_file` or `LOCKDOWN_FALLBACK<n>_LOGIN`/"
+        "defaults to `custom`); credentials from `credentials_file` or "
+        "`LOCKDOWN_FALLBACK<n>_LOGIN`/"
         "`_PASSWORD` (n = 1 for the first); each gets its own SASL line, TLS level and canary",
         "relay"),
     Key("mail_log", "journal", choice("journal", "file"), "`file`: on hosts where no syslog "
@@ -354,7 +359,8 @@ KEYS = (
     Key("firewall_deadman", True, boolean, "on the first enable, schedule `ufw disable`, cancelled "
         "only after a NEW SSH connection gets in", "firewall"),
     Key("firewall_deadman_seconds", 120, deadman_delay, "delay before that timer disables ufw "
-        f"again ({DEADMAN_MIN_SECONDS}-3600: the check may wait up to half of it for its connection, "
+        f"again ({DEADMAN_MIN_SECONDS}-3600: the check may wait up to half of it for its "
+        "connection, "
         "the enable and the disarm need the rest)", "firewall"),
     Key("firewall_deadman_check_port", None, optional_port, "port of that new SSH connection "
         "(default: ssh_port)", "firewall"),
@@ -377,7 +383,7 @@ def data_defaults(*sections: str) -> dict:
     return {k.name: k.default for k in KEYS if k.section in sections and k.default is not None}
 
 
-def _value(data, name: str):
+def _value(data: Any, name: str) -> Any:
     return BY_NAME[name].value(data)
 
 
@@ -481,7 +487,8 @@ class AuditSettings:
     json_path: str | None = None
 
 
-def relay_settings(data, environ=os.environ, require_credentials: bool = True) -> RelaySettings:
+def relay_settings(data: Any, environ: Mapping[str, str] = os.environ,
+                   require_credentials: bool = True) -> RelaySettings:
     """
     The relay part of host data, with the provider's preset applied. ``require_credentials=False``
     (the audit, which never needs the password): missing credentials give ``credentials=None``,
@@ -532,7 +539,10 @@ def _endpoint(data: Any) -> tuple[str, Provider | None, str, int, bool, str]:
     relay_port = _value(data, "relay_port")
     wrappermode = _wrappermode(data, preset, relay_port)
     level = _value(data, "relay_tls_level")
-    host = host or preset.host(region)
+    if not host:
+        if preset is None:  # no host and no preset: refused above
+            raise SettingsError("relay_host", f"is required when relay_provider is {CUSTOM!r}")
+        host = preset.host(region)
     _check_verifiable(host, level)
     return name, preset, host, relay_port, wrappermode, level
 
@@ -623,14 +633,14 @@ def _check_verifiable(host: str, level: str) -> None:
                             "weaker)")
 
 
-def logwatch_settings(data) -> LogwatchSettings:
+def logwatch_settings(data: Any) -> LogwatchSettings:
     """The logwatch part of host data (read even when off, so a bad value is still named)."""
     return LogwatchSettings(enabled=_value(data, "logwatch"),
                             detail=_value(data, "logwatch_detail"),
                             services=tuple(_value(data, "logwatch_services")))
 
 
-def _region(data, preset: Provider | None) -> str | None:
+def _region(data: Any, preset: Provider | None) -> str | None:
     """The provider's region: ``relay_region`` (``mailgun_region`` is Mailgun's older name)."""
     chosen, legacy = _value(data, "relay_region"), _value(data, "mailgun_region")
     if legacy is not None and (preset is None or preset.name != "mailgun"):
@@ -667,7 +677,7 @@ def _region(data, preset: Provider | None) -> str | None:
     return chosen
 
 
-def _wrappermode(data, preset: Provider | None, relay_port: int) -> bool:
+def _wrappermode(data: Any, preset: Provider | None, relay_port: int) -> bool:
     """Implicit TLS: a preset knows which of its ports speak it; a custom relay may say."""
     asked = _value(data, "relay_tls_wrappermode")
     if preset is None:
@@ -685,7 +695,7 @@ def _wrappermode(data, preset: Provider | None, relay_port: int) -> bool:
     return implicit
 
 
-def firewall_settings(data) -> FirewallSettings:
+def firewall_settings(data: Any) -> FirewallSettings:
     """The firewall part of host data (each ``firewall_allowed`` item is checked by
     ``firewall.firewall_rules``, which knows ufw's syntax)."""
     return FirewallSettings(
@@ -703,7 +713,7 @@ def firewall_settings(data) -> FirewallSettings:
     )
 
 
-def audit_settings(data, environ=os.environ) -> AuditSettings:
+def audit_settings(data: Any, environ: Mapping[str, str] = os.environ) -> AuditSettings:
     """What the audit expects of a host: the deploy's own settings (no password needed)."""
     return AuditSettings(
         relay=relay_settings(data, environ, require_credentials=False),
@@ -718,7 +728,7 @@ def audit_settings(data, environ=os.environ) -> AuditSettings:
 
 # --- credentials -----------------------------------------------------------------------------
 
-def read_credentials(data, environ=os.environ) -> Credentials:
+def read_credentials(data: Any, environ: Mapping[str, str] = os.environ) -> Credentials:
     """Relay credentials from ``relay_credentials_file`` or the environment, never host data.
 
     Each of login and password is read under its neutral name (LOCKDOWN_RELAY_*) or its older
@@ -728,6 +738,7 @@ def read_credentials(data, environ=os.environ) -> Credentials:
             raise SettingsError(forbidden, "secrets must not be kept in inventory data",
                                 f"Remove it; export {PASSWORD_ENV} or use relay_credentials_file")
     secret_path = _value(data, "relay_credentials_file")
+    values: Mapping[str, str]
     if secret_path:
         values = _read_secret_file(Path(os.path.expanduser(secret_path)))
         source, key = f"relay_credentials_file {secret_path}", "relay_credentials_file"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-def printable(text) -> str:
+def printable(text: object) -> str:
     """``text`` for a terminal: every character that is not printable (escape sequences,
     carriage returns, newlines, C1 controls, bidi overrides...) as a Python escape. Host text
     (a main.cf value, a master.cf service name, a ufw comment, a log line) is written by

@@ -9,10 +9,13 @@ the journal and the Postfix queue are root-only.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pyinfra.api import FactBase
 from pyinfra.api.exceptions import FactProcessError
 
+from .._typing import override
+from ..remote import script
 from .postfix import MAIN_CF, MAIN_CF_WRITTEN, SMTP_PORTS
 
 POSTQUEUE = "/usr/sbin/postqueue"
@@ -38,7 +41,8 @@ NOISE_KEYS = ("relay_denied", "relay_denied_since_converge", "connects",
 
 # Counts smtpd lines from `journalctl -o short-unix` (first field: epoch seconds). "Since
 # converge" = at or after main.cf's last write (its mtime, or the real time lockdown kept).
-# `connect from NAME[ADDR]` from loopback is local software (cron's sendmail does not connect; health checks may) and is not noise.
+# `connect from NAME[ADDR]` from loopback is local software (cron's sendmail does not connect;
+# health checks may) and is not noise.
 _NOISE_AWK = (
     "awk -v c=\"$conv\" '"
     "{ t = $1 + 0 } "
@@ -72,7 +76,7 @@ def _int(values: dict, key: str, fact: str) -> int | None:
         raise FactProcessError(f"{fact}: {key} is not a number: {value!r}") from None
 
 
-class RelayNoise(FactBase):
+class RelayNoise(FactBase[dict[str, Any]]):
     """
     Counts Postfix smtpd noise in the journal over the last ``hours`` hours, and since the
     last converge (the mtime of /etc/postfix/main.cf):
@@ -90,6 +94,7 @@ class RelayNoise(FactBase):
         }
     """
 
+    @override
     def command(self, hours: int = 24) -> str:
         hours = int(hours)
         return (
@@ -106,12 +111,13 @@ class RelayNoise(FactBase):
             "else echo 'journal: no'; fi"
         )
 
-    def process(self, output):
+    @override
+    def process(self, output: list[str]) -> dict[str, Any]:
         values = _key_values(output, "RelayNoise")
         if values.get("journal") not in ("yes", "no"):
             raise FactProcessError(f"RelayNoise: missing journal status line: {output[:3]!r}")
         journal = values["journal"] == "yes"
-        result = {
+        result: dict[str, Any] = {
             "journal": journal,
             "hours": _int(values, "hours", "RelayNoise"),
             "now": _int(values, "now", "RelayNoise"),
@@ -126,7 +132,7 @@ class RelayNoise(FactBase):
         return result
 
 
-class MailQueue(FactBase):
+class MailQueue(FactBase[dict[str, Any]]):
     """
     The Postfix queue: how many messages wait, how many are deferred, the oldest deferred
     one's arrival time and its delay reason (which never contains a secret):
@@ -146,6 +152,7 @@ class MailQueue(FactBase):
     queue files' mtimes are Postfix's next-retry times, not ages, hence postqueue.
     """
 
+    @override
     def command(self) -> str:
         return (
             "echo \"now: $(date +%s)\"; "
@@ -166,7 +173,8 @@ class MailQueue(FactBase):
             f"echo \"deferred: $(find {DEFERRED_DIR} -type f 2>/dev/null | wc -l)\"; fi"
         )
 
-    def process(self, output):
+    @override
+    def process(self, output: list[str]) -> dict[str, Any]:
         values = _key_values(output, "MailQueue")
         source = values.get("source")
         if source not in ("postqueue", "spool", "not-installed"):
@@ -181,7 +189,7 @@ class MailQueue(FactBase):
         }
 
 
-class RelayLastAttempt(FactBase):
+class RelayLastAttempt(FactBase[dict[str, Any]]):
     """
     Postfix's last delivery attempt towards the relay in the last ``hours`` hours, from its
     own log (the journal; else ``maillog_file`` or /var/log/mail.log): the newest
@@ -203,6 +211,7 @@ class RelayLastAttempt(FactBase):
     each on its own), from the same lines.
     """
 
+    @override
     def command(self, hours: int = 24) -> str:
         hours = int(hours)
         return (
@@ -218,7 +227,8 @@ class RelayLastAttempt(FactBase):
             f"| {_ATTEMPT_LINES} | {_LAST_PER_RELAY}; else echo 'log: none'; fi; fi"
         )
 
-    def process(self, output):
+    @override
+    def process(self, output: list[str]) -> dict[str, Any]:
         values, per_relay = {}, []
         for line in output:
             key, _, value = line.partition(": ")
@@ -243,7 +253,8 @@ class RelayLastAttempt(FactBase):
 # the smtp client's word on the attempt ("host H[A] refused to talk to me: 421 ...", "connect
 # to H[A]:587: Connection refused", "SASL authentication failed; server H[A] said: ..."): the
 # attempt lines are those and the status= lines.
-_FAILED_ATTEMPT = r"(host|server|connect to|lost connection with|conversation with|verification failed for) [^ \[]+\["
+_FAILED_ATTEMPT = (r"(host|server|connect to|lost connection with|conversation with"
+                   r"|verification failed for) [^ \[]+\[")
 _ATTEMPT_LINES = f"grep -E ' status=|{_FAILED_ATTEMPT}'"
 # The newest status= line (`line:`) and the newest attempt line per relay host (`relay_line:`).
 _LAST_PER_RELAY = (
@@ -260,7 +271,8 @@ _FAILED = re.compile(r"(?:^|\s)(?:[0-9A-Za-z]+: )?(?P<reason>.*?\b(?:host|server
 
 
 def _attempt(line: str, epoch: bool) -> dict:
-    """A status= line, or a failed attempt without one (status ``deferred``, its text the reason)."""
+    """A status= line, or a failed attempt without one (status ``deferred``, its text the
+    reason)."""
     parsed = parse_delivery_line(line, epoch=epoch)
     if parsed["status"] is not None:
         return parsed
@@ -278,7 +290,8 @@ def relay_host_of(relay_field: str) -> str:
     return relay_field.partition("[")[0].lower()
 
 
-_DELIVERY = re.compile(r"\brelay=(?P<relay>[^,]+),.*\bstatus=(?P<status>[a-z]+)(?: \((?P<reason>.*)\))?")
+_DELIVERY = re.compile(r"\brelay=(?P<relay>[^,]+),.*\bstatus=(?P<status>[a-z]+)"
+                       r"(?: \((?P<reason>.*)\))?")
 
 
 def _epoch(line: str) -> int | None:
@@ -294,7 +307,8 @@ def parse_delivery_line(line: str, epoch: bool = True) -> dict:
     found = _DELIVERY.search(line or "")
     if not found:
         return {"at": None, "status": None, "relay": None, "reason": None}
-    return {"at": _epoch(line) if epoch else None, "status": found["status"], "relay": found["relay"],
+    return {"at": _epoch(line) if epoch else None, "status": found["status"],
+            "relay": found["relay"],
             "reason": found["reason"]}
 
 
@@ -306,45 +320,10 @@ def parse_delivery_line(line: str, epoch: bool = True) -> dict:
 # slow: probe from a terrestrial VPS.
 PROBE_CONNECT_TIMEOUT = 0.4
 
-# Runs on a host of the inventory's `probes` group (outside the targets' networks): TCP
-# connect to each target address on each SMTP port, all at once (a thread each) and, where
-# one is open, an SMTP relay attempt (EHLO, MAIL FROM, RCPT TO to a foreign domain; never
-# DATA). One JSON object per line, in address and port order.
-_PROBE_SCRIPT = r'''
-import json, smtplib, socket, sys, threading
-timeout, ports = float(sys.argv[1]), [int(p) for p in sys.argv[2].split(",")]
-def one(r):
-    try:
-        socket.create_connection((r["address"], r["port"]), timeout=timeout).close()
-        r["open"] = True
-    except OSError as e:
-        r["error"] = type(e).__name__ + ": " + str(e)
-    if r["open"] and r["port"] != 465:  # 465 speaks TLS first
-        a = {"accepted": False, "rcpt": None, "error": None}
-        try:
-            c = smtplib.SMTP(r["address"], r["port"], timeout=5)
-            c.ehlo("prober.example.net")
-            m = c.docmd("MAIL FROM:<probe@example.net>")
-            t = c.docmd("RCPT TO:<victim@example.org>")
-            a["rcpt"] = [t[0], t[1].decode(errors="replace")]
-            a["accepted"] = m[0] // 100 == 2 and t[0] // 100 == 2
-            c.quit()
-        except Exception as e:
-            a["error"] = type(e).__name__ + ": " + str(e)
-        r["relay"] = a
-results = [{"address": a, "port": p, "open": False, "error": None, "relay": None}
-           for a in sys.argv[3:] for p in ports]
-threads = [threading.Thread(target=one, args=(r,)) for r in results]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-for r in results:
-    print(json.dumps(r))
-'''
+# What the probe host runs: pyinfra_lockdown/remote/probe.py.
 
 
-class SmtpProbe(FactBase):
+class SmtpProbe(FactBase[list[dict[str, Any]] | None]):
     """
     From this host, which target addresses accept TCP on 25/465/587, and does an SMTP relay
     attempt succeed there? Needs python3 on the probe host.
@@ -359,18 +338,21 @@ class SmtpProbe(FactBase):
     ``None`` when python3 is missing on the probe host.
     """
 
-    def command(self, addresses=()):
+    @override
+    def command(self, addresses: tuple[str, ...] | list[str] = ()) -> str:
         import shlex
 
         quoted = " ".join(shlex.quote(str(a)) for a in addresses)
         ports = ",".join(str(p) for p in SMTP_PORTS)
         return (
             "if command -v python3 >/dev/null 2>&1; then echo 'python3: yes'; "
-            f"python3 -c {shlex.quote(_PROBE_SCRIPT)} {PROBE_CONNECT_TIMEOUT} {ports} {quoted}; "
+            f"python3 -c {shlex.quote(script('probe.py'))} "
+            f"{PROBE_CONNECT_TIMEOUT} {ports} {quoted}; "
             "else echo 'python3: missing'; fi"
         )
 
-    def process(self, output):
+    @override
+    def process(self, output: list[str]) -> list[dict[str, Any]] | None:
         import json
 
         if not output or output[0] not in ("python3: yes", "python3: missing"):

@@ -1,7 +1,21 @@
 """The audit's one remote read per host: every LockdownState section plus the audit facts."""
+from __future__ import annotations
+
+from typing import cast
+
+from .._typing import override
 from .audit import MailQueue, RelayLastAttempt, RelayNoise
-from .host_state import LockdownState
+from .combined import SectionSpec
+from .host_state import HostState, LockdownState, Section
 from .postfix import ALIASES_MAP, SASL_PASSWORD_MAP, SENDERS_MAP
+
+
+class AuditHostState(HostState):
+    """AuditState's sections: LockdownState's plus the audit's own."""
+
+    noise: Section  # RelayNoise
+    queue: Section  # MailQueue
+    relay_last: Section  # RelayLastAttempt
 
 
 class AuditState(LockdownState):
@@ -13,8 +27,9 @@ class AuditState(LockdownState):
     """
 
     @staticmethod
-    def sections(noise_hours=24, sasl_map=SASL_PASSWORD_MAP, aliases_map=ALIASES_MAP,
-                 senders_map=SENDERS_MAP):
+    def sections(noise_hours: int = 24, sasl_map: str = SASL_PASSWORD_MAP,  # type: ignore[override]
+                 aliases_map: str = ALIASES_MAP,
+                 senders_map: str = SENDERS_MAP) -> dict[str, SectionSpec]:
         sections = LockdownState.sections(sasl_map=sasl_map, aliases_map=aliases_map,
                                           senders_map=senders_map)
         sections["noise"] = (RelayNoise, {"hours": int(noise_hours)})
@@ -22,8 +37,12 @@ class AuditState(LockdownState):
         sections["relay_last"] = (RelayLastAttempt, {"hours": int(noise_hours)})
         return sections
 
-    def command(self, noise_hours=24, sasl_map=SASL_PASSWORD_MAP, aliases_map=ALIASES_MAP,
-                senders_map=SENDERS_MAP):
-        return super(LockdownState, self).command(
-            noise_hours=noise_hours, sasl_map=sasl_map, aliases_map=aliases_map,
-            senders_map=senders_map)
+    @override
+    def command(self, noise_hours: int = 24, sasl_map: str = SASL_PASSWORD_MAP,  # type: ignore[override]
+                aliases_map: str = ALIASES_MAP, senders_map: str = SENDERS_MAP) -> str:
+        return self.combined_command(noise_hours=noise_hours, sasl_map=sasl_map,
+                                     aliases_map=aliases_map, senders_map=senders_map)
+
+    @override
+    def process(self, output: list[str]) -> AuditHostState:
+        return cast(AuditHostState, super().process(output))

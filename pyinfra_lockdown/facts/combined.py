@@ -8,32 +8,37 @@ that fact's ``process()`` (or its ``default()`` when the section is empty).
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from pyinfra.api import FactBase
 from pyinfra.api.exceptions import FactProcessError
 
+from .._typing import override
+
 MARKER = "@@lockdown-section "
 
 
-class CombinedFact(FactBase):
-    """Subclasses define ``sections(**kwargs) -> {key: (FactClass, fact_kwargs)}``."""
+SectionSpec = tuple[type[FactBase[Any]], dict[str, Any]]  # a granular fact and its arguments
+T = TypeVar("T")
+
+
+class CombinedFact(FactBase[T]):
+    """Subclasses define ``sections(**kwargs) -> {key: (FactClass, fact_kwargs)}`` and a
+    ``command`` with their own keyword arguments that returns ``combined_command(...)``; ``T``
+    is the dict of the sections' values (a TypedDict)."""
 
     abstract = True
 
-    @staticmethod
-    def sections(**kwargs) -> dict[str, tuple[type[FactBase], dict]]:
-        raise NotImplementedError
+    sections: Callable[..., dict[str, SectionSpec]]
 
-    def command(self, **kwargs):
+    def combined_command(self, **kwargs: Any) -> str:
         # The sections run at once, each into its own file of a fresh root-only directory, and
         # are printed in order after `wait`: the read takes as long as its slowest section,
         # not their sum (most of them wait on fork/exec, D-Bus or postconf's parsing, not CPU).
         runs, prints = [], []
         for index, (key, (fact_cls, fact_kwargs)) in enumerate(self.sections(**kwargs).items()):
-            fact_command = fact_cls().command
-            if callable(fact_command):
-                fact_command = fact_command(**fact_kwargs)
-            text = getattr(fact_command, "get_raw_value", lambda: fact_command)()
+            text = _command_text(fact_cls, fact_kwargs)
             runs.append(f'( {text} ) >"$d/{index}" &')
             prints.append(f'echo {shlex.quote(MARKER + key)}; cat "$d/{index}"')
         # A section that fails leaves its lines empty (-> that fact's default), never the read;
@@ -43,7 +48,8 @@ class CombinedFact(FactBase):
             + " ".join(runs) + " wait; " + "; ".join(prints) + "; true"
         )
 
-    def process(self, output):
+    @override
+    def process(self, output: list[str]) -> T:
         lines_by_key: dict[str, list[str]] = {}
         current = None
         for line in output:
@@ -52,7 +58,7 @@ class CombinedFact(FactBase):
                 lines_by_key[current] = []
             elif current is not None:
                 lines_by_key[current].append(line)
-        result = {}
+        result: dict[str, Any] = {}
         for key, (fact_cls, _) in self.section_classes().items():
             lines = [line for line in lines_by_key.get(key, []) if line.strip()]
             fact = fact_cls()
@@ -62,14 +68,20 @@ class CombinedFact(FactBase):
                 raise
             except Exception as error:  # a parser bug must not abort the whole run
                 raise FactProcessError(f"{key}: {error}") from error
-        return result
+        return cast(T, result)
 
-    def section_classes(self) -> dict[str, tuple[type[FactBase], dict]]:
+    def section_classes(self) -> dict[str, SectionSpec]:
         """The section layout (keys and classes do not depend on the command's arguments)."""
         return self.sections()
 
 
-def _default(fact_cls):
-    default = fact_cls.default
-    value = default() if callable(default) else default
-    return value
+def _command_text(fact_cls: type[FactBase], fact_kwargs: dict[str, Any]) -> str:
+    """The shell text of one granular fact's command (a plain string, or a StringCommand)."""
+    command = fact_cls().command
+    text = command(**fact_kwargs) if callable(command) else command
+    return str(text.get_raw_value()) if hasattr(text, "get_raw_value") else str(text)
+
+
+def _default(fact_cls: type[FactBase[Any]]) -> Any:
+    default: Any = fact_cls.default
+    return default() if callable(default) else default

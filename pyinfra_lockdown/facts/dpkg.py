@@ -1,10 +1,14 @@
 """Was a dpkg run interrupted on this host (killed mid-install, power lost)?"""
+from typing import Any
+
 from pyinfra.api import FactBase
+
+from .._typing import override
 
 MAX_AUDIT_LINES = 20
 
 
-class DpkgState(FactBase):
+class DpkgState(FactBase[dict[str, Any]]):
     """
     Returns whether dpkg needs ``dpkg --configure -a`` before apt can install anything, and
     what ``dpkg --audit`` says (first lines):
@@ -15,17 +19,21 @@ class DpkgState(FactBase):
     """
 
     @staticmethod
-    def default():
+    def default() -> dict[str, Any]:
         return {"interrupted": False, "audit": []}
 
     # A journal left in /var/lib/dpkg/updates is what makes apt refuse ("dpkg was interrupted");
     # `dpkg --audit` names half-installed or unconfigured packages.
-    command = (
-        "if [ -n \"$(ls -A /var/lib/dpkg/updates 2>/dev/null)\" ]; then echo 'journal: pending'; fi; "
-        f"dpkg --audit 2>/dev/null | head -n {MAX_AUDIT_LINES} | sed 's/^/audit: /'"
-    )
+    @override
+    def command(self) -> str:
+        return (
+            "if [ -n \"$(ls -A /var/lib/dpkg/updates 2>/dev/null)\" ]; "
+            "then echo 'journal: pending'; fi; "
+            f"dpkg --audit 2>/dev/null | head -n {MAX_AUDIT_LINES} | sed 's/^/audit: /'"
+        )
 
-    def process(self, output):
+    @override
+    def process(self, output: list[str]) -> dict[str, Any]:
         audit = [line[len("audit: "):] for line in output if line.startswith("audit: ")]
         journal = any(line.startswith("journal: ") for line in output)
         return {"interrupted": journal or any(line.strip() for line in audit),

@@ -1,29 +1,60 @@
 """Everything lockdown's deploys and audit decide on, read with ONE remote command per host."""
-from .combined import CombinedFact
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from .._typing import override
+from .combined import CombinedFact, SectionSpec
 from .dpkg import DpkgState
 from .logwatch import LogwatchState
 from .packages import InstalledDebs
 from .postfix import (
     ALIASES_MAP,
     CANARY_ROUTES_MAP,
-    SYSLOG_DAEMONS,
-    MailLogFiles,
     SASL_PASSWORD_MAP,
-    TLS_POLICY_MAP,
     SENDERS_MAP,
+    SYSLOG_DAEMONS,
+    TLS_POLICY_MAP,
+    MailLogFiles,
+    MapFileState,
     PostfixDefaults,
     PostfixMainCf,
     PostfixMasterServices,
     PostfixParameters,
     PostfixStatus,
-    MapFileState,
     SecretFileState,
     SmtpListeners,
 )
 from .ufw import SshConnection, SshdConfig, UfwConfig
 
+Section = dict[str, Any]
 
-class LockdownState(CombinedFact):
+
+class HostState(TypedDict):
+    """LockdownState's sections, each the value of its granular fact (``None`` where that fact
+    says so: Postfix or ufw not installed, no SSH connection)."""
+
+    packages: Section  # InstalledDebs
+    dpkg: Section  # DpkgState
+    main_cf: Section | None  # PostfixMainCf
+    master: Section  # PostfixMasterServices
+    parameters: Section | None  # PostfixParameters
+    defaults: dict[str, str] | None  # PostfixDefaults
+    status: Section  # PostfixStatus
+    listeners: list[Section] | None  # SmtpListeners
+    sasl_map: Section  # SecretFileState
+    aliases_map: Section  # MapFileState
+    senders_map: Section
+    tls_policy_map: Section
+    canary_routes_map: Section
+    mail_log_files: Section  # MailLogFiles
+    ufw: Section | None  # UfwConfig
+    sshd: Section | None  # SshdConfig
+    ssh_connection: Section | None  # SshConnection
+    logwatch: Section  # LogwatchState
+
+
+class LockdownState(CombinedFact[HostState]):
     """
     Returns a dict of the granular facts' values, keyed by section:
 
@@ -33,7 +64,8 @@ class LockdownState(CombinedFact):
     """
 
     @staticmethod
-    def sections(sasl_map=SASL_PASSWORD_MAP, aliases_map=ALIASES_MAP, senders_map=SENDERS_MAP):
+    def sections(sasl_map: str = SASL_PASSWORD_MAP, aliases_map: str = ALIASES_MAP,
+                 senders_map: str = SENDERS_MAP) -> dict[str, SectionSpec]:
         return {
             "packages": (InstalledDebs, {"packages": (
                 "postfix", "libsasl2-modules", "ca-certificates", "ufw", *SYSLOG_DAEMONS)}),
@@ -56,7 +88,8 @@ class LockdownState(CombinedFact):
             "logwatch": (LogwatchState, {}),
         }
 
-    def command(self, sasl_map=SASL_PASSWORD_MAP, aliases_map=ALIASES_MAP,
-                senders_map=SENDERS_MAP):
-        return super().command(sasl_map=sasl_map, aliases_map=aliases_map,
-                               senders_map=senders_map)
+    @override
+    def command(self, sasl_map: str = SASL_PASSWORD_MAP, aliases_map: str = ALIASES_MAP,
+                senders_map: str = SENDERS_MAP) -> str:
+        return self.combined_command(sasl_map=sasl_map, aliases_map=aliases_map,
+                                     senders_map=senders_map)

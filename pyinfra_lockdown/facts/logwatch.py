@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import re
 import shlex
+from typing import Any
 
 from pyinfra.api import FactBase
 from pyinfra.api.exceptions import FactProcessError
+
+from .._typing import override
 
 LOGWATCH_PACKAGES = ("logwatch", "libdate-manip-perl")
 LOGWATCH_CONF = "/etc/logwatch/conf/logwatch.conf"
@@ -17,7 +20,8 @@ _SHARE = "/usr/share/logwatch"
 STOCK_POSTFIX_CONFS = (f"{_SHARE}/default.conf/services/postfix.conf",
                        f"{_SHARE}/dist.conf/services/postfix.conf")
 MAILLOG_CONFS = (f"{_SHARE}/default.conf/logfiles/maillog.conf",
-                 f"{_SHARE}/dist.conf/logfiles/maillog.conf", "/etc/logwatch/conf/logfiles/maillog.conf")
+                 f"{_SHARE}/dist.conf/logfiles/maillog.conf",
+                 "/etc/logwatch/conf/logfiles/maillog.conf")
 JOURNAL_SCRIPT = f"{_SHARE}/scripts/shared/journalctl"
 LOG_DIR = "/var/log"
 CRON_DAEMONS = ("/usr/sbin/cron", "/usr/sbin/anacron", "/usr/sbin/crond")
@@ -28,7 +32,8 @@ CRON_DAEMONS = ("/usr/sbin/cron", "/usr/sbin/anacron", "/usr/sbin/crond")
 _MAIL_LOGS = (
     "{ r=; for f in " + " ".join(MAILLOG_CONFS) + "; do [ -r \"$f\" ] && cat \"$f\" && r=1; done; "
     "[ -n \"$r\" ] || echo 'LogFile = mail.log'; } | "
-    "awk -F= 'tolower($1) ~ /^[ \\t]*logfile[ \\t]*$/ { v = $2; gsub(/^[ \\t\"]+|[ \\t\"]+$/, \"\", v); "
+    "awk -F= 'tolower($1) ~ /^[ \\t]*logfile[ \\t]*$/ { v = $2; "
+    "gsub(/^[ \\t\"]+|[ \\t\"]+$/, \"\", v); "
     "if (v == \"\") n = 0; else l[++n] = v } END { for (i = 1; i <= n; i++) print l[i] }' | "
     f"while read -r f; do case \"$f\" in /*) p=\"$f\";; *) p=\"{LOG_DIR}/$f\";; esac; "
     "[ -s \"$p\" ] && echo \"mail_log: $p\"; done"
@@ -37,11 +42,12 @@ _MAIL_LOGS = (
 
 def _sha(label: str, path: str) -> str:
     quoted = shlex.quote(path)
-    return (f"if [ -f {quoted} ]; then echo \"{label}: $(sha256sum < {quoted} | cut -d ' ' -f 1)\"; "
+    return (f"if [ -f {quoted} ]; then "
+            f"echo \"{label}: $(sha256sum < {quoted} | cut -d ' ' -f 1)\"; "
             f"else echo '{label}: missing'; fi")
 
 
-class LogwatchState(FactBase):
+class LogwatchState(FactBase[dict[str, Any]]):
     """
     Returns logwatch's state on the host:
 
@@ -60,9 +66,13 @@ class LogwatchState(FactBase):
         }
     """
 
-    default = dict
+    @override
+    @staticmethod
+    def default() -> dict[str, Any]:
+        return {}
 
-    def command(self):
+    @override
+    def command(self) -> str:
         packages = " ".join(LOGWATCH_PACKAGES)
         stock = " ".join(STOCK_POSTFIX_CONFS)
         return "; ".join((
@@ -82,8 +92,10 @@ class LogwatchState(FactBase):
             + " && echo 'cron: yes' || echo 'cron: no'",
         ))
 
-    def process(self, output):
-        state = {"packages": {}, "conf": None, "postfix_conf": None, "stock_journal": False,
+    @override
+    def process(self, output: list[str]) -> dict[str, Any]:
+        state: dict[str, Any] = {"packages": {}, "conf": None, "postfix_conf": None,
+                                 "stock_journal": False,
                  "stock_only_service": None, "journal_script": False, "journal": False,
                  "mail_logs": [], "cron": False}
         stock_logfiles: list[str] = []

@@ -1,8 +1,12 @@
 """Which of a few Debian packages are installed (one dpkg-query, cheap enough for every run)."""
+from typing import Any
+
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
+from .._typing import override
 
-class InstalledDebs(FactBase):
+
+class InstalledDebs(FactBase[dict[str, Any]]):
     """
     Returns the subset of ``packages`` that dpkg reports as installed, plus their versions:
 
@@ -11,9 +15,14 @@ class InstalledDebs(FactBase):
         {"postfix": "3.7.11-0+deb12u1", "ufw": "0.36.2-1"}
     """
 
-    default = dict
+    @override
+    @staticmethod
+    def default() -> dict[str, Any]:
+        return {}
 
-    def command(self, packages=("postfix", "libsasl2-modules", "ca-certificates", "ufw")):
+    @override
+    def command(self, packages: tuple[str, ...] = (
+            "postfix", "libsasl2-modules", "ca-certificates", "ufw")) -> str:
         # Unknown packages make dpkg-query exit 1: that is "not installed", not a failure.
         names = StringCommand(*(QuoteString(p) for p in packages))
         return StringCommand(
@@ -21,7 +30,8 @@ class InstalledDebs(FactBase):
             "2>/dev/null || true",
         ).get_raw_value()
 
-    def process(self, output):
+    @override
+    def process(self, output: list[str]) -> dict[str, Any]:
         installed = {}
         for line in output:
             parts = line.split()

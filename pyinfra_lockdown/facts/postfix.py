@@ -19,10 +19,12 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
+from typing import Any
 
 from pyinfra.api import FactBase
 from pyinfra.api.exceptions import FactProcessError
-from typing_extensions import override
+
+from .._typing import override
 
 POSTCONF = "/usr/sbin/postconf"
 POSTFIX = "/usr/sbin/postfix"
@@ -88,7 +90,7 @@ def _postfix_installed_guard(then: str) -> str:
     return f"if [ ! -x {POSTCONF} ]; then echo '{NOT_INSTALLED}'; else {then}; fi"
 
 
-class PostfixMainCf(FactBase):
+class PostfixMainCf(FactBase[dict[str, Any] | None]):
     """
     Returns the settings explicitly set in main.cf (``postconf -n``), values
     whitespace-normalized:
@@ -115,7 +117,7 @@ class PostfixMainCf(FactBase):
         )
 
     @override
-    def process(self, output):
+    def process(self, output: list[str]) -> dict[str, Any] | None:
         status = _status_line(output, "PostfixMainCf", self._STATUSES)
         settings: dict[str, str] = {}
         for line in output[1:]:
@@ -185,13 +187,13 @@ def _parse_master_cf(lines: list[str]) -> dict[str, dict]:
 
 # master.cf lines _parse_master_cf ignores wherever they stand, dropped on the host (they are
 # ~70% of a stock master.cf, and each line read costs the controller CPU at every state read):
-# blank lines, "#" alone or followed by a rule of '='s only, and "#<spaces><word>" prose whose first word
-# neither starts with "-" nor holds a "=" (so never a commented entry's continuation).
+# blank lines, "#" alone or followed by a rule of '='s only, and "#<spaces><word>" prose whose
+# first word neither starts with "-" nor holds a "=" (so never a commented entry's continuation).
 MASTER_CF_IGNORED = (r"^[[:space:]]*$|^#[[:space:]]*=*[[:space:]]*$"
                      r"|^#[[:space:]]+[^-=[:space:]][^=[:space:]]*([[:space:]]|$)")
 
 
-class PostfixMasterServices(FactBase):
+class PostfixMasterServices(FactBase[dict[str, Any]]):
     """
     Returns the master.cf services, active and commented out:
 
@@ -226,7 +228,7 @@ class PostfixMasterServices(FactBase):
         )
 
     @override
-    def process(self, output):
+    def process(self, output: list[str]) -> dict[str, Any]:
         if output[:1] == [NOT_INSTALLED]:
             return {"installed": False, "main_cf": False, "services": {}}
         main_cf = _status_line(
@@ -240,7 +242,7 @@ class PostfixMasterServices(FactBase):
         }
 
 
-class PostfixMapTypes(FactBase):
+class PostfixMapTypes(FactBase[dict[str, Any]]):
     """
     Returns the lookup table types Postfix supports and its default database type:
 
@@ -268,7 +270,7 @@ class PostfixMapTypes(FactBase):
         )
 
     @override
-    def process(self, output):
+    def process(self, output: list[str]) -> dict[str, Any]:
         status = _status_line(
             output, "PostfixMapTypes", (NOT_INSTALLED, "main.cf: missing", "main.cf: present")
         )
@@ -356,7 +358,7 @@ def _map_state_command(path: str, on_file: str, setup: str = "") -> str:
     )
 
 
-class MapFileState(FactBase):
+class MapFileState(FactBase[dict[str, Any]]):
     """
     Returns the metadata and content digest of a map source that holds no secret (the local
     aliases and senders maps), and of its compiled maps:
@@ -390,7 +392,7 @@ class MapFileState(FactBase):
             "$(sha256sum < \"$p\" 2>/dev/null | cut -d ' ' -f 1)\"; "))
 
     @override
-    def process(self, output):
+    def process(self, output: list[str]) -> dict[str, Any]:
         state, rest = _parse_source(output[0] if output else "", "MapFileState")
         if state["type"] == "file":
             sha256 = rest[0] if rest else None
@@ -405,7 +407,7 @@ STAMP_SUFFIX = ".lockdown-stamp"
 STAMP_IDENTITY = "stat -c '%i %s %y'"
 
 
-class SecretFileState(FactBase):
+class SecretFileState(FactBase[dict[str, Any]]):
     """
     Returns the metadata of a secret map source (the SASL password map) and of its compiled
     maps, and the stamp lockdown wrote next to it, never the secret nor a fast digest of it:
@@ -440,7 +442,7 @@ class SecretFileState(FactBase):
             'echo "stamp: valid $(sed -n 1p "$s")"; else echo "stamp: edited"; fi; '))
 
     @override
-    def process(self, output):
+    def process(self, output: list[str]) -> dict[str, Any]:
         state, _ = _parse_source(output[0] if output else "", "SecretFileState")
         rest = output[1:]
         if state["type"] == "file":
@@ -456,7 +458,7 @@ class SecretFileState(FactBase):
         return state
 
 
-class PostfixStatus(FactBase):
+class PostfixStatus(FactBase[dict[str, Any]]):
     """
     Returns whether Postfix is installed, running and enabled at boot:
 
@@ -496,7 +498,7 @@ class PostfixStatus(FactBase):
         )
 
     @override
-    def process(self, output):
+    def process(self, output: list[str]) -> dict[str, Any]:
         lines = dict(line.partition(": ")[::2] for line in output)
         if "postfix" not in lines or "systemd" not in lines or "unit" not in lines:
             raise FactProcessError(f"PostfixStatus: unexpected output: {output!r}")
@@ -537,7 +539,7 @@ def _is_loopback(address: str) -> bool:
     return (mapped or ip).is_loopback
 
 
-class SmtpListeners(FactBase):
+class SmtpListeners(FactBase[list[dict[str, Any]] | None]):
     """
     Returns the TCP sockets listening on the SMTP ports 25, 465 and 587 (``ss -Hltn``):
 
@@ -552,7 +554,10 @@ class SmtpListeners(FactBase):
     bound to a device (``0.0.0.0%eth0:25``). ``None`` when ``ss`` is not installed.
     """
 
-    default = list
+    @override
+    @staticmethod
+    def default() -> list[dict[str, Any]] | None:
+        return []
 
     @override
     def command(self) -> str:
@@ -562,7 +567,7 @@ class SmtpListeners(FactBase):
         )
 
     @override
-    def process(self, output):
+    def process(self, output: list[str]) -> list[dict[str, Any]] | None:
         status = _status_line(output, "SmtpListeners", ("ss: present", "ss: not-installed"))
         if status == "ss: not-installed":
             return None
@@ -584,7 +589,7 @@ class SmtpListeners(FactBase):
         return listeners
 
 
-class PostfixParameters(FactBase):
+class PostfixParameters(FactBase[dict[str, Any] | None]):
     """
     Returns the effective values of a few main.cf parameters, read with ONE ``postconf -h``
     (the built-in defaults, ``postconf -d -h``, while main.cf does not exist yet), and the
@@ -601,7 +606,8 @@ class PostfixParameters(FactBase):
     """
 
     @override
-    def command(self, names=("default_database_type", "myhostname", "compatibility_level")) -> str:
+    def command(self, names: tuple[str, ...] = (
+            "default_database_type", "myhostname", "compatibility_level")) -> str:
         quoted = " ".join(shlex.quote(name) for name in names)
         header = shlex.quote("names: " + " ".join(names))
         templates = " ".join(STOCK_MAIN_CF_TEMPLATES)
@@ -614,7 +620,7 @@ class PostfixParameters(FactBase):
         )
 
     @override
-    def process(self, output):
+    def process(self, output: list[str]) -> dict[str, Any] | None:
         if output[0] == NOT_INSTALLED:
             return None
         if not output[0].startswith("names: "):
@@ -624,10 +630,11 @@ class PostfixParameters(FactBase):
         values = [line.strip() for line in output[1:] if not line.startswith("stock:")]
         if len(values) != len(names):
             raise FactProcessError(f"PostfixParameters: {len(names)} names, {len(values)} values")
-        return {**dict(zip(names, values)), "stock_compatibility_level": (stock or [None])[0]}
+        parameters: dict[str, Any] = dict(zip(names, values, strict=True))
+        return {**parameters, "stock_compatibility_level": stock[0] if stock else None}
 
 
-class PostfixDefaults(FactBase):
+class PostfixDefaults(FactBase[dict[str, str] | None]):
     """
     Returns Postfix's BUILT-IN defaults (``postconf -d -h``) of a few parameters: what this
     Postfix version itself writes, so the deploy can speak its dialect without a table of
@@ -643,13 +650,13 @@ class PostfixDefaults(FactBase):
     NAMES = ("mail_version", "smtp_tls_mandatory_protocols")
 
     @override
-    def command(self, names=NAMES) -> str:
+    def command(self, names: tuple[str, ...] = NAMES) -> str:
         quoted = " ".join(shlex.quote(name) for name in names)
         header = shlex.quote("defaults: " + " ".join(names))
         return _postfix_installed_guard(f"echo {header}; {POSTCONF} -d -h {quoted}")
 
     @override
-    def process(self, output):
+    def process(self, output: list[str]) -> dict[str, str] | None:
         if output[0] == NOT_INSTALLED:
             return None
         if not output[0].startswith("defaults: "):
@@ -658,10 +665,10 @@ class PostfixDefaults(FactBase):
         values = [normalize_value(line) for line in output[1:]]
         if len(values) != len(names):
             raise FactProcessError(f"PostfixDefaults: {len(names)} names, {len(values)} values")
-        return dict(zip(names, values))
+        return dict(zip(names, values, strict=True))
 
 
-class MailLogFiles(FactBase):
+class MailLogFiles(FactBase[dict[str, Any]]):
     """
     What lockdown writes for Postfix's own mail log (host data ``mail_log: file``): the SHA-256
     of the rotation timer's two unit files and of logwatch's maillog override (none holds a
@@ -680,8 +687,10 @@ class MailLogFiles(FactBase):
         return (f"for f in {files}; do if [ -f \"$f\" ]; then "
                 "echo \"file: $(sha256sum < \"$f\" | cut -d ' ' -f 1)\"; else echo 'file: -'; fi; "
                 "done; "
-                f"echo \"enabled: $(systemctl is-enabled {MAIL_LOG_ROTATE_UNIT}.timer 2>/dev/null)\"; "
-                f"echo \"active: $(systemctl is-active {MAIL_LOG_ROTATE_UNIT}.timer 2>/dev/null)\"; "
+                "echo \"enabled: "
+                f"$(systemctl is-enabled {MAIL_LOG_ROTATE_UNIT}.timer 2>/dev/null)\"; "
+                "echo \"active: "
+                f"$(systemctl is-active {MAIL_LOG_ROTATE_UNIT}.timer 2>/dev/null)\"; "
                 f"echo \"log: $(stat -c '%U:%G %a' {MAIL_LOG} 2>/dev/null || echo -)\"")
 
     @override

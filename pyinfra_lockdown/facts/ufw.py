@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Any
 
 from pyinfra.api import FactBase
 from pyinfra.api.exceptions import FactProcessError
+
+from .._typing import override
 
 UFW_NOT_INSTALLED = "ufw: not installed"
 UFW_UNREADABLE = "ufw: cannot read /etc/ufw/user.rules (run as root)"
@@ -44,7 +47,7 @@ KERNEL_LINE = re.compile(r"^v(?P<family>[46]) policy=(?P<policy>\S+) before-inpu
 SETTING_LINE = re.compile(r"^(?P<path>/[^:]+):(?P<key>[A-Z0-9_]+)=(?P<value>.*)$")
 
 
-class UfwConfig(FactBase):
+class UfwConfig(FactBase[dict[str, Any] | None]):
     """
     The persistent ufw configuration, complete even while ufw is inactive.
 
@@ -83,37 +86,42 @@ class UfwConfig(FactBase):
     ``None`` when ufw is not installed.
     """
 
-    command = (
-        "if ! command -v ufw >/dev/null 2>&1 && [ ! -x /usr/sbin/ufw ]; "
-        f"then echo '{UFW_NOT_INSTALLED}'; "
-        f"elif [ ! -r /etc/ufw/user.rules ]; then echo '{UFW_UNREADABLE}'; "
-        "else grep -H -E '^(ENABLED|LOGLEVEL)=' /etc/ufw/ufw.conf; "
-        "grep -H -E '^(IPV6|DEFAULT_(INPUT|OUTPUT|FORWARD)_POLICY)=' /etc/default/ufw; "
-        f"grep -H '^{TUPLE_MARKER}' /etc/ufw/user.rules /etc/ufw/user6.rules; "
-        f"[ -e {DEADMAN_ARMED_FILE} ] && echo '{DEADMAN}armed'; "
-        f"[ -e {DEADMAN_FIRED_FILE} ] && echo '{DEADMAN}fired'; "
-        f"systemctl is-active --quiet {DEADMAN_TIMER} 2>/dev/null && echo '{DEADMAN}pending'; "
-        "if grep -q -i '^ENABLED=yes' /etc/ufw/ufw.conf; then "
-        "for f in 4 6; do [ $f = 6 ] && [ ! -d /proc/sys/net/ipv6 ] && continue; "
-        "if [ $f = 4 ]; then s=iptables-save c=ufw r=/etc/ufw/user.rules; "
-        "else s=ip6tables-save c=ufw6 r=/etc/ufw/user6.rules; fi; "
-        'n=$(grep -c "^-A $c-user-input " $r 2>/dev/null); '
-        '$s -t filter 2>/dev/null | awk -v f=$f -v c=$c -v n="${n:-0}" '
-        "'$1 == \":INPUT\" {p = $2} $0 == \"-A INPUT -j \" c \"-before-input\" {j++} "
-        "$1 == \"-A\" && $2 == c \"-user-input\" {u++} "
-        f"END {{printf \"{KERNEL}v%s policy=%s before-input=%d user-input=%d user-rules=%d\\n\", "
-        "f, p ? p : \"none\", j, u, n}'; done; fi; "
-        "true; fi"
-    )
+    @override
+    def command(self) -> str:
+        return (
+            "if ! command -v ufw >/dev/null 2>&1 && [ ! -x /usr/sbin/ufw ]; "
+            f"then echo '{UFW_NOT_INSTALLED}'; "
+            f"elif [ ! -r /etc/ufw/user.rules ]; then echo '{UFW_UNREADABLE}'; "
+            "else grep -H -E '^(ENABLED|LOGLEVEL)=' /etc/ufw/ufw.conf; "
+            "grep -H -E '^(IPV6|DEFAULT_(INPUT|OUTPUT|FORWARD)_POLICY)=' /etc/default/ufw; "
+            f"grep -H '^{TUPLE_MARKER}' /etc/ufw/user.rules /etc/ufw/user6.rules; "
+            f"[ -e {DEADMAN_ARMED_FILE} ] && echo '{DEADMAN}armed'; "
+            f"[ -e {DEADMAN_FIRED_FILE} ] && echo '{DEADMAN}fired'; "
+            f"systemctl is-active --quiet {DEADMAN_TIMER} 2>/dev/null && echo '{DEADMAN}pending'; "
+            "if grep -q -i '^ENABLED=yes' /etc/ufw/ufw.conf; then "
+            "for f in 4 6; do [ $f = 6 ] && [ ! -d /proc/sys/net/ipv6 ] && continue; "
+            "if [ $f = 4 ]; then s=iptables-save c=ufw r=/etc/ufw/user.rules; "
+            "else s=ip6tables-save c=ufw6 r=/etc/ufw/user6.rules; fi; "
+            'n=$(grep -c "^-A $c-user-input " $r 2>/dev/null); '
+            '$s -t filter 2>/dev/null | awk -v f=$f -v c=$c -v n="${n:-0}" '
+            "'$1 == \":INPUT\" {p = $2} $0 == \"-A INPUT -j \" c \"-before-input\" {j++} "
+            "$1 == \"-A\" && $2 == c \"-user-input\" {u++} "
+            f"END {{printf \"{KERNEL}v%s policy=%s before-input=%d "
+            "user-input=%d user-rules=%d\\n\", "
+            "f, p ? p : \"none\", j, u, n}'; done; fi; "
+            "true; fi"
+        )
 
-    def process(self, output):
+    @override
+    def process(self, output: list[str]) -> dict[str, Any] | None:
         lines = [line.strip() for line in output if line.strip()]
         if UFW_NOT_INSTALLED in lines:
             return None
         if UFW_UNREADABLE in lines:
             raise FactProcessError(UFW_UNREADABLE)
 
-        config = {"enabled": False, "logging": None, "ipv6": None, "defaults": {}, "rules": [],
+        config: dict[str, Any] = {"enabled": False, "logging": None, "ipv6": None,
+                                  "defaults": {}, "rules": [],
                   "deadman": {"armed": False, "pending": False, "fired": False}, "kernel": {}}
         for line in lines:
             path, _, content = line.partition(":")
@@ -169,7 +177,7 @@ def kernel_problems(config: dict) -> list[str]:
     return problems
 
 
-def ufw_active(config) -> bool:
+def ufw_active(config: dict[str, Any] | None) -> bool:
     """ufw.conf says enabled AND the kernel runs ufw's rules."""
     return bool(config and config["enabled"] and not config.get("kernel_problems"))
 
@@ -248,7 +256,7 @@ def decode_comment(hex_text: str) -> str:
     try:
         return bytes.fromhex(hex_text).decode("utf-8", errors="replace")
     except ValueError:
-        raise FactProcessError(f"malformed ufw comment: {hex_text!r}")
+        raise FactProcessError(f"malformed ufw comment: {hex_text!r}") from None
 
 
 def decode_app(field: str) -> str:
@@ -275,7 +283,7 @@ REAL_SSHD_LISTENERS = (
 )
 
 
-class SshdConfig(FactBase):
+class SshdConfig(FactBase[dict[str, Any] | None]):
     """
     The ports sshd really accepts connections on, and how it was configured (needs root).
 
@@ -296,26 +304,31 @@ class SshdConfig(FactBase):
     prints sshd_config's. Otherwise sshd_config's ports are. The real sshd's own listening
     ports are added either way (a standalone ssh.service next to the socket, or a changed
     sshd_config not yet restarted): those of a process running the sshd binary as root, never
-    of a process merely named ``sshd`` (``REAL_SSHD_LISTENERS``). ``None`` when sshd is not installed;
+    of a process merely named ``sshd`` (``REAL_SSHD_LISTENERS``). ``None`` when sshd is not
+    installed;
     ``FactProcessError`` when ``sshd -T`` fails (not root, a bad sshd_config).
     """
 
-    command = (
-        "sshd_bin=$(command -v sshd || echo /usr/sbin/sshd); "
-        f"if [ ! -x \"$sshd_bin\" ]; then echo '{SSHD_NOT_INSTALLED}'; "
-        # sshd -T refuses to run without its privilege separation directory, which only
-        # ssh.service creates: under ssh.socket alone, give it an empty one in a private
-        # mount namespace (nothing on the host changes).
-        'elif sshd_out=$(if [ -d /run/sshd ]; then "$sshd_bin" -T; else '
-        "unshare --mount sh -c 'mount -t tmpfs -o mode=755 lockdown-fact /run && "
-        "mkdir /run/sshd && exec \"$0\" -T' \"$sshd_bin\"; fi 2>&1); "
-        "then printf '%s\\n' \"$sshd_out\" | grep -E '^(port|listenaddress|addressfamily) '; "
-        f"systemctl show -p ActiveState -p Listen ssh.socket 2>/dev/null | sed 's/^/{SOCKET}/'; "
-        + REAL_SSHD_LISTENERS + "; true; "
-        f"else printf '{SSHD_FAILED} %s\\n' \"$sshd_out\" | head -n 3; fi"
-    )
+    @override
+    def command(self) -> str:
+        return (
+            "sshd_bin=$(command -v sshd || echo /usr/sbin/sshd); "
+            f"if [ ! -x \"$sshd_bin\" ]; then echo '{SSHD_NOT_INSTALLED}'; "
+            # sshd -T refuses to run without its privilege separation directory, which only
+            # ssh.service creates: under ssh.socket alone, give it an empty one in a private
+            # mount namespace (nothing on the host changes).
+            'elif sshd_out=$(if [ -d /run/sshd ]; then "$sshd_bin" -T; else '
+            "unshare --mount sh -c 'mount -t tmpfs -o mode=755 lockdown-fact /run && "
+            "mkdir /run/sshd && exec \"$0\" -T' \"$sshd_bin\"; fi 2>&1); "
+            "then printf '%s\\n' \"$sshd_out\" | grep -E '^(port|listenaddress|addressfamily) '; "
+            "systemctl show -p ActiveState -p Listen ssh.socket 2>/dev/null "
+            f"| sed 's/^/{SOCKET}/'; "
+            + REAL_SSHD_LISTENERS + "; true; "
+            f"else printf '{SSHD_FAILED} %s\\n' \"$sshd_out\" | head -n 3; fi"
+        )
 
-    def process(self, output):
+    @override
+    def process(self, output: list[str]) -> dict[str, Any] | None:
         lines = [line.strip() for line in output if line.strip()]
         if SSHD_NOT_INSTALLED in lines:
             return None
@@ -372,7 +385,7 @@ def parse_listen_address(value: str) -> dict:
     return {"address": match["address"], "port": int(match["port"])}
 
 
-class SshConnection(FactBase):
+class SshConnection(FactBase[dict[str, Any] | None]):
     """
     The SSH connection this deploy runs over, as seen on the box.
 
@@ -388,16 +401,19 @@ class SshConnection(FactBase):
     ``None`` when not connected over SSH (``@local``, ``@docker``...).
     """
 
-    command = (
-        "ssh_pid=$$; ssh_env=''; "
-        'while [ -z "$ssh_env" ] && [ -r /proc/$ssh_pid/environ ]; do '
-        "ssh_env=$(tr '\\0' '\\n' < /proc/$ssh_pid/environ | grep -m 1 '^SSH_CONNECTION='); "
-        "ssh_pid=$(awk '/^PPid:/ {print $2}' /proc/$ssh_pid/status); "
-        '[ -n "$ssh_pid" ] && [ "$ssh_pid" -gt 1 ] || break; done; '
-        f'if [ -n "$ssh_env" ]; then echo "$ssh_env"; else echo \'{NO_SSH_CONNECTION}\'; fi'
-    )
+    @override
+    def command(self) -> str:
+        return (
+            "ssh_pid=$$; ssh_env=''; "
+            'while [ -z "$ssh_env" ] && [ -r /proc/$ssh_pid/environ ]; do '
+            "ssh_env=$(tr '\\0' '\\n' < /proc/$ssh_pid/environ | grep -m 1 '^SSH_CONNECTION='); "
+            "ssh_pid=$(awk '/^PPid:/ {print $2}' /proc/$ssh_pid/status); "
+            '[ -n "$ssh_pid" ] && [ "$ssh_pid" -gt 1 ] || break; done; '
+            f'if [ -n "$ssh_env" ]; then echo "$ssh_env"; else echo \'{NO_SSH_CONNECTION}\'; fi'
+        )
 
-    def process(self, output):
+    @override
+    def process(self, output: list[str]) -> dict[str, Any] | None:
         for line in output:
             if line.startswith("SSH_CONNECTION="):
                 return parse_ssh_connection(line.split("=", 1)[1])
@@ -418,10 +434,13 @@ def parse_ssh_connection(value: str) -> dict:
             "family": server_address.version,
         }
     except ValueError:
-        raise FactProcessError(f"unexpected SSH_CONNECTION: {value!r}")
+        raise FactProcessError(f"unexpected SSH_CONNECTION: {value!r}") from None
 
 
-def unmap_ipv4(address):
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def unmap_ipv4(address: IPAddress) -> IPAddress:
     """``::ffff:10.0.0.1`` (IPv4 over a dual-stack socket) is an IPv4 connection."""
     mapped = getattr(address, "ipv4_mapped", None)
     return mapped or address

@@ -5,6 +5,7 @@ import hashlib
 from pyinfra import host
 from pyinfra.api import OperationValueError, QuoteString, StringCommand, operation
 
+from .._typing import Commands
 from ..facts.logwatch import LogwatchState
 from ..facts.postfix import LOGWATCH_MAILLOG_CONF, MAIL_LOG_ROTATE_SERVICE, MAIL_LOG_ROTATE_TIMER
 
@@ -20,7 +21,7 @@ PASSED_STATE = (MAIL_LOG_ROTATE_SERVICE, MAIL_LOG_ROTATE_TIMER, LOGWATCH_MAILLOG
 
 
 @operation()
-def conf_file(path: str, content: str, current: str | None = "read"):
+def conf_file(path: str, content: str, current: str | None = "read") -> Commands:
     """
     Write ``path`` (root, 0644) with ``content`` unless its SHA-256 already matches.
 

@@ -5,10 +5,12 @@ could not be installed, why, and what to do: a package source that cannot be rea
 package the sources do not have, a dpkg run that was interrupted.
 """
 from shlex import quote
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 
+from .._typing import Commands, Current
 from ..facts.packages import InstalledDebs
 
 # Preseeded so that installing postfix never asks and never writes a main.cf of its own:
@@ -35,7 +37,8 @@ def update_command(missing: list[str]) -> str:
     names = " ".join(missing)
     return (
         "out=$(apt-get update -q 2>&1); status=$?; "
-        "if [ $status -ne 0 ] || printf '%s\\n' \"$out\" | grep -Eq '^(E:|W: (Failed to fetch|Some index files))'; "
+        "if [ $status -ne 0 ] || printf '%s\\n' \"$out\" "
+        "| grep -Eq '^(E:|W: (Failed to fetch|Some index files))'; "
         "then printf '%s\\n' \"$out\" | grep -E '^(E|W):' >&2; " + _fail(
             f"could not install {names}: `apt-get update` failed, so the package sources in "
             f"{SOURCES} cannot be read (errors above). Make the mirror they name reachable from "
@@ -48,7 +51,8 @@ def install_command(missing: list[str]) -> str:
     return (
         f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {names} || "
         f"{{ status=$?; for p in {names}; do [ -n \"$(apt-cache madison \"$p\" 2>/dev/null)\" ] || "
-        f"echo \"lockdown: package $p is not available from this host's package sources ({SOURCES})\" >&2; done; "
+        "echo \"lockdown: package $p is not available from this host's package sources "
+        f"({SOURCES})\" >&2; done; "
         + _fail(f"could not install {' '.join(missing)} (apt-get's errors above). Make every "
                 f"package named installable from the host's sources (`apt-cache policy NAME` "
                 f"shows where apt looks; a mirror must carry them and their dependencies), then "
@@ -57,8 +61,8 @@ def install_command(missing: list[str]) -> str:
 
 
 @operation()
-def installed(packages: list[str], update: bool = True, current: dict | None = None,
-              dpkg: dict | None = None):
+def installed(packages: list[str], update: bool = True, current: Current = None,
+              dpkg: dict[str, Any] | None = None) -> Commands:
     """
     Install the packages that are missing, with apt-get, non-interactively.
 

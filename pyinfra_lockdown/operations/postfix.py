@@ -19,9 +19,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import (
+    FactBase,
     HiddenValue,
     OperationError,
     OperationValueError,
@@ -30,6 +32,7 @@ from pyinfra.api import (
     operation,
 )
 
+from .._typing import Commands, Current
 from ..facts.postfix import (
     APPLY_ACTIONS,
     APPLY_PENDING,
@@ -37,19 +40,18 @@ from ..facts.postfix import (
     MAIN_CF,
     MAIN_CF_WRITTEN,
     SERVICE_TYPES,
-    PostfixMainCf,
-    PostfixMapTypes,
-    PostfixMasterServices,
     STAMP_IDENTITY,
     STAMP_SUFFIX,
     MapFileState,
+    PostfixMainCf,
+    PostfixMapTypes,
+    PostfixMasterServices,
     PostfixStatus,
     SecretFileState,
     normalize_value,
 )
 from . import secret_stamp
 from .secret_stamp import new_stamp, stamp_matches
-
 
 # Parameters a `postfix reload` does not apply: Postfix must be stopped and started
 # (maillog_file: master itself logs through postlogd only after a start).
@@ -138,10 +140,11 @@ _WRITE_BRIDGE_SCRIPT = (
 )
 
 
-def _installed_or_reread(current, fact_cls):
+def _installed_or_reread(current: Current, fact_cls: type[FactBase[Any]]) -> dict[str, Any]:
     """Use ``current`` unless it is missing or says Postfix is not installed; then read."""
     if current is None or not current["installed"]:
-        return host.get_fact(fact_cls)
+        read: dict[str, Any] = host.get_fact(fact_cls)
+        return read
     return current
 
 
@@ -167,7 +170,7 @@ def _check_single_line(what: str, value: str) -> None:
         raise OperationValueError(f"{what} must be a single line")
 
 
-def _ensure_main_cf_commands():
+def _ensure_main_cf_commands() -> Commands:
     """Create an empty root-owned 0644 main.cf unless one exists (postconf needs it)."""
     yield StringCommand(
         "[ -e",
@@ -192,7 +195,7 @@ def settings_requiring_restart(settings: dict[str, str], current: dict | None) -
 
 
 @operation()
-def main_cf(settings: dict[str, str], current=None):
+def main_cf(settings: dict[str, str], current: Current = None) -> Commands:
     """
     Set main.cf parameters with ``postconf``, changing only what differs.
 
@@ -250,8 +253,8 @@ def master_service(
     service_type: str,
     enabled: bool,
     entry: str | None = None,
-    current=None,
-):
+    current: Current = None,
+) -> Commands:
     """
     Enable or disable (comment out) a master.cf service.
 
@@ -286,7 +289,8 @@ def master_service(
     key = f"{service}/{service_type}"
 
     current = _installed_or_reread(current, PostfixMasterServices)
-    existing = current["services"].get(key) if current["installed"] else None
+    existing: dict[str, Any] | None = (current["services"].get(key) if current["installed"]
+                                       else None)
     is_enabled = bool(existing and existing["enabled"])
 
     if not enabled:
@@ -303,7 +307,8 @@ def master_service(
                 host.noop(f"postfix is not installed yet, cannot tell how to enable {key}")
                 return
             raise OperationValueError(f"master.cf has no entry for {key}: pass entry=")
-        if is_enabled and normalize_value(existing["entry"]) == wanted_entry:
+        if (existing is not None and is_enabled
+                and normalize_value(existing["entry"]) == wanted_entry):
             host.noop(f"master.cf service {key} is enabled")
             return
         command = StringCommand("postconf", "-M", QuoteString(f"{key}={wanted_entry}"))
@@ -386,7 +391,7 @@ def _secret_map_commands(path: str, raw: str, state: dict,
 
 
 @operation()
-def map_file(path: str, content: HiddenValue | str, current=None):
+def map_file(path: str, content: HiddenValue | str, current: Current = None) -> Commands:
     """
     Write a Postfix map source (root:root 0600) without its content appearing in a command.
 
@@ -457,7 +462,7 @@ def _compile_map_commands(
 
 @operation()
 def sasl_password_map(path: str, content: HiddenValue | str, db_type: str | None,
-                      keep_line_of: str | None = None, current=None):
+                      keep_line_of: str | None = None, current: Current = None) -> Commands:
     """
     Write the SASL password map source (root 0600, content via stdin only) and compile it.
 
@@ -524,7 +529,7 @@ def _start_commands(status: dict) -> list[str]:
 
 
 @operation()
-def note_pending(action: str, current=None):
+def note_pending(action: str, current: Current = None) -> Commands:
     """
     Note on the host that Postfix owes a ``reload`` or a ``restart``, BEFORE the run changes
     its configuration. ``reload`` removes the note as its last command, so a run killed (or
@@ -547,7 +552,7 @@ def note_pending(action: str, current=None):
 
 
 @operation()
-def reload(restart: bool = False, current=None):
+def reload(restart: bool = False, current: Current = None) -> Commands:
     """
     Check the configuration with ``postfix check``, then apply it: reload a running
     Postfix (restart with ``restart=True``), or enable and start a stopped one.
@@ -583,7 +588,7 @@ def reload(restart: bool = False, current=None):
 
 
 @operation()
-def running(current=None):
+def running(current: Current = None) -> Commands:
     """
     Make sure Postfix runs and is enabled at boot; ``postfix check`` runs before a start.
 

@@ -38,7 +38,9 @@ import json
 import os
 import secrets
 import weakref
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pyinfra.context import ctx_state
 
@@ -47,7 +49,7 @@ _PARAMETERS = {SCHEME: {"n": 2 ** 14, "r": 8, "p": 1}}
 _MAXMEM = 64 * 1024 * 1024
 
 # content -> salt, per pyinfra run (its State); outside a run (a script, a test) per process
-_RUN_SALTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_RUN_SALTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _NO_RUN_SALTS: dict[str, str] = {}
 # (scheme, salt, content) -> a result with .get(): the key, derived once per process
 _DERIVED: dict[tuple[str, str, str], object] = {}
@@ -105,7 +107,7 @@ def _key(scheme: str, salt: str, content: str) -> str:
     return _start(scheme, salt, content).get()
 
 
-def _start(scheme: str, salt: str, content: str):
+def _start(scheme: str, salt: str, content: str) -> Any:
     wanted = (scheme, salt, content)
     if wanted not in _DERIVED:
         bytes.fromhex(salt)  # ValueError here, before anything is cached or started
@@ -181,10 +183,10 @@ class _Done:
         return self.value
 
 
-_POOL = []  # one gevent ThreadPool of the process, made on first use
+_POOL: list[Any] = []  # one gevent ThreadPool of the process, made on first use
 
 
-def _off_the_event_loop(function, *args):
+def _off_the_event_loop(function: Callable[..., str], *args: str) -> Any:
     """``function(*args)`` in a thread pool of its own when gevent runs the process (pyinfra's
     CLI patches threading), so only the asking greenlet waits; else at once. Not the hub's
     pool: gevent resolves host names there, and a queue of keys must not hold up connects."""

@@ -14,12 +14,14 @@ None of these operations ever runs ``ufw reset``.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 from pyinfra.api.exceptions import OperationValueError
 
-
+from .._typing import Commands, Current
 from ..facts.ufw import (
     DEADMAN_ARMED_FILE,
     DEADMAN_BOOT_UNIT,
@@ -47,7 +49,7 @@ DEADMAN_UNIT_DIR = "/etc/systemd/system"
 
 
 @operation()
-def default_policy(direction: str, policy: str, current: dict | None = None):
+def default_policy(direction: str, policy: str, current: Current = None) -> Commands:
     """
     Set ufw's default policy for one direction (``ufw default POLICY DIRECTION``).
 
@@ -66,7 +68,7 @@ def default_policy(direction: str, policy: str, current: dict | None = None):
 
 
 @operation()
-def logging(level: str, current: dict | None = None):
+def logging(level: str, current: Current = None) -> Commands:
     """
     Set ufw's logging level (``ufw logging LEVEL``).
 
@@ -83,7 +85,7 @@ def logging(level: str, current: dict | None = None):
 
 
 @operation()
-def ipv6(enabled: bool, current: dict | None = None):
+def ipv6(enabled: bool, current: Current = None) -> Commands:
     """
     Turn ufw's IPv6 handling on or off (``IPV6=`` in ``/etc/default/ufw``).
 
@@ -113,7 +115,7 @@ def ipv6(enabled: bool, current: dict | None = None):
 
 
 @operation()
-def enable(current: dict | None = None):
+def enable(current: Current = None) -> Commands:
     """
     Make ufw's firewall the one running: ``ufw --force enable`` when ufw.conf does not say
     enabled; when it does but the kernel runs something else (rules flushed, chains or their
@@ -134,7 +136,7 @@ def enable(current: dict | None = None):
     yield activate_command(config)
 
 
-def activate_command(config) -> StringCommand:
+def activate_command(config: dict[str, Any] | None) -> StringCommand:
     if config and config["enabled"]:
         return StringCommand("sh", "-c", QuoteString(RELOAD_INTO_KERNEL))
     return StringCommand("ufw", "--force", "enable")
@@ -153,8 +155,9 @@ RELOAD_INTO_KERNEL = (
 
 
 @operation()
-def enable_under_deadman(seconds: int, check, check_kwargs: dict | None = None,
-                         current: dict | None = None):
+def enable_under_deadman(seconds: int, check: Callable[..., Any],
+                         check_kwargs: dict[str, Any] | None = None,
+                         current: Current = None) -> Commands:
     """
     Enable ufw (or reload it into the kernel, see ``enable``) under a dead-man switch, as ONE
     operation so that the time from arming to disarming is this host's own enable and check,
@@ -207,7 +210,8 @@ DEADMAN_BOOT_UNIT_TEXT = (
     f"\"touch {DEADMAN_FIRED_FILE}; exec {UFW_BIN} --force disable\"\\n"
     "[Install]\\nWantedBy=multi-user.target\\n"
 )
-LEGACY_UNIT_FILES = f"{DEADMAN_UNIT_DIR}/{DEADMAN_UNIT}.timer {DEADMAN_UNIT_DIR}/{DEADMAN_UNIT}.service"
+LEGACY_UNIT_FILES = (f"{DEADMAN_UNIT_DIR}/{DEADMAN_UNIT}.timer "
+                     f"{DEADMAN_UNIT_DIR}/{DEADMAN_UNIT}.service")
 
 
 def deadman_arm_script(seconds: int) -> str:
@@ -256,8 +260,8 @@ def rules(
     prune: str = "tagged",
     tag: str = "lockdown",
     ipv6: bool | None = None,
-    current: dict | None = None,
-):
+    current: Current = None,
+) -> Commands:
     """
     Make ufw's rules match ``declared``: add what is missing, then delete what is not declared.
 
@@ -295,17 +299,17 @@ def rules(
 # ---------------------------------------------------------------- helpers
 
 
-def read_config(current):
+def read_config(current: Current) -> dict[str, Any] | None:
     """The UfwConfig value: the deploy's ``current`` read when given, else a fresh read."""
     return current if current is not None else host.get_fact(UfwConfig)
 
 
-def deadman_needed(config) -> bool:
+def deadman_needed(config: dict[str, Any] | None) -> bool:
     """ufw not active (or not installed), or a dead-man switch left armed, pending or fired."""
-    return not ufw_active(config) or any((config.get("deadman") or {}).values())
+    return config is None or not ufw_active(config) or any((config.get("deadman") or {}).values())
 
 
-def require_choice(field: str, value, choices) -> None:
+def require_choice(field: str, value: Any, choices: Iterable[str]) -> None:
     if value not in choices:
         raise OperationValueError(f"{field}: {value!r} is not one of {', '.join(choices)}")
 
@@ -314,10 +318,11 @@ def checked_rule(spec: dict) -> dict:
     try:
         return normalize_rule(dict(spec))
     except (ValueError, TypeError) as error:
-        raise OperationValueError(str(error))
+        raise OperationValueError(str(error)) from error
 
 
-def checked_rules(declared, prune: str, tag: str, manage_v6: bool) -> list[dict]:
+def checked_rules(declared: list[dict[str, Any]], prune: str, tag: str,
+                  manage_v6: bool) -> list[dict[str, Any]]:
     """Validate, de-duplicate and check the declared rules against prune/tag/IPv6."""
     wanted: list[dict] = []
     for spec in declared:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 ACTIONS = ("allow", "limit", "deny", "reject")
 PASSING_ACTIONS = ("allow", "limit")
@@ -95,9 +97,9 @@ def normalize_rule(rule: dict) -> dict:
     check_choice("log", normalized["log"], LOG_TYPES)
     for field in ("comment", "interface_in", "interface_out", "app", "from_app"):
         check_text(field, normalized[field])
-    if "," in normalized["port"] + normalized["from_port"] or ":" in normalized["port"]:
-        if normalized["proto"] not in ("tcp", "udp"):
-            raise ValueError(f"proto: port lists and ranges need tcp or udp, got {rule!r}")
+    ranged = "," in normalized["port"] + normalized["from_port"] or ":" in normalized["port"]
+    if ranged and normalized["proto"] not in ("tcp", "udp"):
+        raise ValueError(f"proto: port lists and ranges need tcp or udp, got {rule!r}")
     return {key: normalized[key] for key in RULE_KEYS}
 
 
@@ -133,17 +135,17 @@ def is_tagged(rule: dict, tag: str) -> bool:
 # ---------------------------------------------------------------- field validation
 
 
-def check_choice(field: str, value, choices) -> None:
+def check_choice(field: str, value: object, choices: Iterable[object]) -> None:
     if value not in choices:
         raise ValueError(f"{field}: {value!r} is not one of {', '.join(map(str, choices))}")
 
 
-def check_text(field: str, value) -> None:
+def check_text(field: str, value: object) -> None:
     if not isinstance(value, str) or not SAFE_TEXT.fullmatch(value):
         raise ValueError(f"{field}: {value!r} must be text without quotes or control characters")
 
 
-def normalize_port(value, field: str = "port") -> str:
+def normalize_port(value: object, field: str = "port") -> str:
     """22, "22", "6000:6007", "80,443" or "any" -> ufw's tuple spelling."""
     text = str(value).strip()
     if text == "any":
@@ -159,7 +161,7 @@ def normalize_port(value, field: str = "port") -> str:
     return text
 
 
-def normalize_address(value, field: str) -> str:
+def normalize_address(value: object, field: str) -> str:
     """"any", an address or a CIDR -> the form ufw writes in its tuples."""
     text = str(value).strip()
     if text in ("any", *ANY_NETWORK.values()):
@@ -167,7 +169,7 @@ def normalize_address(value, field: str) -> str:
     try:
         network = ipaddress.ip_network(text, strict=False)
     except ValueError:
-        raise ValueError(f"{field}: {value!r} is not 'any', an IP address or a CIDR")
+        raise ValueError(f"{field}: {value!r} is not 'any', an IP address or a CIDR") from None
     if "/" in text and ipaddress.ip_address(text.split("/")[0]) != network.network_address:
         raise ValueError(f"{field}: {value!r} has host bits set (did you mean {network}?)")
     if network.prefixlen == network.max_prefixlen:
@@ -185,9 +187,9 @@ def address_family(address: str) -> int | None:
 
 
 def parse_service(
-    item,
-    ssh_ports=(22,),
-    families=FAMILIES,
+    item: object,
+    ssh_ports: Iterable[int] = (22,),
+    families: Sequence[int] = FAMILIES,
     tag: str = "lockdown",
 ) -> list[dict]:
     """
@@ -227,7 +229,7 @@ def parse_service(
     ]
 
 
-def service_item_spec(item) -> dict:
+def service_item_spec(item: object) -> dict[str, Any]:
     if isinstance(item, dict):
         unknown = set(item) - SERVICE_ITEM_KEYS
         if unknown:
@@ -249,7 +251,7 @@ def service_item_spec(item) -> dict:
     return spec
 
 
-def service_ports(spec: dict, ssh_ports) -> tuple[list[str], str]:
+def service_ports(spec: dict[str, Any], ssh_ports: Iterable[int]) -> tuple[list[str], str]:
     """-> (ports, proto) for a port number/range/list or a known service name."""
     port = str(spec["port"]).strip().lower()
     proto = spec.get("proto")
@@ -268,7 +270,7 @@ def service_ports(spec: dict, ssh_ports) -> tuple[list[str], str]:
     return [normalize_port(spec["port"])], proto or "any"
 
 
-def check_families(families) -> None:
+def check_families(families: Any) -> None:
     if not families or not set(families) <= set(FAMILIES):
         raise ValueError(f"families: {families!r} must be a non-empty subset of (4, 6)")
 
@@ -320,7 +322,8 @@ def endpoint_arguments(port: str, app: str) -> list[str]:
 # ---------------------------------------------------------------- lockout guard
 
 
-def ssh_allowed(declared_rules, ssh_ports, family: int, client: str | None = None,
+def ssh_allowed(declared_rules: list[dict[str, Any]], ssh_ports: Iterable[int], family: int,
+                client: str | None = None,
                 default_incoming: str = "deny") -> bool:
     """
     Would every sshd port stay reachable over IPv``family`` with only these rules?
@@ -379,7 +382,8 @@ def source_covers(source: str, client: str | None) -> bool:
     return address.version == network.version and address in network
 
 
-def lockout_reason(declared_rules, ssh_ports, connection: dict | None, ipv6: bool,
+def lockout_reason(declared_rules: list[dict[str, Any]], ssh_ports: Iterable[int],
+                   connection: dict[str, Any] | None, ipv6: bool,
                    default_incoming: str = "deny") -> str | None:
     """
     Why enabling ufw with these rules would cut this SSH session (or any SSH access), or None.

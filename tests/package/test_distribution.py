@@ -21,6 +21,7 @@ PRODUCT_PACKAGES = {  # import name -> folder of the checkout: the package holds
     "pyinfra_lockdown": "pyinfra_lockdown",
     "pyinfra_lockdown/facts": "pyinfra_lockdown/facts",
     "pyinfra_lockdown/operations": "pyinfra_lockdown/operations",
+    "pyinfra_lockdown/remote": "pyinfra_lockdown/remote",
 }
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 
@@ -57,7 +58,7 @@ def test_the_wheel_holds_the_product_only(release):
     modules = {name for name in contents if not name.startswith(dist_info)}
     expected = {"pyinfra_lockdown/py.typed"}
     for package, folder in PRODUCT_PACKAGES.items():
-        for source in (REPO / folder).glob("*.py"):
+        for source in (*(REPO / folder).glob("*.py"), *(REPO / folder).glob("*.sh")):
             expected.add(f"{package}/{source.name}")
             assert contents[f"{package}/{source.name}"] == source.read_bytes(), source
     assert modules == expected

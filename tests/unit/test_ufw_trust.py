@@ -117,7 +117,7 @@ def test_a_delay_below_the_minimum_is_refused_naming_the_key_and_the_reason(seco
 def test_sshd_ports_never_come_from_a_process_name():
     from pyinfra_lockdown.facts.ufw import SshdConfig
 
-    command = SshdConfig.command
+    command = SshdConfig().command()
     assert "ss -Htlnp" not in command and '"sshd"' not in command
     assert "/proc/[0-9]*/exe" in command and '$1 == "Uid:"' in command and "ino:" in command
     fake = json.loads((Path(__file__).parent / "facts" / "ufw.SshdConfig" /
