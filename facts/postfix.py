@@ -290,7 +290,7 @@ def _stat_command(path_var: str) -> str:
     return f"stat -c '%U %G %a %Y %y' \"{path_var}\""
 
 
-def _parse_stat(fields: list[str], path: str) -> dict:
+def _parse_stat(fields: list[str], path: str, fact: str) -> dict:
     """
     Parse ``user group mode seconds YYYY-MM-DD HH:MM:SS.fraction zone`` into a dict with
     ``mtime_ns`` (integer nanoseconds, so two writes within the same second still compare).
@@ -298,7 +298,7 @@ def _parse_stat(fields: list[str], path: str) -> dict:
     8.32) do not support.
     """
     if len(fields) < 7 or not fields[2].isdigit() or not fields[3].lstrip("-").isdigit():
-        raise FactProcessError(f"SecretFileState: cannot parse stat output for {path}: {fields!r}")
+        raise FactProcessError(f"{fact}: cannot parse stat output for {path}: {fields!r}")
     user, group, mode, seconds, _date, time_of_day = fields[:6]
     fraction = time_of_day.partition(".")[2]
     nanoseconds = int((fraction + "000000000")[:9])
@@ -326,7 +326,7 @@ def _parse_source(line: str, fact: str) -> tuple[dict, list[str]]:
         raise FactProcessError(f"{fact}: unexpected output: {line!r}")
     kind, *fields = line.split()[1:]
     if kind == "file":
-        state = _parse_stat(fields, "source")
+        state = _parse_stat(fields, "source", fact)
         state["type"] = "file"
         return state, fields[7:]
     if kind in ("missing", "other"):
@@ -341,7 +341,7 @@ def _parse_compiled(lines: list[str], fact: str) -> dict:
         if suffix not in COMPILED_MAP_SUFFIXES:
             raise FactProcessError(f"{fact}: unexpected line {line!r}")
         compiled[suffix] = (
-            {"exists": False} if rest == "missing" else _parse_stat(rest.split(), suffix)
+            {"exists": False} if rest == "missing" else _parse_stat(rest.split(), suffix, fact)
         )
     return compiled
 
