@@ -15,7 +15,7 @@ def new_credentials(standin) -> dict:
     """A random password, set on the stand-in and returned as the deploy's environment."""
     password = "pw-" + secrets.token_urlsafe(18)
     standin.set(login=LOGIN, password=password, mode="normal")
-    return {"MAILGUN_SMTP_LOGIN": LOGIN, "MAILGUN_SMTP_PASSWORD": password}
+    return {"LOCKDOWN_RELAY_LOGIN": LOGIN, "LOCKDOWN_RELAY_PASSWORD": password}
 
 
 def report_path() -> str:

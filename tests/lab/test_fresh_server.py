@@ -36,7 +36,7 @@ def _report(request, line: str) -> None:
 
 def _standin_accepts(lab, env: dict) -> None:
     """The stand-in takes the credentials this box was converged with (other tests set others)."""
-    lab.standin.set(login=env["MAILGUN_SMTP_LOGIN"], password=env["MAILGUN_SMTP_PASSWORD"])
+    lab.standin.set(login=env["LOCKDOWN_RELAY_LOGIN"], password=env["LOCKDOWN_RELAY_PASSWORD"])
 
 
 class FirstConverge:
