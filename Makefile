@@ -19,8 +19,8 @@ test: deps            ## every test: unit, the real boxes of the lab and a real 
 test-faults: deps     ## the whole fault suite (issue 14), with the long runs make test leaves out
 	$(BIN)/pytest -m 'lab or faults' tests/lab/test_faults_*.py
 
-unit: deps
-	$(BIN)/pytest tests/unit
+unit: deps            ## the tiers without a lab: the product (tests/unit) and the harness (tests/harness)
+	$(BIN)/pytest tests/unit tests/harness
 
 bench: deps           ## python -m bench: N = 1, 10, 50 boxes, lockdown vs Ansible; appends to bench/RESULTS.md
 	$(BIN)/python -m bench
