@@ -55,8 +55,9 @@ lock:
 dist: deps            ## the release: sdist and its wheel in dist/, built from a clean copy and checked by twine
 	$(BIN)/python -m tests.distribution dist
 
-reference: deps       ## docs/reference.md from the code (a unit test keeps it current)
+reference: deps       ## docs/reference.md and the README's facts and operations table from the code (a unit test keeps them current)
 	$(BIN)/python docs/make_reference.py > docs/reference.md
+	$(BIN)/python docs/make_reference.py --readme
 
 lab-up: deps
 	$(BIN)/python -m lab up 1
