@@ -1,4 +1,6 @@
-"""Running lockdown's deploys on lab boxes the way a user does: the pyinfra CLI over SSH."""
+"""Helper of the lab tests (no tests here).
+
+Running lockdown's deploys on lab boxes the way a user does: the pyinfra CLI over SSH."""
 from __future__ import annotations
 
 import json
