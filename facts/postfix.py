@@ -83,9 +83,26 @@ def _status_line(output: list[str], fact: str, allowed: tuple[str, ...]) -> str:
     return output[0]
 
 
+def _named_values(output: list[str], fact: str, header: str, values: list[str]) -> dict[str, str]:
+    """Pair the names the first line lists (``<header>name name ...``) with ``values``."""
+    if not output[0].startswith(header):
+        raise FactProcessError(f"{fact}: unexpected output: {output!r}")
+    names = output[0].split()[1:]
+    if len(values) != len(names):
+        raise FactProcessError(f"{fact}: {len(names)} names, {len(values)} values")
+    return dict(zip(names, values))
+
+
 def _postfix_installed_guard(then: str) -> str:
     """Shell snippet: print the not-installed status or run ``then``."""
     return f"if [ ! -x {POSTCONF} ]; then echo '{NOT_INSTALLED}'; else {then}; fi"
+
+
+def _if_main_cf(present: str = "", missing: str = "") -> str:
+    """Shell snippet: print whether main.cf exists, then run ``present`` or ``missing`` (each
+    empty or ending in ``; ``). Most ``postconf`` calls fail while main.cf is missing."""
+    return (f"if [ -f {MAIN_CF} ]; then echo 'main.cf: present'; {present}"
+            f"else echo 'main.cf: missing'; {missing}fi")
 
 
 class PostfixMainCf(FactBase):
@@ -109,10 +126,7 @@ class PostfixMainCf(FactBase):
 
     @override
     def command(self) -> str:
-        return _postfix_installed_guard(
-            f"if [ -f {MAIN_CF} ]; then echo 'main.cf: present'; {POSTCONF} -n; "
-            "else echo 'main.cf: missing'; fi"
-        )
+        return _postfix_installed_guard(_if_main_cf(present=f"{POSTCONF} -n; "))
 
     @override
     def process(self, output):
@@ -218,8 +232,7 @@ class PostfixMasterServices(FactBase):
     @override
     def command(self) -> str:
         return _postfix_installed_guard(
-            f"if [ -f {MAIN_CF} ]; then echo 'main.cf: present'; "
-            "else echo 'main.cf: missing'; fi; "
+            _if_main_cf() + "; "
             f"if [ -f {MASTER_CF} ]; then echo 'master.cf: present'; "
             f"grep -vE '{MASTER_CF_IGNORED}' {MASTER_CF} || true; "
             "else echo 'master.cf: missing'; fi"
@@ -260,12 +273,9 @@ class PostfixMapTypes(FactBase):
 
     @override
     def command(self) -> str:
-        return _postfix_installed_guard(
-            f"if [ -f {MAIN_CF} ]; then echo 'main.cf: present'; "
-            f"echo \"default: $({POSTCONF} -h default_database_type)\"; {POSTCONF} -m; "
-            "else echo 'main.cf: missing'; "
-            f"echo \"default: $({POSTCONF} -d -h default_database_type)\"; fi"
-        )
+        return _postfix_installed_guard(_if_main_cf(
+            present=f"echo \"default: $({POSTCONF} -h default_database_type)\"; {POSTCONF} -m; ",
+            missing=f"echo \"default: $({POSTCONF} -d -h default_database_type)\"; "))
 
     @override
     def process(self, output):
@@ -617,14 +627,10 @@ class PostfixParameters(FactBase):
     def process(self, output):
         if output[0] == NOT_INSTALLED:
             return None
-        if not output[0].startswith("names: "):
-            raise FactProcessError(f"PostfixParameters: unexpected output: {output!r}")
-        names = output[0].split()[1:]
         stock = [line.split(":", 1)[1].strip() for line in output[1:] if line.startswith("stock:")]
         values = [line.strip() for line in output[1:] if not line.startswith("stock:")]
-        if len(values) != len(names):
-            raise FactProcessError(f"PostfixParameters: {len(names)} names, {len(values)} values")
-        return {**dict(zip(names, values)), "stock_compatibility_level": (stock or [None])[0]}
+        return {**_named_values(output, "PostfixParameters", "names: ", values),
+                "stock_compatibility_level": (stock or [None])[0]}
 
 
 class PostfixDefaults(FactBase):
@@ -652,13 +658,8 @@ class PostfixDefaults(FactBase):
     def process(self, output):
         if output[0] == NOT_INSTALLED:
             return None
-        if not output[0].startswith("defaults: "):
-            raise FactProcessError(f"PostfixDefaults: unexpected output: {output!r}")
-        names = output[0].split()[1:]
         values = [normalize_value(line) for line in output[1:]]
-        if len(values) != len(names):
-            raise FactProcessError(f"PostfixDefaults: {len(names)} names, {len(values)} values")
-        return dict(zip(names, values))
+        return _named_values(output, "PostfixDefaults", "defaults: ", values)
 
 
 class MailLogFiles(FactBase):
