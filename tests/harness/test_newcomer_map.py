@@ -42,7 +42,7 @@ def test_every_helper_in_tests_lab_is_marked_and_listed(helper):
     docstring = ast.get_docstring(ast.parse(helper.read_text())) or ""
     assert docstring.startswith(HELPER_MARK), f"{helper.name}: its docstring starts otherwise"
     listed = ast.get_docstring(ast.parse((ROOT / "tests" / "lab" / "__init__.py").read_text()))
-    assert f"``{helper.stem}``" in (listed or ""), f"tests/lab/__init__.py does not list {helper.stem}"
+    assert f"``{helper.stem}``" in (listed or ""), f"tests/lab/__init__.py lacks {helper.stem}"
     assert f"`{helper.name}`" in _lab_map(), f"lab/README.md's map does not name {helper.name}"
 
 
@@ -61,4 +61,4 @@ def _imports(path: Path) -> set[str]:
 def test_the_products_tests_import_nothing_of_the_harness(test_file):
     harness = sorted(name for name in _imports(test_file)
                      if any(name == p or name.startswith(p + ".") for p in HARNESS_PACKAGES))
-    assert harness == [], f"{test_file.name} tests the harness ({harness}): move it to tests/harness"
+    assert harness == [], f"{test_file.name} imports {harness}: move it to tests/harness"

@@ -99,9 +99,10 @@ def test_the_first_converge_runs_the_remote_commands_the_docs_state(first_conver
     (bench/RESULTS.md says what each is): a change to that count changes them too."""
     assert first_converge.result.returncode == 0, first_converge.result.stderr[-4000:]
     for path in ("docs/design.md", "README.md"):
-        assert _stated_remote_commands(path) == first_converge.remote_commands, (
-            f"{path} states another count than this converge ran ({first_converge.remote_commands}): "
-            "update it, README.md and bench/RESULTS.md's list of the commands")
+        ran = first_converge.remote_commands
+        assert _stated_remote_commands(path) == ran, (
+            f"{path} states another count than this converge ran ({ran}): update it, "
+            "README.md and bench/RESULTS.md's list of the commands")
 
 
 def test_no_smtp_connection_from_outside_during_the_first_converge(first_converge):
