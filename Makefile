@@ -19,8 +19,8 @@ test: deps            ## every test: unit, the real boxes of the lab and a real 
 test-faults: deps     ## the whole fault suite (issue 14), with the long runs make test leaves out
 	$(BIN)/pytest -m 'lab or faults' tests/lab/test_faults_*.py
 
-unit: deps
-	$(BIN)/pytest tests/unit
+unit: deps            ## the tiers without a lab: the product (tests/unit) and the harness (tests/harness)
+	$(BIN)/pytest tests/unit tests/harness
 
 bench: deps           ## python -m bench: N = 1, 10, 50 boxes, lockdown vs Ansible; appends to bench/RESULTS.md
 	$(BIN)/python -m bench
@@ -55,8 +55,9 @@ lock:
 dist: deps            ## the release: sdist and its wheel in dist/, built from a clean copy and checked by twine
 	$(BIN)/python -m tests.distribution dist
 
-reference: deps       ## docs/reference.md from the code (a unit test keeps it current)
+reference: deps       ## docs/reference.md and the README's facts and operations table from the code (a unit test keeps them current)
 	$(BIN)/python docs/make_reference.py > docs/reference.md
+	$(BIN)/python docs/make_reference.py --readme
 
 lab-up: deps
 	$(BIN)/python -m lab up 1

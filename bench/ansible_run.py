@@ -66,10 +66,10 @@ def lockdown_vars(boxes: int) -> dict:
     """The playbook's variables, from the lab's host data through lockdown's own functions."""
     from pyinfra_lockdown.mail import main_cf_settings
     from pyinfra_lockdown.settings import firewall_settings, relay_settings
-    from inventories.lab import _relay_data
+    from lab.host_data import RELAY_DATA
 
-    relay = relay_settings(_relay_data, environ=CREDENTIALS)
-    firewall = firewall_settings(_relay_data)
+    relay = relay_settings(RELAY_DATA, environ=CREDENTIALS)
+    firewall = firewall_settings(RELAY_DATA)
     if firewall.allowed != ["ssh"]:
         raise SystemExit(f"bench: the playbook only knows firewall_allowed ['ssh'], not {firewall.allowed}")
     return {
@@ -166,7 +166,7 @@ def main() -> None:
     parser.add_argument("--no-crosscheck", action="store_true")
     args = parser.parse_args()
 
-    os.environ.update(LAB_ENV)  # inventories/lab.py (imported for its host data) reads this lab
+    os.environ.update(LAB_ENV)  # the bench's own lab, for everything started from here
     playbook_bin = ensure_ansible()
     print(f"bench: {ansible_version()}, strategy {args.strategy}, forks {args.boxes}, pipelining, "
           f"ControlPersist (closed between runs), ufw {'guarded' if args.ufw_guarded else 'stock module'}")

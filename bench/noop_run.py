@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from lab.api import Lab
 from lab.config import LabConfig
 
-CREDENTIALS = {"MAILGUN_SMTP_LOGIN": "postmaster@mg.lab.test", "MAILGUN_SMTP_PASSWORD": "bench-pw"}
+CREDENTIALS = {"LOCKDOWN_RELAY_LOGIN": "postmaster@mg.lab.test", "LOCKDOWN_RELAY_PASSWORD": "bench-pw"}
 RUNS = {
     "floor": ["exec", "--", "true"],
     "noop": ["deploys/mail.py"],
@@ -53,8 +53,8 @@ def bench_lab(state_dir: str, netns: str):
     try:
         lab.ensure_network()
         lab.standin_start()
-        lab.standin.set(login=CREDENTIALS["MAILGUN_SMTP_LOGIN"],
-                        password=CREDENTIALS["MAILGUN_SMTP_PASSWORD"])
+        lab.standin.set(login=CREDENTIALS["LOCKDOWN_RELAY_LOGIN"],
+                        password=CREDENTIALS["LOCKDOWN_RELAY_PASSWORD"])
         yield lab
     finally:
         lab.down()

@@ -1,7 +1,8 @@
 """Print docs/reference.md: every public deploy, settings function, host data key, relay
 preset, fact and operation of pyinfra_lockdown, from the code itself (signatures, docstrings,
-the settings and provider tables). ``make reference`` rewrites the file;
-tests/unit/test_reference.py fails when it is not current.
+the settings and provider tables). ``make reference`` rewrites the file and, with
+``--readme``, the README's table of facts and operations; tests/unit/test_reference.py fails
+when either is not current.
 
 Public means: the names ``pyinfra_lockdown.__all__`` exports, and every fact class and every
 ``@operation`` defined in a module of ``pyinfra_lockdown.facts`` / ``.operations`` whose name
@@ -168,5 +169,52 @@ def render() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+# --- the README's table of the facts and operations a user may call on their own ------------
+README = Path(__file__).resolve().parent.parent / "README.md"
+README_BEGIN, README_END = "<!-- facts-operations:begin -->\n", "\n<!-- facts-operations:end -->"
+
+
+def summary(obj: object) -> str:
+    """The docstring's first sentence, on one line, for a table cell; a first paragraph that
+    ends in a colon takes the next one along when that is prose (not a code block)."""
+    paragraphs = doc(obj).split("\n\n")
+    text = paragraphs[0]
+    if text.rstrip().endswith(":") and len(paragraphs) > 1 and paragraphs[1][:1].isalpha():
+        text += " " + paragraphs[1]
+    paragraph = " ".join(text.split())
+    sentence = paragraph.split(". ", 1)[0].rstrip(".:")
+    return sentence.replace("``", "`").replace("|", "\\|") + "."
+
+
+def _anchor(path: str) -> str:
+    """GitHub's anchor of the reference's ``### `path` `` heading: dots and backticks go."""
+    return "docs/reference.md#" + path.lower().replace(".", "")
+
+
+def readme_table() -> str:
+    """The README's facts and operations, each linked to its entry in docs/reference.md."""
+    prefix = "pyinfra_lockdown."
+    rows = ["| fact | call | returns |", "|---|---|---|"]
+    rows += [f"| [`{path.removeprefix(prefix)}`]({_anchor(path)}) | `{fact_call(cls)}` | "
+             f"{summary(cls)} |" for path, cls in public_facts()]
+    rows += ["", "| operation | what it does |", "|---|---|"]
+    rows += [f"| [`{path.removeprefix(prefix)}`]({_anchor(path)}) | {summary(op)} |"
+             for path, op in public_operations()]
+    return "\n".join(rows)
+
+
+def write_readme_table(readme: Path = README) -> None:
+    """Replace the README's generated block (``make reference`` runs this)."""
+    text, end = readme.read_text(), README_END.lstrip("\n")
+    if README_BEGIN not in text or end not in text:
+        raise SystemExit(f"{readme}: the markers {README_BEGIN.strip()} and {end} are missing; "
+                         "put them back where the table belongs")
+    head, rest = text.split(README_BEGIN, 1)
+    readme.write_text(head + README_BEGIN + readme_table() + README_END + rest.split(end, 1)[1])
+
+
 if __name__ == "__main__":
-    sys.stdout.write(render())
+    if sys.argv[1:] == ["--readme"]:
+        write_readme_table()
+    else:
+        sys.stdout.write(render())

@@ -12,28 +12,12 @@ share one image's host keys (never copy these settings to a real inventory).
 """
 import os
 
-from lab.audit_probe import lab_prober
 from lab.config import LabConfig
+from lab.host_data import PREINSTALLED_DATA, RELAY_DATA
 from lab.processes import is_alive
 from lab.state import StateStore
 
 _config = LabConfig.from_env()
-
-# ---------------------------------------------------------------------------------------
-# Relay host data for every lab box: the Mailgun preset exactly as in production, no
-# relay_host: the box looks smtp.mailgun.org up through the lab's resolver (lab/resolver.py),
-# which answers with the stand-in, and verifies its certificate (issued for that name by the
-# lab CA the box trusts: lab/tls.py). Credentials come from the environment, as in
-# production (`python -m lab demo` exports the stand-in's).
-# Boxes have no internet: those of the preinstalled image (the default) have every package
-# already and no source (apt_update off); those of the minimal and standard images install
-# from the lab's package mirror with apt_update at its default.
-_relay_data = {
-    "mail_root_forward": "admin@lab.test",
-    "audit_probe": lab_prober,  # the audit's outside view comes from the lab prober
-}
-_PREINSTALLED_DATA = {"apt_update": False}
-# ---------------------------------------------------------------------------------------
 
 
 def _selected(boxes):
@@ -57,8 +41,8 @@ def _host(box):
         "ssh_strict_host_key_checking": "off",
         "_sudo": True,
         "audit_probe_addresses": [box.ipv4, box.ipv6],
-        **_relay_data,
-        **(_PREINSTALLED_DATA if box.flavor == "preinstalled" else {}),
+        **RELAY_DATA,
+        **(PREINSTALLED_DATA if box.flavor == "preinstalled" else {}),
     })
 
 

@@ -16,10 +16,10 @@ _host_keys = {"ssh_known_hosts_file": "/dev/null", "ssh_strict_host_key_checking
 
 # ---------------------------------------------------------------------------------------
 # Your relay host data for the Vagrant VM (every key: pyinfra_lockdown/settings.py). Credentials never
-# go here: they come from MAILGUN_SMTP_LOGIN / MAILGUN_SMTP_PASSWORD.
+# go here: they come from LOCKDOWN_RELAY_LOGIN / LOCKDOWN_RELAY_PASSWORD.
 _relay_data = {
     # "mail_root_forward": "you@example.com",   # required: where root's mail goes
-    # "mailgun_region": "eu",
+    # "relay_region": "eu",
     # "relay_port": 2525,
 }
 # ---------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def _story_demo(lab: Lab, started: float) -> int:
     password = "demo-" + secrets.token_urlsafe(12)
     lab.standin.set(login=LOGIN, password=password, mode="normal")
     lab.standin.clear()
-    env = {"MAILGUN_SMTP_LOGIN": LOGIN, "MAILGUN_SMTP_PASSWORD": password}
+    env = {"LOCKDOWN_RELAY_LOGIN": LOGIN, "LOCKDOWN_RELAY_PASSWORD": password}
 
     say("1/4 the problem, then the deploy, then the same probers again")
     run = run_story(lab, box, env, mailto=FORWARD, progress=lambda text: say(f"    {text}"))
@@ -73,7 +73,7 @@ def _install_demo(lab: Lab, flavor: str, started: float) -> int:
     box = boxes[0]
     password = "demo-" + secrets.token_urlsafe(12)
     lab.standin.set(login=LOGIN, password=password, mode="normal")
-    env = {"MAILGUN_SMTP_LOGIN": LOGIN, "MAILGUN_SMTP_PASSWORD": password}
+    env = {"LOCKDOWN_RELAY_LOGIN": LOGIN, "LOCKDOWN_RELAY_PASSWORD": password}
     base = lab.pyinfra_argv(hosts=[box]) + ["-y"]
 
     say(f"1/4 converging {box.name} ({box.ipv4}, {box.suite} {flavor} image): installing Postfix "

@@ -155,7 +155,7 @@ def run_story(lab, box, env: dict, mailto: str, data: dict | None = None,
         nonlocal clock
         seconds[name], clock = time.monotonic() - clock, time.monotonic()
 
-    login, password = env["MAILGUN_SMTP_LOGIN"], env["MAILGUN_SMTP_PASSWORD"]
+    login, password = env["LOCKDOWN_RELAY_LOGIN"], env["LOCKDOWN_RELAY_PASSWORD"]
     progress(f"{box.name}: Postfix as Debian's \"Internet Site\", relaying through the relay "
              "(SASL, STARTTLS), still listening on 25; logwatch reading the journal as a "
              "how-to says")

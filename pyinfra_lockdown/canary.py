@@ -29,8 +29,6 @@ from .relay_causes import relay_cause
 from .settings import FallbackRelay, RelaySettings
 
 PREFIX = "lockdown-canary"
-HEADER = "X-Lockdown-Canary"
-SUBJECT = "lockdown relay check"
 # SES SMTP credentials are bound to one region (docs.aws.amazon.com, smtp-credentials)
 SES_REGION_HINT = (" (Amazon SES: SMTP credentials work only in the region they were created in; "
                    "check relay_region)")

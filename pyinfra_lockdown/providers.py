@@ -71,10 +71,6 @@ def _postmark_login(login: str, password: str) -> str | None:
     return None
 
 
-def _any_login(login: str, password: str) -> str | None:
-    return None
-
-
 @dataclass(frozen=True)
 class Provider:
     name: str

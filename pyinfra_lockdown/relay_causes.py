@@ -3,7 +3,8 @@
 Used by the relay canary (canary.py: the one-line diagnosis when the canary does not leave)
 and by the audit (audit_checks.queue_check: the cause of deferred mail). Input is Postfix's own
 wording, the parenthesis of ``status=deferred (...)`` or the last line it logged about a
-message; the patterns come from lines captured on lab boxes (tests/unit/test_relay_causes.py).
+message; the patterns come from lines captured on lab boxes (tests/unit/test_canary.py,
+tests/unit/test_provider_refusals.py).
 """
 from __future__ import annotations
 

@@ -113,6 +113,10 @@ def standin(lab):
 # package install, VM boot under TCG), so it sits above those fixtures' own deadlines.
 # A test's own @pytest.mark.timeout(N) wins.
 TIER_TIMEOUTS = {"lab": 900, "vagrant": 2700}
+# The tiers that need no lab and run at unit speed: tests/unit (the product) and tests/harness
+# (the lab's, the bench's and this test machinery's own logic). Neither is grouped nor waits
+# for the machine; they are handed out last.
+UNIT_SPEED_TIERS = ("unit", "harness")
 
 
 def _tier(nodeid: str) -> str:
@@ -171,7 +175,7 @@ def _xdist_group(item) -> str | None:
         return str(marked.args[0] if marked.args else marked.kwargs.get("name", "default"))
     if item.get_closest_marker(machine_share.MARKER) is not None:
         return machine_share.MARKER
-    if _tier(item.nodeid) != "unit" and _uses_module_fixture(item):  # lab, vagrant, package
+    if _tier(item.nodeid) not in UNIT_SPEED_TIERS and _uses_module_fixture(item):  # lab, vagrant, package
         return item.nodeid.split("::", 1)[0]
     return None
 
@@ -188,7 +192,7 @@ SCHEDULE_PHASES = (machine_share.ALONE, machine_share.QUIET, "vagrant", "lab")
 
 
 def _schedule_rank(item) -> int:
-    """The phase a test is handed out in (see above); unit and package tests come last."""
+    """The phase a test is handed out in (see above); unit, harness and package tests come last."""
     tier = _tier(item.nodeid)
     if tier in ("lab", "vagrant"):
         mode = machine_share.mode_of(item)
@@ -235,7 +239,8 @@ def _keep_the_gevent_hub_awake(config) -> None:
 # Lab.missing_requirements() is empty), a skipped lab or Vagrant test is a failure of the run
 # (exit status 1, and the closing line says "unexpected skips"), so a tier that did not run can
 # not look green. LOCKDOWN_ALLOW_SKIP=1 allows it (e.g. a laptop without root).
-_TIERS = ("unit", "package", "lab", "vagrant")  # package: the release built and checked, no lab
+# package: the release built and checked, no lab
+_TIERS = ("unit", "harness", "package", "lab", "vagrant")
 _started: dict[str, float] = {}
 _busy: dict[str, float] = {}  # the tier's tests' times added up
 _span: dict[str, list[float]] = {}  # the tier's first start and last finish: its wall time
@@ -254,7 +259,7 @@ def pytest_runtest_logstart(nodeid, location):
 
 
 # --- host tools come from packages the project installs (issue 21) ----------------------------
-# Unit tests run pytest on tiny trees with these hooks (test_tier_summary, test_xdist_groups,
+# Harness tests run pytest on tiny trees with these hooks (test_tier_summary, test_xdist_groups,
 # test_pytest_timeout); such a nested run inherits this variable and leaves the outer run's
 # security ledger alone (it used to empty it, dropping the lab tier's attacks recorded before).
 _RUN_ACTIVE_ENV = "LOCKDOWN_TEST_RUN_ACTIVE"

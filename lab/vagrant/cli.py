@@ -2,7 +2,7 @@
 
 Local offline mode (this machine, CI): the lab's namespace, a locally built Debian 13 box,
 libvirtd inside the lab namespace, the lab's Mailgun stand-in as relay. Relay credentials come
-from MAILGUN_SMTP_LOGIN / MAILGUN_SMTP_PASSWORD like production; when unset, the stand-in's
+from LOCKDOWN_RELAY_LOGIN / LOCKDOWN_RELAY_PASSWORD like production; when unset, the stand-in's
 lab-only credentials are used.
 """
 from __future__ import annotations
@@ -57,11 +57,11 @@ def cmd_up(local: LocalVagrant, args) -> int:
 
 
 def relay_credentials(local: LocalVagrant) -> dict[str, str]:
-    if os.environ.get("MAILGUN_SMTP_LOGIN") and os.environ.get("MAILGUN_SMTP_PASSWORD"):
+    if os.environ.get("LOCKDOWN_RELAY_LOGIN") and os.environ.get("LOCKDOWN_RELAY_PASSWORD"):
         return {}
     control = local.lab.standin.control()
-    say("MAILGUN_SMTP_LOGIN/PASSWORD not set: using the lab stand-in's credentials")
-    return {"MAILGUN_SMTP_LOGIN": control["login"], "MAILGUN_SMTP_PASSWORD": control["password"]}
+    say("LOCKDOWN_RELAY_LOGIN/PASSWORD not set: using the lab stand-in's credentials")
+    return {"LOCKDOWN_RELAY_LOGIN": control["login"], "LOCKDOWN_RELAY_PASSWORD": control["password"]}
 
 
 def pyinfra_argv() -> list[str]:

@@ -85,9 +85,26 @@ def _status_line(output: list[str], fact: str, allowed: tuple[str, ...]) -> str:
     return output[0]
 
 
+def _named_values(output: list[str], fact: str, header: str, values: list[str]) -> dict[str, str]:
+    """Pair the names the first line lists (``<header>name name ...``) with ``values``."""
+    if not output[0].startswith(header):
+        raise FactProcessError(f"{fact}: unexpected output: {output!r}")
+    names = output[0].split()[1:]
+    if len(values) != len(names):
+        raise FactProcessError(f"{fact}: {len(names)} names, {len(values)} values")
+    return dict(zip(names, values, strict=True))
+
+
 def _postfix_installed_guard(then: str) -> str:
     """Shell snippet: print the not-installed status or run ``then``."""
     return f"if [ ! -x {POSTCONF} ]; then echo '{NOT_INSTALLED}'; else {then}; fi"
+
+
+def _if_main_cf(present: str = "", missing: str = "") -> str:
+    """Shell snippet: print whether main.cf exists, then run ``present`` or ``missing`` (each
+    empty or ending in ``; ``). Most ``postconf`` calls fail while main.cf is missing."""
+    return (f"if [ -f {MAIN_CF} ]; then echo 'main.cf: present'; {present}"
+            f"else echo 'main.cf: missing'; {missing}fi")
 
 
 class PostfixMainCf(FactBase[dict[str, Any] | None]):
@@ -111,10 +128,7 @@ class PostfixMainCf(FactBase[dict[str, Any] | None]):
 
     @override
     def command(self) -> str:
-        return _postfix_installed_guard(
-            f"if [ -f {MAIN_CF} ]; then echo 'main.cf: present'; {POSTCONF} -n; "
-            "else echo 'main.cf: missing'; fi"
-        )
+        return _postfix_installed_guard(_if_main_cf(present=f"{POSTCONF} -n; "))
 
     @override
     def process(self, output: list[str]) -> dict[str, Any] | None:
@@ -220,8 +234,7 @@ class PostfixMasterServices(FactBase[dict[str, Any]]):
     @override
     def command(self) -> str:
         return _postfix_installed_guard(
-            f"if [ -f {MAIN_CF} ]; then echo 'main.cf: present'; "
-            "else echo 'main.cf: missing'; fi; "
+            _if_main_cf() + "; "
             f"if [ -f {MASTER_CF} ]; then echo 'master.cf: present'; "
             f"grep -vE '{MASTER_CF_IGNORED}' {MASTER_CF} || true; "
             "else echo 'master.cf: missing'; fi"
@@ -262,12 +275,9 @@ class PostfixMapTypes(FactBase[dict[str, Any]]):
 
     @override
     def command(self) -> str:
-        return _postfix_installed_guard(
-            f"if [ -f {MAIN_CF} ]; then echo 'main.cf: present'; "
-            f"echo \"default: $({POSTCONF} -h default_database_type)\"; {POSTCONF} -m; "
-            "else echo 'main.cf: missing'; "
-            f"echo \"default: $({POSTCONF} -d -h default_database_type)\"; fi"
-        )
+        return _postfix_installed_guard(_if_main_cf(
+            present=f"echo \"default: $({POSTCONF} -h default_database_type)\"; {POSTCONF} -m; ",
+            missing=f"echo \"default: $({POSTCONF} -d -h default_database_type)\"; "))
 
     @override
     def process(self, output: list[str]) -> dict[str, Any]:
@@ -292,7 +302,7 @@ def _stat_command(path_var: str) -> str:
     return f"stat -c '%U %G %a %Y %y' \"{path_var}\""
 
 
-def _parse_stat(fields: list[str], path: str) -> dict:
+def _parse_stat(fields: list[str], path: str, fact: str) -> dict:
     """
     Parse ``user group mode seconds YYYY-MM-DD HH:MM:SS.fraction zone`` into a dict with
     ``mtime_ns`` (integer nanoseconds, so two writes within the same second still compare).
@@ -300,7 +310,7 @@ def _parse_stat(fields: list[str], path: str) -> dict:
     8.32) do not support.
     """
     if len(fields) < 7 or not fields[2].isdigit() or not fields[3].lstrip("-").isdigit():
-        raise FactProcessError(f"SecretFileState: cannot parse stat output for {path}: {fields!r}")
+        raise FactProcessError(f"{fact}: cannot parse stat output for {path}: {fields!r}")
     user, group, mode, seconds, _date, time_of_day = fields[:6]
     fraction = time_of_day.partition(".")[2]
     nanoseconds = int((fraction + "000000000")[:9])
@@ -328,7 +338,7 @@ def _parse_source(line: str, fact: str) -> tuple[dict, list[str]]:
         raise FactProcessError(f"{fact}: unexpected output: {line!r}")
     kind, *fields = line.split()[1:]
     if kind == "file":
-        state = _parse_stat(fields, "source")
+        state = _parse_stat(fields, "source", fact)
         state["type"] = "file"
         return state, fields[7:]
     if kind in ("missing", "other"):
@@ -343,7 +353,7 @@ def _parse_compiled(lines: list[str], fact: str) -> dict:
         if suffix not in COMPILED_MAP_SUFFIXES:
             raise FactProcessError(f"{fact}: unexpected line {line!r}")
         compiled[suffix] = (
-            {"exists": False} if rest == "missing" else _parse_stat(rest.split(), suffix)
+            {"exists": False} if rest == "missing" else _parse_stat(rest.split(), suffix, fact)
         )
     return compiled
 
@@ -623,15 +633,10 @@ class PostfixParameters(FactBase[dict[str, Any] | None]):
     def process(self, output: list[str]) -> dict[str, Any] | None:
         if output[0] == NOT_INSTALLED:
             return None
-        if not output[0].startswith("names: "):
-            raise FactProcessError(f"PostfixParameters: unexpected output: {output!r}")
-        names = output[0].split()[1:]
         stock = [line.split(":", 1)[1].strip() for line in output[1:] if line.startswith("stock:")]
         values = [line.strip() for line in output[1:] if not line.startswith("stock:")]
-        if len(values) != len(names):
-            raise FactProcessError(f"PostfixParameters: {len(names)} names, {len(values)} values")
-        parameters: dict[str, Any] = dict(zip(names, values, strict=True))
-        return {**parameters, "stock_compatibility_level": stock[0] if stock else None}
+        return {**_named_values(output, "PostfixParameters", "names: ", values),
+                "stock_compatibility_level": stock[0] if stock else None}
 
 
 class PostfixDefaults(FactBase[dict[str, str] | None]):
@@ -659,13 +664,8 @@ class PostfixDefaults(FactBase[dict[str, str] | None]):
     def process(self, output: list[str]) -> dict[str, str] | None:
         if output[0] == NOT_INSTALLED:
             return None
-        if not output[0].startswith("defaults: "):
-            raise FactProcessError(f"PostfixDefaults: unexpected output: {output!r}")
-        names = output[0].split()[1:]
         values = [normalize_value(line) for line in output[1:]]
-        if len(values) != len(names):
-            raise FactProcessError(f"PostfixDefaults: {len(names)} names, {len(values)} values")
-        return dict(zip(names, values, strict=True))
+        return _named_values(output, "PostfixDefaults", "defaults: ", values)
 
 
 class MailLogFiles(FactBase[dict[str, Any]]):

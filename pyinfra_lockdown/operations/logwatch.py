@@ -6,7 +6,7 @@ from pyinfra import host
 from pyinfra.api import OperationValueError, QuoteString, StringCommand, operation
 
 from .._typing import Commands
-from ..facts.logwatch import LogwatchState
+from ..facts.logwatch import LOGWATCH_CONF, POSTFIX_SERVICE_CONF, LogwatchState
 from ..facts.postfix import LOGWATCH_MAILLOG_CONF, MAIL_LOG_ROTATE_SERVICE, MAIL_LOG_ROTATE_TIMER
 
 # Content over stdin into a temp file beside the target, then renamed: never half-written.
@@ -14,8 +14,7 @@ _WRITE_SCRIPT = (
     'set -e; d=$(dirname "$1"); mkdir -p "$d"; t=$(mktemp "$d/.lockdown.XXXXXX"); '
     "trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; chmod 644 \"$t\"; mv -f \"$t\" \"$1\""
 )
-STATE_KEYS = {"/etc/logwatch/conf/logwatch.conf": "conf",
-              "/etc/logwatch/conf/services/postfix.conf": "postfix_conf"}
+STATE_KEYS = {LOGWATCH_CONF: "conf", POSTFIX_SERVICE_CONF: "postfix_conf"}
 # Files whose state the caller always passes (facts.postfix.MailLogFiles).
 PASSED_STATE = (MAIL_LOG_ROTATE_SERVICE, MAIL_LOG_ROTATE_TIMER, LOGWATCH_MAILLOG_CONF)
 

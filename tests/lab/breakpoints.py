@@ -1,4 +1,6 @@
-"""The pyinfra CLI with a breakpoint: the fault tests stop a real run at an exact place.
+"""Helper of the lab tests (no tests here).
+
+The pyinfra CLI with a breakpoint: the fault tests stop a real run at an exact place.
 
     python -m tests.lab.breakpoints DIR BREAK -- <pyinfra arguments>
 

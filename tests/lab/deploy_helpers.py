@@ -1,4 +1,6 @@
-"""Running lockdown's deploys on lab boxes the way a user does: the pyinfra CLI over SSH."""
+"""Helper of the lab tests (no tests here).
+
+Running lockdown's deploys on lab boxes the way a user does: the pyinfra CLI over SSH."""
 from __future__ import annotations
 
 import json
@@ -15,7 +17,7 @@ def new_credentials(standin) -> dict:
     """A random password, set on the stand-in and returned as the deploy's environment."""
     password = "pw-" + secrets.token_urlsafe(18)
     standin.set(login=LOGIN, password=password, mode="normal")
-    return {"MAILGUN_SMTP_LOGIN": LOGIN, "MAILGUN_SMTP_PASSWORD": password}
+    return {"LOCKDOWN_RELAY_LOGIN": LOGIN, "LOCKDOWN_RELAY_PASSWORD": password}
 
 
 def report_path() -> str:

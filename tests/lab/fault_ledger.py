@@ -1,4 +1,6 @@
-"""The fault suite's ledger (issue 14): one JSON line per injected fault and what was checked after it.
+"""Helper of the lab tests (no tests here).
+
+The fault suite's ledger (issue 14): one JSON line per injected fault and what was checked after it.
 
 Every fault test calls ``record(...)`` once per fault it injected, after checking the box from
 outside. The run's terminal summary totals the ledger (section "faults"), and

@@ -1,4 +1,6 @@
-"""What the fault tests share: a pyinfra run stopped at a breakpoint, and the box judged from
+"""Helper of the lab tests (no tests here).
+
+What the fault tests share: a pyinfra run stopped at a breakpoint, and the box judged from
 outside after a fault (SSH, SMTP, secrets), then re-run, no-op run and a relayed mail."""
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Every value an output or a readable file must not hold: a secret, and anything derived
+"""Helper of the lab tests (no tests here).
+
+Every value an output or a readable file must not hold: a secret, and anything derived
 from it fast enough to check a guess against (issue 14 item 7).
 
 The forms are what a relay secret looks like in lockdown (the password, ``login:password``,

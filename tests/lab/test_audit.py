@@ -57,7 +57,7 @@ def test_audit_clean_drifts_reconverge_unreachable(lab, two_boxes, standin):
         assert set(verdicts.values()) == {"PASS"}, verdicts
         assert verdicts["outside.smtp"] == "PASS"
         assert f"{name}: PASS - {len(verdicts)} pass, 0 fail" in result.stdout  # table == JSON
-    assert env["MAILGUN_SMTP_PASSWORD"] not in result.stdout + result.stderr
+    assert env["LOCKDOWN_RELAY_PASSWORD"] not in result.stdout + result.stderr
     assert [box.root(SNAPSHOT).stdout for box in two_boxes] == before  # reads only
 
     for command in ("postconf -e 'relayhost = [10.77.0.99]:587' 'smtp_tls_security_level = may'",

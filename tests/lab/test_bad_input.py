@@ -20,7 +20,7 @@ from tests.lab.deploy_helpers import converge
 pytestmark = pytest.mark.lab
 
 LOGIN, PASSWORD = "postmaster@lab.test", "lab-password"  # lab.standin_server.DEFAULT_CONTROL
-GOOD_ENV = {"MAILGUN_SMTP_LOGIN": LOGIN, "MAILGUN_SMTP_PASSWORD": PASSWORD}
+GOOD_ENV = {"LOCKDOWN_RELAY_LOGIN": LOGIN, "LOCKDOWN_RELAY_PASSWORD": PASSWORD}
 NO_ENV = {"MAILGUN_SMTP_LOGIN": "", "MAILGUN_SMTP_PASSWORD": "", "LOCKDOWN_RELAY_LOGIN": "",
           "LOCKDOWN_RELAY_PASSWORD": ""}
 LOGIN_KEY, FILE_KEY = "LOCKDOWN_RELAY_LOGIN", "relay_credentials_file"
@@ -89,10 +89,10 @@ CASES = [
          data={"firewall_default_incoming": "open"}, deploy="deploys/firewall.py"),
     # --- credentials in the environment ---
     Case("no credentials at all", LOGIN_KEY, env=NO_ENV),
-    Case("password empty", LOGIN_KEY, env={"MAILGUN_SMTP_PASSWORD": ""}),
-    Case("login not a Mailgun login", LOGIN_KEY, env={"MAILGUN_SMTP_LOGIN": "apikey"}),
+    Case("password empty", LOGIN_KEY, env={"LOCKDOWN_RELAY_PASSWORD": ""}),
+    Case("login not a Mailgun login", LOGIN_KEY, env={"LOCKDOWN_RELAY_LOGIN": "apikey"}),
     Case("new and old password names differ", LOGIN_KEY,
-         env={"LOCKDOWN_RELAY_PASSWORD": PASSWORD + "-other"}),
+         env={"MAILGUN_SMTP_PASSWORD": PASSWORD + "-other"}),
     # --- the credentials file ---
     Case("credentials file missing", FILE_KEY, data={FILE_KEY: "/nonexistent/lockdown.env"}),
     Case("credentials file readable by others", FILE_KEY, secret_file=(GOOD_FILE, 0o644)),

@@ -53,7 +53,7 @@ def test_first_converge_sends_a_canary_and_a_second_run_none(lab, box, standin, 
     assert len(sent) == 1, standin.messages()
     assert sent[0]["rcpt_tos"] == [FORWARD] and sent[0]["tls"] is True
     assert "Subject: lockdown relay check" in sent[0]["data"]
-    assert env["MAILGUN_SMTP_PASSWORD"] not in result.stdout + result.stderr
+    assert env["LOCKDOWN_RELAY_PASSWORD"] not in result.stdout + result.stderr
     assert "Mail queue is empty" in queue(box)
 
     standin.clear()
@@ -80,10 +80,10 @@ def test_canary_off_sends_nothing(lab, box, standin):
 
 def test_wrong_password_fails_with_the_cause_and_leaves_no_canary(lab, box, standin, tmp_path):
     env = new_credentials(standin)
-    wrong = {**env, "MAILGUN_SMTP_PASSWORD": env["MAILGUN_SMTP_PASSWORD"] + "-old"}
+    wrong = {**env, "LOCKDOWN_RELAY_PASSWORD": env["LOCKDOWN_RELAY_PASSWORD"] + "-old"}
     line, output = _failed_converge(lab, box, wrong)
     assert "refused the login" in line and "relay_region" in line, line
-    assert wrong["MAILGUN_SMTP_PASSWORD"] not in output
+    assert wrong["LOCKDOWN_RELAY_PASSWORD"] not in output
     assert standin.messages() == []
     assert _no_canary_queued(box), queue(box)
     check = _relay_check(lab, box, wrong, tmp_path)  # the audit names the same cause

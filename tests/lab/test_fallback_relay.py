@@ -41,7 +41,7 @@ def _logins(relay) -> set[str]:
 
 def _crossed(standin, fallback, env) -> list:
     """Any form of one relay's secret that reached the other (events, AUTH, messages)."""
-    primary = needles(RELAYHOST, env["MAILGUN_SMTP_LOGIN"], env["MAILGUN_SMTP_PASSWORD"])
+    primary = needles(RELAYHOST, env["LOCKDOWN_RELAY_LOGIN"], env["LOCKDOWN_RELAY_PASSWORD"])
     other = needles(FALLBACK_RELAYHOST, FALLBACK_LOGIN, env["LOCKDOWN_FALLBACK1_PASSWORD"])
     seen = {relay: json.dumps(relay.events()) + json.dumps(relay.messages())
             for relay in (standin, fallback)}
@@ -62,14 +62,14 @@ def test_mail_leaves_through_the_fallback_while_the_relay_refuses_and_arrives_on
         assert len(canaries(standin.messages())) == 1, output[-3000:]
         assert len(canaries(fallback.messages())) == 1, output[-3000:]
         assert f"relay canary delivered via fallback 1 {FALLBACK_RELAYHOST}" in output
-        assert _logins(standin) == {env["MAILGUN_SMTP_LOGIN"]}
+        assert _logins(standin) == {env["LOCKDOWN_RELAY_LOGIN"]}
         assert _logins(fallback) == {FALLBACK_LOGIN}
         assert box.root("postconf -h smtp_fallback_relay").stdout.strip() == FALLBACK_RELAYHOST
         again, totals = converge(lab, [box], env, data=FALLBACKS)
         assert totals["success"] == 0 and totals["error"] == 0, totals
         assert "relay canary" not in again.stdout + again.stderr
 
-        standin.set(login=env["MAILGUN_SMTP_LOGIN"], password=env["MAILGUN_SMTP_PASSWORD"],
+        standin.set(login=env["LOCKDOWN_RELAY_LOGIN"], password=env["LOCKDOWN_RELAY_PASSWORD"],
                     mode=refusal)
         standin.clear()
         fallback.clear()

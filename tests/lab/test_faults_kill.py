@@ -42,7 +42,7 @@ def kill_everywhere(lab, standin, suite: str, env: dict, data: dict | None, labe
     """Kill a run of the deploy at every point on fresh boxes (``prepare``d first); returns
     the failures, after recording every kill in the fault ledger. ``secrets``: searched on
     the box besides the run's password."""
-    secrets = [env["MAILGUN_SMTP_PASSWORD"], *secrets]
+    secrets = [env["LOCKDOWN_RELAY_PASSWORD"], *secrets]
     reference = lab.up(1, suites=[suite])
     try:
         if prepare:
@@ -120,11 +120,11 @@ def test_converge_changing_relay_and_rules_killed_at_every_boundary(lab, standin
     old = new_credentials(standin)
 
     def converged_before(boxes):
-        standin.set(login=LOGIN, password=old["MAILGUN_SMTP_PASSWORD"])
+        standin.set(login=LOGIN, password=old["LOCKDOWN_RELAY_PASSWORD"])
         converge(lab, boxes, old, data=BEFORE)
-        standin.set(login=LOGIN, password=new["MAILGUN_SMTP_PASSWORD"])
+        standin.set(login=LOGIN, password=new["LOCKDOWN_RELAY_PASSWORD"])
 
     new = new_credentials(standin)
     failures = kill_everywhere(lab, standin, suite, new, AFTER, "converge changing relay+rules",
-                               prepare=converged_before, secrets=[old["MAILGUN_SMTP_PASSWORD"]])
+                               prepare=converged_before, secrets=[old["LOCKDOWN_RELAY_PASSWORD"]])
     assert not failures, "\n".join(failures)

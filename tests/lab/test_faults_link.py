@@ -57,7 +57,7 @@ PLACES = (  # (where, breakpoint, how the link is cut)
 @pytest.mark.timeout(900)
 def test_link_cut_at_three_places_of_a_first_converge(lab, standin, box):
     env = new_credentials(standin)
-    secret = env["MAILGUN_SMTP_PASSWORD"]
+    secret = env["LOCKDOWN_RELAY_PASSWORD"]
     boxes = [box] + lab.up(len(PLACES) - 1, suites=[box.suite] * (len(PLACES) - 1))
     try:
         runs = [Controller(lab, [b], where, env, DATA) for b, (_, where, _) in zip(boxes, PLACES)]

@@ -49,7 +49,7 @@ def test_mail_under_load_while_a_converge_changes_relay_credentials_and_listener
     assert enabled.returncode == 0 and smtp_listeners(box) == [] and \
         "127.0.0.1:25" in box.root("ss -Htln").stdout, "the hand-made listener is not up"
     new = new_credentials(standin)
-    standin.set(login=LOGIN, password=new["MAILGUN_SMTP_PASSWORD"], mode="tempfail")
+    standin.set(login=LOGIN, password=new["LOCKDOWN_RELAY_PASSWORD"], mode="tempfail")
     standin.clear()
     token = secrets.token_hex(4)
 
@@ -60,7 +60,7 @@ def test_mail_under_load_while_a_converge_changes_relay_credentials_and_listener
             f"the relay refused nothing before the converge; queue:\n{queue(box)}"
         run = Controller(lab, [box], "after:Note the reload", new, CHANGED)
         assert run.wait_paused() is not None, run.output()[-3000:]
-        standin.set(login=LOGIN, password=new["MAILGUN_SMTP_PASSWORD"], mode="normal")
+        standin.set(login=LOGIN, password=new["LOCKDOWN_RELAY_PASSWORD"], mode="normal")
         run.resume()
         code = run.wait()
         load.result()

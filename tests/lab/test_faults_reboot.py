@@ -45,7 +45,7 @@ def reboot_between_enable_and_disarm(lab, box, env, shut_out: bool) -> float:
 @pytest.mark.timeout(900)
 def test_reboot_between_the_ufw_enable_and_the_deadman_disarm(lab, standin, box):
     env = new_credentials(standin)
-    secret = env["MAILGUN_SMTP_PASSWORD"]
+    secret = env["LOCKDOWN_RELAY_PASSWORD"]
     locked = lab.add_box(suite=box.suite)
     boxes, shut_out = [box, locked], [False, True]
     try:
@@ -81,7 +81,7 @@ def test_reboot_after_a_converge_comes_back_converged(lab, standin, box):
     env = new_credentials(standin)
     converge(lab, [box], env)
     lab.restart_box(box, timeout=180)
-    seen = look_from_outside(lab, box, [env["MAILGUN_SMTP_PASSWORD"]])
+    seen = look_from_outside(lab, box, [env["LOCKDOWN_RELAY_PASSWORD"]])
     audit = pyinfra(lab, [box], "deploys/audit.py", env=env)
     _, totals = converge(lab, [box], env)
     recovery = recover(lab, standin, [box], env, subject="after a reboot")

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from lab.config import REPO_ROOT
 from tests.conftest import SUITES
 from tests.lab.deploy_helpers import (
     converge, new_credentials, pyinfra, ssh_testinfra_host, wait_for_mail,
@@ -36,7 +37,7 @@ def _report(request, line: str) -> None:
 
 def _standin_accepts(lab, env: dict) -> None:
     """The stand-in takes the credentials this box was converged with (other tests set others)."""
-    lab.standin.set(login=env["MAILGUN_SMTP_LOGIN"], password=env["MAILGUN_SMTP_PASSWORD"])
+    lab.standin.set(login=env["LOCKDOWN_RELAY_LOGIN"], password=env["LOCKDOWN_RELAY_PASSWORD"])
 
 
 class FirstConverge:
@@ -84,6 +85,24 @@ def test_first_converge_reads_the_host_once_then_once_per_install(first_converge
     # (docs/design.md). No operation reads a fact of its own.
     loaded = re.findall(r"Loaded fact (\S+)", first_converge.result.stderr)
     assert loaded == ["pyinfra_lockdown.facts.host_state.LockdownState"] * 3, loaded
+
+
+def _stated_remote_commands(path: str) -> int:
+    text = " ".join((REPO_ROOT / path).read_text().split())
+    stated = re.findall(r"(\d+) remote commands in all", text)
+    assert len(stated) == 1, f"{path} should state the first converge's count once: {stated}"
+    return int(stated[0])
+
+
+def test_the_first_converge_runs_the_remote_commands_the_docs_state(first_converge):
+    """docs/design.md and the README say how many commands a fresh box's first converge runs
+    (bench/RESULTS.md says what each is): a change to that count changes them too."""
+    assert first_converge.result.returncode == 0, first_converge.result.stderr[-4000:]
+    for path in ("docs/design.md", "README.md"):
+        ran = first_converge.remote_commands
+        assert _stated_remote_commands(path) == ran, (
+            f"{path} states another count than this converge ran ({ran}): update it, "
+            "README.md and bench/RESULTS.md's list of the commands")
 
 
 def test_no_smtp_connection_from_outside_during_the_first_converge(first_converge):

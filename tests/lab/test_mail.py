@@ -49,7 +49,7 @@ def converged_shared(converged_once, standin):
     """The shared converged box, with the stand-in taking its credentials again (the
     `standin` fixture resets them for every test)."""
     box, env = converged_once
-    standin.set(login=LOGIN, password=env["MAILGUN_SMTP_PASSWORD"], mode="normal")
+    standin.set(login=LOGIN, password=env["LOCKDOWN_RELAY_PASSWORD"], mode="normal")
     return box, env
 
 
@@ -100,7 +100,7 @@ def test_relay_without_starttls_defers_and_never_sends_auth(lab, converged, stan
 
 def test_bad_password_defers_then_fixed_credentials_deliver_without_loss(lab, converged, standin):
     box, env = converged
-    wrong = {**env, "MAILGUN_SMTP_PASSWORD": env["MAILGUN_SMTP_PASSWORD"] + "-old"}
+    wrong = {**env, "LOCKDOWN_RELAY_PASSWORD": env["LOCKDOWN_RELAY_PASSWORD"] + "-old"}
     failed = pyinfra(lab, [box], "deploys/mail.py", env=wrong)  # the canary catches it
     assert failed.returncode != 0 and "refused the login" in failed.stdout + failed.stderr
     standin.clear()
@@ -135,7 +135,7 @@ def test_password_never_shown_nor_world_readable(lab, box, standin):
 
     for rotation in ("first", "rotated"):
         env = new_credentials(standin)
-        searched.update(needles(RELAYHOST, env["MAILGUN_SMTP_LOGIN"], env["MAILGUN_SMTP_PASSWORD"]))
+        searched.update(needles(RELAYHOST, env["LOCKDOWN_RELAY_LOGIN"], env["LOCKDOWN_RELAY_PASSWORD"]))
         if rotation == "first":
             run("--dry -vvv", "deploys/mail.py", "--dry", "-vvv")
             run("--dry --json", "deploys/mail.py", "--dry", "--json")
@@ -166,7 +166,7 @@ def test_password_never_shown_nor_world_readable(lab, box, standin):
     assert all("stamp: valid scrypt-" in result.stderr for what, result in runs if "no-op)" in what
                and "-vvv" in what)
     # Every file on the box that holds the password is readable by root only.
-    password = env["MAILGUN_SMTP_PASSWORD"]
+    password = env["LOCKDOWN_RELAY_PASSWORD"]
     holders = box.root(f"grep -rlsF -- '{password}' {SEARCHED} || true")
     for path in holders.stdout.split():
         mode = box.root(f"stat -c '%U %a' {path}").stdout.split()
@@ -190,7 +190,7 @@ def test_a_pty_asked_by_the_caller_never_echoes_the_secret(lab, box, standin, re
     runs = []
     for rotation in ("first", "rotated"):
         env = new_credentials(standin)
-        searched.update(needles(RELAYHOST, env["MAILGUN_SMTP_LOGIN"], env["MAILGUN_SMTP_PASSWORD"]))
+        searched.update(needles(RELAYHOST, env["LOCKDOWN_RELAY_LOGIN"], env["LOCKDOWN_RELAY_PASSWORD"]))
         runs.append(pyinfra(lab, [box], str(deploy), "-vvv", env=env))
     found = [leaks(r.stdout + r.stderr, searched) for r in runs]
     held = not any(found) and all(r.returncode == 0 for r in runs)

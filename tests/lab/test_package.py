@@ -100,8 +100,11 @@ def _user_project(root: Path, box, key: Path) -> Path:
 def test_a_user_project_converges_relays_and_audits_a_box(lab, box, standin, user_venv,
                                                          tmp_path):
     project = _user_project(tmp_path, box, lab.config.ssh_key)
-    old_names = new_credentials(standin)  # MAILGUN_SMTP_*: a user of 0.1.0 upgrading
-    env = {**old_names, "PYTHONPATH": ""}
+    credentials = new_credentials(standin)
+    # A user of 0.1.0 upgrading: the old MAILGUN_SMTP_* names only (a new name exported in
+    # this shell must not stand beside them)
+    old_names = {old: credentials[new] for old, new in RENAMED_ENV.items()}
+    env = {**old_names, **dict.fromkeys(RENAMED_ENV.values(), ""), "PYTHONPATH": ""}
 
     def pyinfra(*args: str) -> subprocess.CompletedProcess:
         return lab.run([str(user_venv / "bin" / "pyinfra"), "-y", "inventory.py", *args],
@@ -114,7 +117,7 @@ def test_a_user_project_converges_relays_and_audits_a_box(lab, box, standin, use
     for old, new in RENAMED_ENV.items():
         assert first.stderr.count(f"variable {old} (in the environment) is an old name, "
                                   f"use {new}") == 1, first.stderr[-4000:]
-    env = {**{RENAMED_ENV[k]: v for k, v in old_names.items()}, "PYTHONPATH": ""}
+    env = {**credentials, "PYTHONPATH": ""}
 
     send_mail(box, to="root", subject="from a user project")
     messages = wait_for_mail(standin, 1, timeout=15)

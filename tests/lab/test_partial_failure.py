@@ -15,7 +15,7 @@ from tests.lab.deploy_helpers import canaries, converge, pyinfra, queue, send_ma
 pytestmark = pytest.mark.lab
 
 LOGIN, PASSWORD = "postmaster@lab.test", "lab-password"  # lab.standin_server.DEFAULT_CONTROL
-ENV = {"MAILGUN_SMTP_LOGIN": LOGIN, "MAILGUN_SMTP_PASSWORD": PASSWORD}
+ENV = {"LOCKDOWN_RELAY_LOGIN": LOGIN, "LOCKDOWN_RELAY_PASSWORD": PASSWORD}
 SUITES = ["bookworm", "trixie", "bookworm", "trixie", "bookworm"]
 
 # Kill every sshd (listener and sessions) as soon as the run has rewritten main.cf: the

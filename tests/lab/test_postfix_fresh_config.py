@@ -24,7 +24,7 @@ NO_CANARY = {"relay_canary": "false"}  # the test's mail is the first to leave
 def _credentials(standin) -> dict:
     password = "pw-" + secrets.token_urlsafe(18)
     standin.set(login=LOGIN, password=password, mode="normal")
-    return {"MAILGUN_SMTP_LOGIN": LOGIN, "MAILGUN_SMTP_PASSWORD": password}
+    return {"LOCKDOWN_RELAY_LOGIN": LOGIN, "LOCKDOWN_RELAY_PASSWORD": password}
 
 
 def _mail_right_after(lab, standin, boxes, env, data, port, phase) -> None:

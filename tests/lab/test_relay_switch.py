@@ -57,7 +57,7 @@ def test_a_relay_switch_keeps_each_secret_with_its_relay_and_delivers_every_mail
     with second(lab.config) as new_relay:
         new_password = "pw-" + secrets.token_urlsafe(18)
         new_relay.set(login=NEW_LOGIN, password=new_password, mode="normal")
-        new_env = {"MAILGUN_SMTP_LOGIN": NEW_LOGIN, "MAILGUN_SMTP_PASSWORD": new_password}
+        new_env = {"LOCKDOWN_RELAY_LOGIN": NEW_LOGIN, "LOCKDOWN_RELAY_PASSWORD": new_password}
         standin.clear()
         assert box.root("touch /run/lockdown-test-mail-go && systemd-run --quiet "
                         f"--unit=lockdown-test-mail -- sh -c '{MAIL_LOOP}'").returncode == 0
@@ -74,11 +74,11 @@ def test_a_relay_switch_keeps_each_secret_with_its_relay_and_delivers_every_mail
         wait_for(lambda: len(arrived()) >= sent, 60)
         got = arrived()
         new_secret = needles(NEW_RELAYHOST, NEW_LOGIN, new_password)
-        old_secret = needles(OLD_RELAYHOST, old_env["MAILGUN_SMTP_LOGIN"],
-                             old_env["MAILGUN_SMTP_PASSWORD"])
+        old_secret = needles(OLD_RELAYHOST, old_env["LOCKDOWN_RELAY_LOGIN"],
+                             old_env["LOCKDOWN_RELAY_PASSWORD"])
         to_old = leaks(_seen(standin), new_secret) + _offered(standin, NEW_LOGIN, new_password)
         to_new = leaks(_seen(new_relay), old_secret) + _offered(
-            new_relay, old_env["MAILGUN_SMTP_LOGIN"], old_env["MAILGUN_SMTP_PASSWORD"])
+            new_relay, old_env["LOCKDOWN_RELAY_LOGIN"], old_env["LOCKDOWN_RELAY_PASSWORD"])
         keys = box.root("cut -d' ' -f1 /etc/postfix/sasl_passwd").stdout.split()
         held = not to_old and not to_new and got == wanted
         record(attack="relay switch (Mailgun-like old relay -> a second relay, new credentials) "
@@ -112,8 +112,8 @@ def test_a_hand_drifted_relayhost_gets_no_secret_and_only_main_cf_is_rewritten(
         relayhost = box.root("postconf -h relayhost").stdout.strip()
         changed = sorted(_changed_operations(json.loads(result.stdout)))
         auths = [e for e in drifted.events() if e["event"] in ("auth", "auth_result")]
-        leaked = leaks(_seen(drifted), needles(NEW_RELAYHOST, env["MAILGUN_SMTP_LOGIN"],
-                                               env["MAILGUN_SMTP_PASSWORD"]))
+        leaked = leaks(_seen(drifted), needles(NEW_RELAYHOST, env["LOCKDOWN_RELAY_LOGIN"],
+                                               env["LOCKDOWN_RELAY_PASSWORD"]))
         held = before == after and not auths and not leaked
         record(attack=f"relay switch by hand: postconf -e relayhost={NEW_RELAYHOST} "
                "(a relay lockdown never wrote), then a converge", where=request.node.nodeid,

@@ -47,7 +47,7 @@ def test_an_impostor_relay_gets_no_auth_and_the_mail_waits_for_the_genuine_one(
     lines = [line for line in output.splitlines() if CAUSE in line]
     assert failed.returncode != 0 and len(lines) == 1, output[-3000:]
     assert "relay canary not delivered via [smtp.mailgun.org]:587" in lines[0], lines[0]
-    assert env["MAILGUN_SMTP_PASSWORD"] not in output
+    assert env["LOCKDOWN_RELAY_PASSWORD"] not in output
     level_set = box.root("postconf -h smtp_tls_security_level relayhost").stdout.split()
     assert level_set == [level or "secure", "[smtp.mailgun.org]:587"]
 

@@ -15,7 +15,7 @@ STATE = json.loads((Path(__file__).parent / "facts" / "audit.converged_state.jso
 # (an IP cannot be verified against a certificate, so that level is chosen explicitly).
 DATA = {"relay_host": "10.77.0.1", "relay_tls_level": "encrypt", "mail_root_forward": "admin@lab.test",
         "apt_update": False}
-CREDS = {"MAILGUN_SMTP_LOGIN": "postmaster@lab.test", "MAILGUN_SMTP_PASSWORD": "lab-password"}
+CREDS = {"LOCKDOWN_RELAY_LOGIN": "postmaster@lab.test", "LOCKDOWN_RELAY_PASSWORD": "lab-password"}
 
 
 def verdicts(state, data=DATA, environ=None, probe=None):
@@ -45,7 +45,7 @@ def test_with_credentials_the_sasl_map_content_and_sender_map_are_compared():
     result = verdicts(STATE, environ=CREDS)
     assert result["postfix.sasl_map"].verdict == PASS
     assert result["postfix.senders_map"].verdict == PASS
-    wrong = verdicts(STATE, environ={**CREDS, "MAILGUN_SMTP_PASSWORD": "Zq9-not-it"})
+    wrong = verdicts(STATE, environ={**CREDS, "LOCKDOWN_RELAY_PASSWORD": "Zq9-not-it"})
     assert wrong["postfix.sasl_map"].verdict == FAIL
     assert "Zq9-not-it" not in repr(wrong) and "lab-password" not in repr(result)
 

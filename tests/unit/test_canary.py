@@ -7,7 +7,7 @@ from pyinfra_lockdown.canary import CanaryResult, canary_script, diagnose, parse
 from pyinfra_lockdown.relay_causes import relay_cause
 from pyinfra_lockdown.settings import relay_settings
 
-ENV = {"MAILGUN_SMTP_LOGIN": "postmaster@mg.example.com", "MAILGUN_SMTP_PASSWORD": "pw-secret-1"}
+ENV = {"LOCKDOWN_RELAY_LOGIN": "postmaster@mg.example.com", "LOCKDOWN_RELAY_PASSWORD": "pw-secret-1"}
 
 # postfix/smtp lines as the journal shows them (-o cat), captured on lab boxes
 SENT = ("3A13017C9C4: to=<admin@lab.test>, relay=10.77.0.1[10.77.0.1]:587, delay=0.1, "
@@ -86,7 +86,7 @@ def test_each_captured_deferral_gets_its_cause_and_fix(line, cause_id, words):
                                                       "[smtp.mailgun.org]:587: ")
     for word in words + ["removed from the queue", "Postfix said: " + result.reason]:
         assert word in message, (word, message)
-    assert ENV["MAILGUN_SMTP_PASSWORD"] not in message
+    assert ENV["LOCKDOWN_RELAY_PASSWORD"] not in message
 
 
 def test_ses_login_refused_names_the_region_bound_credentials():
@@ -147,7 +147,7 @@ def test_audit_and_canary_share_the_table():
 def test_the_command_carries_no_secret_and_a_checked_id():
     command = str(canary_script("0123abcd4567", "ops@example.com", 30))
     assert "ops@example.com" in command and "X-Lockdown-Canary" in command
-    assert ENV["MAILGUN_SMTP_PASSWORD"] not in command and "postsuper -d" in command
+    assert ENV["LOCKDOWN_RELAY_PASSWORD"] not in command and "postsuper -d" in command
     with pytest.raises(ValueError):
         canary_script("x; rm -rf /", "ops@example.com", 30)
 

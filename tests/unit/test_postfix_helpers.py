@@ -3,6 +3,7 @@ compose into the combined state read, and the restart decision helper."""
 
 import pytest
 from pyinfra.api import HiddenValue, StringCommand
+from pyinfra.api.exceptions import FactProcessError
 from pyinfra.context import ctx_host, ctx_state
 from pyinfra_testing.util import FakeState, create_host
 
@@ -156,3 +157,13 @@ def test_master_cf_lines_dropped_on_the_host_are_only_those_the_parser_ignores(n
                   "  flags=DRXhu user=vmail argv=/usr/bin/maildrop"):  # continuations stay
         assert subprocess.run(["grep", "-vE", postfix_facts.MASTER_CF_IGNORED], input=prose + "\n",
                               capture_output=True, text=True).stdout == prose + "\n"
+
+
+@pytest.mark.parametrize("fact_cls", [postfix_facts.MapFileState, postfix_facts.SecretFileState])
+def test_an_unparsable_stat_line_names_the_fact_that_read_it(fact_cls):
+    """Both map facts parse stat output with one helper: its error names the fact asked."""
+    output = ["source: file root root 600 1795699581",
+              "db: missing", "lmdb: missing", "cdb: missing"]
+    with pytest.raises(FactProcessError,
+                       match=rf"^{fact_cls.__name__}: cannot parse stat output for source"):
+        fact_cls().process(output)

@@ -4,7 +4,7 @@ import re
 from pyinfra_lockdown.mail import aliases_map, main_cf_settings, sasl_map_line, senders_map
 from pyinfra_lockdown.settings import relay_settings
 
-ENV = {"MAILGUN_SMTP_LOGIN": "postmaster@mg.example.com", "MAILGUN_SMTP_PASSWORD": "pw-1"}
+ENV = {"LOCKDOWN_RELAY_LOGIN": "postmaster@mg.example.com", "LOCKDOWN_RELAY_PASSWORD": "pw-1"}
 BASE = {"mail_root_forward": "ops@example.com"}
 
 

@@ -18,7 +18,7 @@ PATH = "/etc/postfix/sasl_passwd"
 # relay_host an IP, as on the boxes the fixtures come from: level encrypt chosen explicitly
 DATA = {"relay_host": "10.77.0.1", "relay_tls_level": "encrypt", "mail_root_forward": "admin@lab.test",
         "apt_update": False}
-ENVIRON = {"MAILGUN_SMTP_LOGIN": "postmaster@lab.test", "MAILGUN_SMTP_PASSWORD": "lab-password"}
+ENVIRON = {"LOCKDOWN_RELAY_LOGIN": "postmaster@lab.test", "LOCKDOWN_RELAY_PASSWORD": "lab-password"}
 CONTENT = "[10.77.0.1]:587 postmaster@lab.test:lab-password\n"  # sasl_map_line of DATA, ENVIRON
 OTHER = "[10.77.0.1]:587 postmaster@lab.test:another-password\n"
 MISSING = {"exists": False, "type": "missing",

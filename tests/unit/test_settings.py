@@ -5,7 +5,7 @@ import pytest
 
 from pyinfra_lockdown.settings import SettingsError, firewall_settings, relay_settings
 
-ENV = {"MAILGUN_SMTP_LOGIN": "postmaster@mg.example.com", "MAILGUN_SMTP_PASSWORD": "pw-123"}
+ENV = {"LOCKDOWN_RELAY_LOGIN": "postmaster@mg.example.com", "LOCKDOWN_RELAY_PASSWORD": "pw-123"}
 BASE = {"mail_root_forward": "ops@example.com"}
 
 

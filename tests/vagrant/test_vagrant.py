@@ -70,7 +70,7 @@ def test_vm_reaches_the_standin_only_through_the_lab(vm):
 def test_converge_then_idempotent(vm, timings):
     from lab.standin_server import DEFAULT_CONTROL
 
-    creds = {"MAILGUN_SMTP_LOGIN": DEFAULT_CONTROL["login"], "MAILGUN_SMTP_PASSWORD": DEFAULT_CONTROL["password"]}
+    creds = {"LOCKDOWN_RELAY_LOGIN": DEFAULT_CONTROL["login"], "LOCKDOWN_RELAY_PASSWORD": DEFAULT_CONTROL["password"]}
     started = time.monotonic()
     first = pyinfra(vm, "deploys/mail.py", extra_env=creds)
     timings["first converge"] = time.monotonic() - started

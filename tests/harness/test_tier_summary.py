@@ -1,6 +1,6 @@
 """Issue 9 item 4: the run says what each tier ran, and a skipped tier is not silently green.
 
-Runs pytest in a subprocess on a tiny tree shaped like ours (tests/unit, tests/lab) with this
+Runs pytest in a subprocess on a tiny tree shaped like ours (tests/unit, tests/harness, tests/lab) with this
 project's conftest hooks, where the lab test skips.
 """
 from __future__ import annotations
@@ -19,12 +19,14 @@ from lab.config import REPO_ROOT
 def _run(tmp_path: Path, *args: str, **env: str) -> tuple[int, str]:
     tests = tmp_path / "tests"
     (tests / "unit").mkdir(parents=True)
+    (tests / "harness").mkdir()
     (tests / "lab").mkdir()
     (tests / "conftest.py").write_text("from tests.conftest import *  # noqa: the project's hooks\n")
     # pyinfra_cli's import gevent-patches the process, as the real suite's collection does
     # (under xdist that broke the workers' wait for their next test: tests/conftest.py)
     (tests / "unit" / "test_u.py").write_text("import pyinfra_cli  # noqa: F401\n\n"
                                               "def test_passes():\n    pass\n")
+    (tests / "harness" / "test_h.py").write_text("def test_passes():\n    pass\n")
     (tests / "lab" / "test_l.py").write_text(
         "import pytest\n\ndef test_needs_the_lab():\n    pytest.skip('lab not available: pretend')\n")
     log = tmp_path / "pytest.log"
@@ -46,6 +48,7 @@ def test_a_skipped_lab_test_fails_the_run_where_the_lab_can_run(tmp_path, worker
     """Also with pytest-xdist: the controller counts what the workers report."""
     returncode, text = _run(tmp_path, *workers)
     assert "unit     1 passed in" in text, text
+    assert "harness  1 passed in" in text, text
     assert "lab      1 skipped in" in text, text
     assert "vagrant  not selected" in text, text
     closing = text.strip().splitlines()[-1]
@@ -55,7 +58,7 @@ def test_a_skipped_lab_test_fails_the_run_where_the_lab_can_run(tmp_path, worker
     else:
         assert returncode == 1, text
         assert "FAILED: tests skipped in lab (1)" in text
-        assert "1 passed, 1 skipped, 1 unexpected skips" in closing, closing
+        assert "2 passed, 1 skipped, 1 unexpected skips" in closing, closing
 
 
 @pytest.mark.timeout(120)

@@ -63,7 +63,7 @@ def test_inventory_host_data_is_valid_lockdown_host_data(tmp_path, monkeypatch):
     from pyinfra_lockdown.settings import audit_settings, firewall_settings, relay_settings
 
     data = dict(load_inventory(tmp_path, monkeypatch)["mail_servers"])["box1"]
-    environ = {"MAILGUN_SMTP_LOGIN": "postmaster@mg.lab.test", "MAILGUN_SMTP_PASSWORD": "x"}
+    environ = {"LOCKDOWN_RELAY_LOGIN": "postmaster@mg.lab.test", "LOCKDOWN_RELAY_PASSWORD": "x"}
     relay = relay_settings(data, environ)
     assert (relay.relayhost, relay.tls_level) == ("[smtp.mailgun.org]:587", "secure")
     assert firewall_settings(data).allowed == ["ssh"]
