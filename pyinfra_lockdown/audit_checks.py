@@ -30,10 +30,9 @@ from .mail import (
     senders_map,
     tls_floor_spellings,
 )
-from .operations.secret_stamp import stamp_matches
 from .operations.ufw import checked_rules, describe, rules_to_add
-from .operations.ufw_rules import identity, is_tagged, ssh_allowed
 from .relay_causes import relay_cause
+from .secret_stamp import stamp_matches
 from .settings import (
     TLS_LEVELS,
     VERIFIED_TLS_LEVELS,
@@ -41,6 +40,7 @@ from .settings import (
     FirewallSettings,
     RelaySettings,
 )
+from .ufw_rules import identity, is_tagged, ssh_allowed
 
 PASS, FAIL, NA = "PASS", "FAIL", "N/A"
 # The note on a relay whose certificate is not verified (relay_tls_level: encrypt).

@@ -23,8 +23,8 @@ from typing import Any
 from pyinfra.api.exceptions import PyinfraError
 
 from . import renamed
-from .operations.ufw_rules import LOG_LEVELS, POLICIES, PRUNE_MODES
 from .providers import CUSTOM, PROVIDER_NAMES, PROVIDERS, Provider
+from .ufw_rules import LOG_LEVELS, POLICIES, PRUNE_MODES
 
 TLS_LEVELS = ("encrypt", "verify", "secure")
 # The levels at which Postfix checks the relay's certificate against its name and the CA bundle.

@@ -32,6 +32,7 @@ from pyinfra.api import (
     operation,
 )
 
+from .. import secret_stamp
 from .._typing import Commands, Current
 from ..facts.postfix import (
     APPLY_ACTIONS,
@@ -50,8 +51,7 @@ from ..facts.postfix import (
     SecretFileState,
     normalize_value,
 )
-from . import secret_stamp
-from .secret_stamp import new_stamp, stamp_matches
+from ..secret_stamp import new_stamp, stamp_matches
 
 # Parameters a `postfix reload` does not apply: Postfix must be stopped and started
 # (maillog_file: master itself logs through postlogd only after a start).

@@ -31,7 +31,7 @@ from ..facts.ufw import (
     UfwConfig,
     ufw_active,
 )
-from .ufw_rules import (
+from ..ufw_rules import (
     LOG_LEVELS,
     POLICIES,
     POLICY_DIRECTIONS,

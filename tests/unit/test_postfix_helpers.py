@@ -6,8 +6,9 @@ from pyinfra.api import HiddenValue, StringCommand
 from pyinfra.context import ctx_host, ctx_state
 from pyinfra_testing.util import FakeState, create_host
 
+from pyinfra_lockdown import secret_stamp
 from pyinfra_lockdown.facts import postfix as postfix_facts
-from pyinfra_lockdown.operations import postfix, secret_stamp
+from pyinfra_lockdown.operations import postfix
 
 SECRET = "FAKE-s3cret-never-printed"
 CONTENT = f"[smtp.mailgun.org]:587 postmaster@mg.example.org:{SECRET}"
