@@ -39,7 +39,7 @@ def test_postfix_secret_only_in_stdin(op, content):
         assert SECRET not in command.get_raw_value()
         assert SECRET not in command.get_masked_value()
     stdin = commands[0].connector_arguments["_stdin"]
-    if op is postfix.sasl_password_map:  # the stamp's line first (operations/secret_stamp.py)
+    if op is postfix.sasl_password_map:  # the stamp's line first (secret_stamp.py)
         stamp, _, stdin = stdin.partition("\n")
         assert secret_stamp.stamp_matches(stamp, CONTENT + "\n")
     assert stdin == CONTENT + "\n"
