@@ -33,14 +33,9 @@ from .mail import (
 from .operations.ufw import checked_rules, describe, rules_to_add
 from .relay_causes import relay_cause
 from .secret_stamp import stamp_matches
-from .settings import (
-    TLS_LEVELS,
-    VERIFIED_TLS_LEVELS,
-    AuditSettings,
-    FirewallSettings,
-    RelaySettings,
-)
+from .settings import AuditSettings, FirewallSettings, RelaySettings
 from .ufw_rules import identity, is_tagged, ssh_allowed
+from .value_checks import TLS_LEVELS, VERIFIED_TLS_LEVELS
 
 PASS, FAIL, NA = "PASS", "FAIL", "N/A"
 # The note on a relay whose certificate is not verified (relay_tls_level: encrypt).
