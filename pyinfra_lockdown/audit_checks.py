@@ -30,17 +30,12 @@ from .mail import (
     senders_map,
     tls_floor_spellings,
 )
-from .operations.secret_stamp import stamp_matches
 from .operations.ufw import checked_rules, describe, rules_to_add
-from .operations.ufw_rules import identity, is_tagged, ssh_allowed
 from .relay_causes import relay_cause
-from .settings import (
-    TLS_LEVELS,
-    VERIFIED_TLS_LEVELS,
-    AuditSettings,
-    FirewallSettings,
-    RelaySettings,
-)
+from .secret_stamp import stamp_matches
+from .settings import AuditSettings, FirewallSettings, RelaySettings
+from .ufw_rules import identity, is_tagged, ssh_allowed
+from .value_checks import TLS_LEVELS, VERIFIED_TLS_LEVELS
 
 PASS, FAIL, NA = "PASS", "FAIL", "N/A"
 # The note on a relay whose certificate is not verified (relay_tls_level: encrypt).
@@ -129,83 +124,107 @@ def _setting_check(check_id: str, key: str, expected: dict, found: dict) -> Chec
 
 # --- Postfix ---------------------------------------------------------------------------------
 
+SASL_KEYS = ("smtp_sasl_auth_enable", "smtp_sasl_security_options",
+             "smtp_sasl_tls_security_options", "smtp_sasl_password_maps")
+# main.cf parameters a check of their own covers; postfix.main_cf_rest checks the others.
+COVERED = {"relayhost", "smtp_tls_security_level", "smtp_tls_wrappermode", "inet_interfaces",
+           *SASL_KEYS}
+
+
 def postfix_checks(exp: Expected, state: AuditHostState) -> list[Check]:
-    main_state = state.get("main_cf") or {}
+    """Postfix's checks, one function each, in the report's order."""
     found = _main(state)
     want = main_cf_settings(exp.relay, state.get("parameters"))
-    checks = []
+    return [
+        installed_check(state),
+        running_check(state),
+        _setting_check("postfix.relayhost", "relayhost", want, found),
+        tls_level_check(want, found),
+        _setting_check("postfix.tls_wrappermode", "smtp_tls_wrappermode", want, found),
+        tls_floor_check(state),
+        sasl_auth_check(want, found),
+        inline_secret_check(found),
+        sasl_map_check(exp, state),
+        *local_maps_checks(exp, state),
+        loopback_check(want, found, state),
+        public_listener_check(state),
+        main_cf_rest_check(want, found),
+        queue_check(exp, state),
+        *relay_checks(exp, state),
+    ]
+
+
+def installed_check(state: AuditHostState) -> Check:
+    main_state = state.get("main_cf") or {}
     installed = bool((state.get("packages") or {}).get("postfix")) and main_state.get("installed")
-    status = state.get("status") or {}
-    checks.append(Check(
+    return Check(
         "postfix.installed", _verdict(bool(installed and main_state.get("main_cf"))),
         "postfix installed, main.cf present",
         "installed, main.cf present" if installed and main_state.get("main_cf") else
-        "installed, main.cf missing" if installed else "not installed"))
+        "installed, main.cf missing" if installed else "not installed")
+
+
+def running_check(state: AuditHostState) -> Check:
+    status = state.get("status") or {}
     running = bool(status.get("running")) and bool(status.get("enabled"))
-    checks.append(Check(
+    return Check(
         "postfix.running", _verdict(running), "running, enabled at boot",
         f"{'running' if status.get('running') else 'stopped'}, "
-        f"{status.get('unit_state') or 'unit state unknown'}"))
+        f"{status.get('unit_state') or 'unit state unknown'}")
 
-    checks.append(_setting_check("postfix.relayhost", "relayhost", want, found))
-    checks.append(tls_level_check(want, found))
-    checks.append(_setting_check("postfix.tls_wrappermode", "smtp_tls_wrappermode", want, found))
-    checks.append(tls_floor_check(state))
 
-    sasl_keys = ("smtp_sasl_auth_enable", "smtp_sasl_security_options",
-                 "smtp_sasl_tls_security_options", "smtp_sasl_password_maps")
+def sasl_auth_check(want: dict[str, Any], found: dict[str, Any]) -> Check:
     options = {o.strip() for o in (found.get("smtp_sasl_security_options") or "").split(",")}
-    wrong = [k for k in sasl_keys if found.get(k) != want[k] and not _has_static(found.get(k))]
+    wrong = [k for k in SASL_KEYS if found.get(k) != want[k] and not _has_static(found.get(k))]
     sasl_ok = not wrong and "noplaintext" in options
-    checks.append(Check(
+    return Check(
         "postfix.sasl_auth_in_tls", _verdict(sasl_ok),
-        "AUTH on; noplaintext outside TLS; " + "; ".join(f"{k} = {want[k]}" for k in sasl_keys[:3]),
+        "AUTH on; noplaintext outside TLS; " + "; ".join(f"{k} = {want[k]}" for k in SASL_KEYS[:3]),
         "as declared" if sasl_ok else "; ".join(
-            f"{k} = {_show(found.get(k))}" for k in wrong) or "noplaintext missing"))
+            f"{k} = {_show(found.get(k))}" for k in wrong) or "noplaintext missing")
 
+
+def inline_secret_check(found: dict[str, Any]) -> Check:
     static = sorted(k for k, v in found.items() if _has_static(v))
-    checks.append(Check(
+    return Check(
         "postfix.no_inline_secret", _verdict(not static), "no static: map in main.cf",
-        f"static: map in {', '.join(static)} (value not shown)" if static else "none"))
+        f"static: map in {', '.join(static)} (value not shown)" if static else "none")
 
-    checks.append(sasl_map_check(exp, state))
-    checks.extend(local_maps_checks(exp, state))
 
+def loopback_check(want: dict[str, Any], found: dict[str, Any], state: AuditHostState) -> Check:
     master = ((state.get("master") or {}).get("services") or {}).get("smtp/inet")
     smtp_on = bool(master and master.get("enabled"))
     interfaces = found.get("inet_interfaces")
     public = public_inet_services(state.get("master"))
     loopback_ok = interfaces == want["inet_interfaces"] and not smtp_on and not public
-    checks.append(Check(
+    return Check(
         "postfix.loopback_only", _verdict(loopback_ok),
         f"inet_interfaces = {want['inet_interfaces']}, smtp/inet off, no service bound "
         "beyond loopback",
         f"inet_interfaces = {_show(interfaces)}, smtp/inet {'ON' if smtp_on else 'off'}"
-        + (f", bound beyond loopback: {', '.join(public)}" if public else "")))
+        + (f", bound beyond loopback: {', '.join(public)}" if public else ""))
 
+
+def public_listener_check(state: AuditHostState) -> Check:
     listeners = state.get("listeners")
     if listeners is None:
-        checks.append(Check("postfix.no_public_listener", NA, "no SMTP listener beyond loopback",
-                            "ss not installed"))
-    else:
-        public = [f"{_join(s['address'], s['port'])}" for s in listeners if not s["loopback"]]
-        checks.append(Check(
-            "postfix.no_public_listener", _verdict(not public),
-            "no SMTP listener (25/465/587) beyond loopback",
-            "listening on " + ", ".join(public) if public else "loopback only"))
+        return Check("postfix.no_public_listener", NA, "no SMTP listener beyond loopback",
+                     "ss not installed")
+    public = [f"{_join(s['address'], s['port'])}" for s in listeners if not s["loopback"]]
+    return Check(
+        "postfix.no_public_listener", _verdict(not public),
+        "no SMTP listener (25/465/587) beyond loopback",
+        "listening on " + ", ".join(public) if public else "loopback only")
 
-    covered = {"relayhost", "smtp_tls_security_level", "smtp_tls_wrappermode",
-               "inet_interfaces", *sasl_keys}
-    other = [k for k in want if k not in covered and found.get(k) != want[k]]
-    checks.append(Check(
+
+def main_cf_rest_check(want: dict[str, Any], found: dict[str, Any]) -> Check:
+    other = [k for k in want if k not in COVERED and found.get(k) != want[k]]
+    return Check(
         "postfix.main_cf_rest", _verdict(not other),
-        f"{len([k for k in want if k not in covered])} other lockdown settings as declared",
+        f"{len([k for k in want if k not in COVERED])} other lockdown settings as declared",
         "as declared" if not other else "; ".join(
             f"{k} = {'(value not shown)' if _has_static(found.get(k)) else _show(found.get(k))} "
-            f"(want {_show(want[k])})" for k in other)))
-    checks.append(queue_check(exp, state))
-    checks.extend(relay_checks(exp, state))
-    return checks
+            f"(want {_show(want[k])})" for k in other))
 
 
 def tls_level_check(want: dict, found: dict) -> Check:

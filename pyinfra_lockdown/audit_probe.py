@@ -17,7 +17,8 @@ from pyinfra.api import Host, State
 from .audit_report import audit_run
 from .facts.audit import SmtpProbe
 from .facts.postfix import SMTP_PORTS
-from .settings import AUDIT_PROBE_OFF, BY_NAME, AuditSettings
+from .settings import BY_NAME, AuditSettings
+from .value_checks import AUDIT_PROBE_OFF
 
 
 def probe_addresses(host: Host, configured: list[str] | None) -> list[str]:

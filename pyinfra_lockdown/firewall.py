@@ -13,9 +13,9 @@ from . import _pyinfra
 from .facts.host_state import HostState, LockdownState
 from .facts.ufw import DEADMAN_UNIT
 from .operations import packages, ufw
-from .operations.ufw_rules import lockout_reason, parse_service
 from .plan import apt_update_wanted, host_state, if_needed, installs_with_update
 from .settings import FirewallSettings, SettingsError, data_defaults, firewall_settings
+from .ufw_rules import lockout_reason, parse_service
 
 FAMILIES_V4_V6, FAMILIES_V4 = (4, 6), (4,)
 PACKAGES = ["ufw"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pyinfra import host as current_host
@@ -35,6 +36,7 @@ from .mail_log import log_file_step, mail_log_settings, mail_log_steps, rotation
 from .operations import packages, postfix
 from .operations.postfix import SECRET_MODE, SECRET_OWNER, settings_requiring_restart
 from .plan import (
+    Operation,
     any_called_changed,
     apt_update_wanted,
     call_if,
@@ -291,25 +293,62 @@ def _configure_after_install(relay: RelaySettings) -> None:
     configure(relay, current_host.get_fact(LockdownState, _sudo=True))
 
 
+Step = tuple[Operation, dict[str, Any]]  # an operation and its arguments
+
+
 def configure(relay: RelaySettings, found: HostState) -> None:
     """The null client's files and service, decided from ``found`` (the host's LockdownState)."""
-    parameters = found["parameters"] or {}  # None until Postfix is installed
-    db_type = parameters.get("default_database_type")
-    # A new relayhost: until the reload, the map keeps the old relayhost's own line too.
-    # Otherwise a run stopped between main.cf and the map (host lost, disk full), or a Postfix
-    # process started before the reload, looks up a key the map lacks and sends without AUTH.
-    sasl_found = found["sasl_map"]
+    db_type = (found["parameters"] or {}).get("default_database_type")
     bridge = _relay_switch_bridge(relay, found, db_type)
-    if bridge:  # what that write leaves: a private map without a stamp
+    settings = _wanted_main_cf(relay, found)
+    steps = _steps(relay, found, settings, db_type, bridged=bool(bridge))
+    # A run killed between a change and the reload must not leave it unapplied: the reload
+    # it owes is noted on the host first and only the reload removes the note.
+    pending = (found["status"] or {}).get("pending")
+    restart = bool(settings_requiring_restart(settings, found["main_cf"])) or pending == "restart"
+    # Each step is decided once: whether anything is owed (the note) and which steps run.
+    wanted = {name: needed(op, **kwargs) for name, (op, kwargs) in steps.items()}
+    bridge_wanted = [needed(op, **kwargs) for op, kwargs in bridge]
+    if any(wanted.values()) or any(bridge_wanted):
+        postfix.note_pending(name="Note the reload this run owes Postfix (until it ran)",
+                             action="restart" if restart else "reload", current=found["status"])
+    called = _files_before_reload(steps, wanted, bridge, bridge_wanted)
+    _log_steps(relay, found)
+    changed = any_called_changed(*called.values())
+    if changed is None and pending is None:
+        if_needed(postfix.running, name="Postfix running and enabled", current=found["status"])
+        return
+    applied = _reload(found, restart, pending, changed)
+    # With a bridge, the one-key map waits until after the reload: Postfix processes started
+    # before it still send via the old relayhost and look up its key (else: no AUTH, 530, bounce).
+    sasl = _call_step(steps, wanted, "sasl") if bridge else called.get("sasl")
+    if sasl is not None:
+        server.shell(
+            name="Retry deferred mail with the new credentials",
+            commands=["postqueue -f"], _if=sasl.did_change,
+        )
+    if relay.canary:
+        _canary_step(relay, applied)
+
+
+def _wanted_main_cf(relay: RelaySettings, found: HostState) -> dict[str, str]:
+    """Every main.cf parameter lockdown sets (or empties) on this host."""
+    return {**main_cf_settings(relay, found["parameters"] or {}),
+            **tls_floor_settings(found["defaults"], (found["main_cf"] or {}).get("settings")),
+            **cleared_settings(relay, found["main_cf"]),
+            **mail_log_settings(relay, found["packages"])}
+
+
+def _steps(relay: RelaySettings, found: HostState, settings: dict[str, str],
+           db_type: str | None, bridged: bool) -> dict[str, Step]:
+    """The file and master.cf steps, by name, in the order they run (main.cf first: on a fresh
+    box postmap and postconf -M need it, and a fresh box has none)."""
+    myhostname = (found["parameters"] or {}).get("myhostname")
+    sasl_found = found["sasl_map"]
+    if bridged:  # what the bridge's write leaves: a private map without a stamp
         sasl_found = {**sasl_found, "user": SECRET_OWNER[0], "group": SECRET_OWNER[1],
                       "mode": SECRET_MODE, "stamp": None, "stamp_status": "missing"}
-    # main.cf first (on a fresh box): postmap and postconf -M need it, and a fresh box has none.
-    settings = {**main_cf_settings(relay, parameters),
-                **tls_floor_settings(found["defaults"], (found["main_cf"] or {}).get("settings")),
-                **cleared_settings(relay, found["main_cf"]),
-                **mail_log_settings(relay, found["packages"])}
-    myhostname = parameters.get("myhostname")
-    steps = {
+    return {
         "main": (postfix.main_cf, dict(
             name=f"main.cf: null client via {relay.relayhost}, TLS {relay.tls_level}",
             settings=settings, current=found["main_cf"])),
@@ -333,32 +372,36 @@ def configure(relay: RelaySettings, found: HostState) -> None:
             current=found["master"]))
            for key in public_inet_services(found["master"])},
     }
-    # A run killed between a change and the reload must not leave it unapplied: the reload
-    # it owes is noted on the host first and only the reload removes the note.
-    pending = (found["status"] or {}).get("pending")
-    restart = bool(settings_requiring_restart(settings, found["main_cf"])) or pending == "restart"
-    # Each step is decided once: whether anything is owed (the note) and which steps run.
-    wanted = {name: needed(op, **kwargs) for name, (op, kwargs) in steps.items()}
-    bridge_wanted = [needed(op, **kwargs) for op, kwargs in bridge]
-    if any(wanted.values()) or any(bridge_wanted):
-        postfix.note_pending(name="Note the reload this run owes Postfix (until it ran)",
-                             action="restart" if restart else "reload", current=found["status"])
 
-    def step(name: str) -> OperationMeta | None:
-        op, kwargs = steps[name]
-        return call_if(wanted[name], op, **kwargs)
 
-    bridged = [call_if(wants, op, **kwargs)
-               for wants, (op, kwargs) in zip(bridge_wanted, bridge, strict=True)]
-    main = step("main")
-    aliases = step("aliases")
-    senders = step("senders")
-    # With a bridge, the one-key map waits until after the reload: Postfix processes started
-    # before it still send via the old relayhost and look up its key (else: no AUTH, 530, bounce).
-    sasl = None if bridge else step("sasl")
-    listener = step("listener")
-    public = [step(name) for name in steps
-              if name.startswith(("public ", "fallback ", "mail log "))]
+def _call_step(steps: dict[str, Step], wanted: dict[str, bool], name: str) -> OperationMeta | None:
+    op, kwargs = steps[name]
+    return call_if(wanted[name], op, **kwargs)
+
+
+def _files_before_reload(steps: dict[str, Step], wanted: dict[str, bool], bridge: list[Step],
+                         bridge_wanted: list[bool]) -> dict[str, OperationMeta | None]:
+    """Call the steps that come before the reload, in order; by name, what each call returned.
+    With a relay switch bridged, the SASL map's own step waits for after the reload."""
+    called: dict[str, OperationMeta | None] = {
+        f"bridge {n}": call_if(wants, op, **kwargs)
+        for n, (wants, (op, kwargs)) in enumerate(zip(bridge_wanted, bridge, strict=True))}
+    # One line per step: pyinfra tells operations apart by the line numbers of their call, so
+    # steps called from one line of a loop could merge across hosts that skip different ones.
+    called["main"] = _call_step(steps, wanted, "main")
+    called["aliases"] = _call_step(steps, wanted, "aliases")
+    called["senders"] = _call_step(steps, wanted, "senders")
+    if not bridge:
+        called["sasl"] = _call_step(steps, wanted, "sasl")
+    called["listener"] = _call_step(steps, wanted, "listener")
+    for name in steps:
+        if name.startswith(("public ", "fallback ", "mail log ")):
+            called[name] = _call_step(steps, wanted, name)
+    return called
+
+
+def _log_steps(relay: RelaySettings, found: HostState) -> None:
+    """The mail log file, logwatch and the log's rotation (each decides for itself)."""
     log_file_step(relay, found)
     logwatch_state = found["logwatch"]
     if writes_file(relay, found["packages"]):  # the file logwatch's maillog group reads, soon
@@ -366,33 +409,29 @@ def configure(relay: RelaySettings, found: HostState) -> None:
     logwatch_step(relay.logwatch, logwatch_state,
                   apt_update_wanted(current_host, relay.apt_update))
     rotation_step(relay, found)
-    changed = any_called_changed(aliases, senders, sasl, main, listener, *public, *bridged)
-    if changed is None and pending is None:
-        if_needed(postfix.running, name="Postfix running and enabled", current=found["status"])
-        return
-    _if_changed: dict[str, Any] = {} if pending or changed is None else {"_if": changed}
-    applied = postfix.reload(
+
+
+def _reload(found: HostState, restart: bool, pending: str | None,
+            changed: Callable[[], bool] | None) -> OperationMeta:
+    """``postfix check``, then the reload (or restart) a change of this run or an earlier one
+    owes; only ``_if`` this run changed something, unless an earlier run left it owed."""
+    if_changed: dict[str, Any] = {} if pending or changed is None else {"_if": changed}
+    return postfix.reload(
         name="postfix check, then reload (or start)"
         + (" owed by an earlier run" if pending else ""),
-        restart=restart, current=found["status"],
-        **_if_changed,
+        restart=restart, current=found["status"], **if_changed,
     )
-    if bridge:
-        sasl = step("sasl")
-    if sasl is not None:
-        server.shell(
-            name="Retry deferred mail with the new credentials",
-            commands=["postqueue -f"], _if=sasl.did_change,
-        )
-    if relay.canary:
-        # Only when the reload ran, i.e. something the relay path depends on changed.
-        python.call(
-            name=f"Relay canary: one message must leave via {relay.relayhost}"
-            + (f" and one via each of its {len(relay.fallbacks)} fallback(s)"
-               if relay.fallbacks else ""),
-            function=canary.run, relay=relay, recipient=relay.canary_recipient,
-            seconds=relay.canary_seconds, _if=applied.did_change,
-        )
+
+
+def _canary_step(relay: RelaySettings, applied: OperationMeta) -> None:
+    """Only when the reload ran, i.e. something the relay path depends on changed."""
+    python.call(
+        name=f"Relay canary: one message must leave via {relay.relayhost}"
+        + (f" and one via each of its {len(relay.fallbacks)} fallback(s)"
+           if relay.fallbacks else ""),
+        function=canary.run, relay=relay, recipient=relay.canary_recipient,
+        seconds=relay.canary_seconds, _if=applied.did_change,
+    )
 
 
 def _fallback_steps(relay: RelaySettings, found: HostState, myhostname: str | None) -> dict:

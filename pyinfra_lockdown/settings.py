@@ -14,261 +14,49 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from pyinfra.api.exceptions import PyinfraError
-
-from . import renamed
-from .operations.ufw_rules import LOG_LEVELS, POLICIES, PRUNE_MODES
+from . import credentials, renamed
+from .credentials import (
+    LEGACY_ENV,
+    LOGIN_ENV,
+    PASSWORD_ENV,
+    Credentials,
+    checked_credentials,
+)
 from .providers import CUSTOM, PROVIDER_NAMES, PROVIDERS, Provider
+from .ufw_rules import LOG_LEVELS, POLICIES, PRUNE_MODES
+from .value_checks import (  # the checks KEYS names; SettingsError is part of the interface
+    DEADMAN_MIN_SECONDS,
+    FALLBACK_FIELDS,
+    VERIFIED_TLS_LEVELS,
+    SettingsError,
+    address_list,
+    boolean,
+    choice,
+    deadman_delay,
+    domain,
+    email,
+    fallback_list,
+    logwatch_detail,
+    logwatch_services,
+    optional_boolean,
+    optional_choice,
+    optional_email,
+    optional_port,
+    path,
+    port,
+    probe,
+    region,
+    relay_host,
+    service_list,
+    tls_level,
+    whole_number,
+)
 
-TLS_LEVELS = ("encrypt", "verify", "secure")
-# The levels at which Postfix checks the relay's certificate against its name and the CA bundle.
-VERIFIED_TLS_LEVELS = ("verify", "secure")
 IMPLICIT_TLS_PORT = 465  # custom relays: wrappermode on this port unless relay_tls_wrappermode says
-LOGIN_ENV, PASSWORD_ENV = "LOCKDOWN_RELAY_LOGIN", "LOCKDOWN_RELAY_PASSWORD"
-# The names before providers other than Mailgun existed; still read, never both disagreeing.
-LEGACY_ENV = {LOGIN_ENV: "MAILGUN_SMTP_LOGIN", PASSWORD_ENV: "MAILGUN_SMTP_PASSWORD"}
-FORBIDDEN_SECRET_KEYS = ("relay_password", "mailgun_password", "smtp_password")
-AUDIT_PROBE_OFF = "off"
-
-# Patterns are used with fullmatch only: `$` also matches before a final newline, and a value
-# with a newline would write a second line into main.cf or a map.
-_HOSTNAME = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
-                       r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
-_ADDRESS = re.compile(r"[A-Za-z0-9._%+=-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts "²" and "٣"
-_BOOL_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
-
-
-class SettingsError(PyinfraError):
-    """Bad host data or missing credentials; raised before any host is changed."""
-
-    def __init__(self, key: str, problem: str, fix: str = ""):
-        self.key, self.problem, self.fix = key, problem, fix
-        message = f"host data `{key}`: {problem}"
-        super().__init__(f"{message}. {fix}".rstrip(". ") + "." if fix else message)
-
-
-# --- value checks: (key, value) -> clean value, or SettingsError naming the key --------------
-
-def choice(*choices: object) -> Callable[[str, Any], Any]:
-    def check(key: str, value: Any) -> Any:
-        if value not in choices:
-            raise SettingsError(key, f"{value!r} is not one of {', '.join(map(str, choices))}")
-        return value
-    check.shown = " | ".join(map(str, choices))  # type: ignore[attr-defined]
-    return check
-
-
-def optional_choice(*choices: object) -> Callable[[str, Any], Any]:
-    strict = choice(*choices)
-    return lambda key, value: None if value is None else strict(key, value)
-
-
-def boolean(key: str, value: Any) -> bool:
-    if isinstance(value, str):  # `pyinfra --data key=false` passes strings
-        value = _BOOL_WORDS.get(value.lower(), value)
-    if not isinstance(value, bool):
-        raise SettingsError(key, f"{value!r} must be True or False")
-    return value
-
-
-def port(key: str, value: Any) -> int:
-    if (isinstance(value, bool) or not isinstance(value, (int, str))
-            or not _DIGITS.fullmatch(str(value))):
-        raise SettingsError(key, f"{value!r} is not a port number")
-    number = int(value)
-    if not 1 <= number <= 65535:
-        raise SettingsError(key, f"{number} is out of range (1-65535)")
-    return number
-
-
-def optional_port(key: str, value: Any) -> int | None:
-    return None if value is None else port(key, value)
-
-
-def whole_number(low: int, high: int | None = None) -> Callable[[str, Any], int]:
-    def check(key: str, value: Any) -> Any:
-        ok = not isinstance(value, bool) and bool(_DIGITS.fullmatch(str(value)))
-        if not ok or int(value) < low or (high is not None and int(value) > high):
-            bounds = f"{low}-{high}" if high is not None else f">= {low}"
-            raise SettingsError(key, f"{value!r} must be a whole number ({bounds})")
-        return int(value)
-    return check
-
-
-# The dead-man check waits for its new SSH connection up to half the delay (at most pyinfra's
-# connect timeout, 10 s by default) and must have concluded, and the disarm run, before the
-# timer fires: below 20 s a slow login or a slow `ufw enable` lets the timer switch off the
-# firewall of a run that succeeded.
-DEADMAN_MIN_SECONDS = 20
-
-
-def deadman_delay(key: str, value: Any) -> int:
-    seconds = whole_number(1)(key, value)
-    if seconds > 3600:
-        whole_number(DEADMAN_MIN_SECONDS, 3600)(key, value)
-    if seconds < DEADMAN_MIN_SECONDS:
-        raise SettingsError(key, f"{value!r} is too short: at least {DEADMAN_MIN_SECONDS} s, "
-                            "so that "
-                            "the timer cannot fire before the new SSH connection's check (up to "
-                            "half the delay) and the disarm of a run that succeeded")
-    return seconds
-
-
-def host_name(key: str, value: Any) -> str | None:
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str) or not (_is_ip(value) or _HOSTNAME.fullmatch(value)):
-        raise SettingsError(key, f"{value!r} is not a host name or IP address")
-    return value
-
-
-def relay_host(key: str, value: Any) -> str | None:
-    """Unset (None) means the provider's host; an empty string is a mistake, not "unset"."""
-    if value == "":
-        raise SettingsError(key, "is empty", "Remove the key to use the provider's host, or set "
-                            "it to the relay's host name or IP address")
-    return host_name(key, value)
-
-
-def optional_boolean(key: str, value: Any) -> bool | None:
-    return None if value is None else boolean(key, value)
-
-
-def region(key: str, value: Any) -> str | None:
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9-]{2,32}", value):
-        raise SettingsError(key, f"{value!r} is not a region name")
-    return value
-
-
-def domain(key: str, value: Any) -> str | None:
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str) or not _HOSTNAME.fullmatch(value) or "." not in value:
-        raise SettingsError(key, f"{value!r} is not a domain")
-    return value
-
-
-def email(key: str, value: Any) -> str:
-    if value is None:
-        raise SettingsError(key, "is required", "Set it to the address that should receive "
-                            "root's mail (cron, logwatch), e.g. ops@example.com")
-    if not isinstance(value, str) or not _ADDRESS.fullmatch(value):
-        raise SettingsError(key, f"{value!r} is not an e-mail address")
-    return value
-
-
-def optional_email(key: str, value: Any) -> str | None:
-    return None if value in (None, "") else email(key, value)
-
-
-def tls_level(key: str, value: Any) -> str:
-    if value in ("may", "none", ""):
-        raise SettingsError(key, f"{value!r} would let the password leave the host without TLS",
-                            "Use encrypt, verify or secure")
-    return choice(*TLS_LEVELS)(key, value)
-
-
-def service_list(key: str, value: Any) -> list:
-    if not isinstance(value, (list, tuple)):
-        raise SettingsError(key, f"{value!r} must be a list of services")
-    return list(value)  # each item is checked by firewall.firewall_rules (it knows ufw's syntax)
-
-
-_LOGWATCH_SERVICE = re.compile(r"-?[A-Za-z0-9][A-Za-z0-9_.-]*")
-LOGWATCH_DETAILS = ("low", "med", "high")
-
-
-def logwatch_detail(key: str, value: Any) -> str:
-    """logwatch's own words (low, med, high) or its numeric level 0-10."""
-    text = str(value).strip().lower()
-    if text in LOGWATCH_DETAILS or (_DIGITS.fullmatch(text) and 0 <= int(text) <= 10
-                                    and not isinstance(value, bool)):
-        return text
-    raise SettingsError(key, f"{value!r} is not a logwatch detail level",
-                        "Use low, med, high or a number 0-10")
-
-
-def logwatch_services(key: str, value: Any) -> list[str]:
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)) or not items:
-        raise SettingsError(key, f"{value!r} must be a non-empty list of logwatch services")
-    names = [str(item).strip() for item in items]
-    for name in names:
-        if not _LOGWATCH_SERVICE.fullmatch(name):
-            raise SettingsError(key, f"{name!r} is not a logwatch service name",
-                                "Use names such as All, postfix, sshd, or -name to leave one out")
-    return names
-
-
-def path(key: str, value: Any) -> str | None:
-    if value in (None, ""):
-        return None
-    if not isinstance(value, (str, os.PathLike)):
-        raise SettingsError(key, f"{value!r} is not a path")
-    return str(value)
-
-
-def address_list(key: str, value: Any) -> list[str] | None:
-    if value in (None, "", []):
-        return None
-    items = value.split(",") if isinstance(value, str) else value
-    if (not isinstance(items, (list, tuple))
-            or not all(host_name(key, str(a).strip()) for a in items)):
-        raise SettingsError(key, f"{value!r} must be a list of host names or addresses")
-    return [str(a).strip() for a in items]
-
-
-# A fallback relay's fields: the top-level key each one mirrors (validated by that key's check).
-FALLBACK_FIELDS = {"provider": "relay_provider", "region": "relay_region", "host": "relay_host",
-                   "port": "relay_port", "tls_level": "relay_tls_level",
-                   "tls_wrappermode": "relay_tls_wrappermode",
-                   "credentials_file": "relay_credentials_file"}
-
-
-def fallback_list(key: str, value: Any) -> list[dict]:
-    """A list of dicts with FALLBACK_FIELDS only (each field is checked by relay_settings)."""
-    if value in (None, "", []):
-        return []
-    items = [value] if isinstance(value, dict) else value
-    if not isinstance(items, (list, tuple)) or not all(isinstance(i, dict) for i in items):
-        raise SettingsError(key, f"{value!r} must be a list of relays, each a dict",
-                            "e.g. [{'provider': 'sendgrid', 'port': 587}]")
-    for index, item in enumerate(items, 1):
-        unknown = sorted(str(name) for name in item if name not in FALLBACK_FIELDS)
-        if unknown:
-            raise SettingsError(f"{key}[{index}]", f"unknown field {unknown[0]!r}",
-                                f"Use {', '.join(FALLBACK_FIELDS)}")
-    return [dict(item) for item in items]
-
-
-def probe(key: str, value: Any) -> Any:
-    """None (a `probes` group if the inventory has one), "off", or a callable the inventory
-    provides: ``probe(addresses, ports) -> {"via": str, "results": [...], "error": str|None}``."""
-    if value is None or value == AUDIT_PROBE_OFF or callable(value):
-        return value
-    raise SettingsError(key, f"{value!r} must be \"off\" or a probe function from the inventory")
-
-
-def _is_ip(text: str) -> bool:
-    """An IPv4 or IPv6 address, without an IPv6 scope id: ``ipaddress`` accepts any text after
-    ``%`` (``::1%x]:587, [mx.attacker.example``), which would end up in main.cf's relayhost."""
-    if "%" in text:
-        return False
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
 
 # --- the keys --------------------------------------------------------------------------------
 
@@ -390,17 +178,6 @@ def _value(data: Any, name: str) -> Any:
 # --- validated settings ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Credentials:
-    login: str = field(repr=False)
-    password: str = field(repr=False)
-
-    def __repr__(self) -> str:
-        # Neither is printed, even by accident: Postmark's login is its API token, SES's an
-        # access key id.
-        return "Credentials(login=***, password=***)"
-
-
-@dataclass(frozen=True)
 class LogwatchSettings:
     enabled: bool = False
     detail: str = "low"
@@ -498,24 +275,10 @@ def relay_settings(data: Any, environ: Mapping[str, str] = os.environ,
     name, preset, host, relay_port, wrappermode, level = _endpoint(data)
     root_forward = _value(data, "mail_root_forward")
     update = _value(data, "apt_update")
-    sender_domain = _value(data, "mail_sender_domain")
-    try:
-        credentials = read_credentials(data, environ)
-    except SettingsError as error:
-        if require_credentials or error.key not in (LOGIN_ENV, "relay_credentials_file"):
-            raise
-        credentials = None
+    declared_domain = _value(data, "mail_sender_domain")
+    credentials = _relay_credentials(data, environ, require_credentials)
     _check_login(preset, credentials, LOGIN_ENV)
-    if sender_domain is None and preset is not None and not preset.login_names_domain:
-        raise SettingsError("mail_sender_domain", f"is required with relay_provider {name!r}: "
-                            f"a {preset.title} login says nothing about your sending domain",
-                            "Set it to the domain your mail is sent from (verified at "
-                            f"{preset.title}), e.g. example.com")
-    if credentials and sender_domain is None:
-        sender_domain = domain("mail_sender_domain", credentials.login.rpartition("@")[2] or None)
-        if sender_domain is None:
-            raise SettingsError("mail_sender_domain", "cannot be derived from the relay login "
-                                "(it is not an address)", "Set it to your sending domain")
+    sender_domain = _sender_domain(declared_domain, name, preset, credentials)
     fallbacks = _fallbacks(data, environ, require_credentials, nexthop(host, relay_port),
                            wrappermode)
     return RelaySettings(host=host, port=relay_port, tls_level=level,
@@ -526,6 +289,35 @@ def relay_settings(data: Any, environ: Mapping[str, str] = os.environ,
                          canary_to=_value(data, "relay_canary_to"),
                          logwatch=logwatch_settings(data), fallbacks=fallbacks,
                          mail_log=_value(data, "mail_log"))
+
+
+def _relay_credentials(data: Any, environ: Mapping[str, str],
+                       require_credentials: bool) -> Credentials | None:
+    """The relay's credentials; ``None`` when they are missing and not required (the audit)."""
+    try:
+        return read_credentials(data, environ)
+    except SettingsError as error:
+        if require_credentials or error.key not in (LOGIN_ENV, "relay_credentials_file"):
+            raise
+        return None
+
+
+def _sender_domain(declared: str | None, name: str, preset: Provider | None,
+                   credentials: Credentials | None) -> str | None:
+    """``mail_sender_domain``, else the domain of a login that is an address (where the
+    provider's logins name it); ``None`` when neither says (the audit without credentials)."""
+    if declared is None and preset is not None and not preset.login_names_domain:
+        raise SettingsError("mail_sender_domain", f"is required with relay_provider {name!r}: "
+                            f"a {preset.title} login says nothing about your sending domain",
+                            "Set it to the domain your mail is sent from (verified at "
+                            f"{preset.title}), e.g. example.com")
+    if credentials and declared is None:
+        derived = domain("mail_sender_domain", credentials.login.rpartition("@")[2] or None)
+        if derived is None:
+            raise SettingsError("mail_sender_domain", "cannot be derived from the relay login "
+                                "(it is not an address)", "Set it to your sending domain")
+        return derived
+    return declared
 
 
 def _endpoint(data: Any) -> tuple[str, Provider | None, str, int, bool, str]:
@@ -610,7 +402,7 @@ def _fallback_credentials(index: int, fields: dict, environ: Mapping[str, str],
                                 "environment", f"Export {login_env} and {password_env}, or set "
                                 "its credentials_file to a file holding LOCKDOWN_RELAY_LOGIN= "
                                 "and LOCKDOWN_RELAY_PASSWORD= lines")
-        return _checked_credentials(login, password, "credentials")
+        return checked_credentials(login, password, "credentials")
     except SettingsError:
         if require_credentials:
             raise
@@ -726,65 +518,9 @@ def audit_settings(data: Any, environ: Mapping[str, str] = os.environ) -> AuditS
     )
 
 
-# --- credentials -----------------------------------------------------------------------------
-
 def read_credentials(data: Any, environ: Mapping[str, str] = os.environ) -> Credentials:
-    """Relay credentials from ``relay_credentials_file`` or the environment, never host data.
-
-    Each of login and password is read under its neutral name (LOCKDOWN_RELAY_*) or its older
-    Mailgun name; when both names are set they must agree (values are never shown)."""
-    for forbidden in FORBIDDEN_SECRET_KEYS:
-        if hasattr(data, "get") and data.get(forbidden) is not None:
-            raise SettingsError(forbidden, "secrets must not be kept in inventory data",
-                                f"Remove it; export {PASSWORD_ENV} or use relay_credentials_file")
-    secret_path = _value(data, "relay_credentials_file")
-    values: Mapping[str, str]
-    if secret_path:
-        values = _read_secret_file(Path(os.path.expanduser(secret_path)))
-        source, key = f"relay_credentials_file {secret_path}", "relay_credentials_file"
-    else:
-        values, source, key = environ, "the environment", LOGIN_ENV
-    renamed.old_env_names(values, source)  # warns once per run: MAILGUN_SMTP_* are renamed
-    found = {}
-    for name, legacy in LEGACY_ENV.items():
-        new, old = values.get(name), values.get(legacy)
-        if new and old and new != old:
-            raise SettingsError(key, f"{name} and {legacy} are both set in {source} and differ",
-                                f"Keep only {name}")
-        found[name] = new or old
-    login, password = found[LOGIN_ENV], found[PASSWORD_ENV]
-    if not login or not password:
-        missing = " and ".join(f"{n} (or {LEGACY_ENV[n]})" for n, v in
-                               ((LOGIN_ENV, login), (PASSWORD_ENV, password)) if not v)
-        raise SettingsError(key, f"no relay credentials: {missing} missing in {source}",
-                            f"Export {LOGIN_ENV} and {PASSWORD_ENV}, or set relay_credentials_file "
-                            "to a file holding both")
-    return _checked_credentials(login, password, key)
-
-
-def _checked_credentials(login: str, password: str, key: str) -> Credentials:
-    if any(c.isspace() for c in login) or "\n" in password:
-        raise SettingsError(key, "the login must not contain spaces and the password must be "
-                            "one line")
-    return Credentials(login=login, password=password)
-
-
-def _read_secret_file(secret: Path) -> dict:
-    key = "relay_credentials_file"
-    try:
-        mode = secret.stat().st_mode
-        text = secret.read_text()
-    except OSError as error:
-        raise SettingsError(key, f"cannot read {secret}: {error.strerror}") from None
-    if mode & 0o077:
-        raise SettingsError(key, f"{secret} is readable by other users (mode {mode & 0o777:o})",
-                            f"Run: chmod 600 {secret}")
-    values = {}
-    for line in text.splitlines():
-        name, sep, value = line.strip().partition("=")
-        if sep and not name.startswith("#"):
-            values[name.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
-    return values
+    """Relay credentials from ``relay_credentials_file`` or the environment (credentials.py)."""
+    return credentials.read_credentials(data, environ, _value(data, "relay_credentials_file"))
 
 
 # --- the README's table ----------------------------------------------------------------------

@@ -18,6 +18,9 @@ from .._typing import override
 from ..remote import script
 from .postfix import MAIN_CF, MAIN_CF_WRITTEN, SMTP_PORTS
 
+# The facts (and their types); the constants are the paths and markers they share.
+__all__ = ["RelayNoise", "MailQueue", "RelayLastAttempt", "SmtpProbe"]
+
 POSTQUEUE = "/usr/sbin/postqueue"
 DEFERRED_DIR = "/var/spool/postfix/deferred"
 

@@ -9,6 +9,9 @@ from .combined import SectionSpec
 from .host_state import HostState, LockdownState, Section
 from .postfix import ALIASES_MAP, SASL_PASSWORD_MAP, SENDERS_MAP
 
+# The facts (and their types); the constants are the paths and markers they share.
+__all__ = ["AuditHostState", "AuditState"]
+
 
 class AuditHostState(HostState):
     """AuditState's sections: LockdownState's plus the audit's own."""

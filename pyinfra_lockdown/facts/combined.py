@@ -16,6 +16,9 @@ from pyinfra.api.exceptions import FactProcessError
 
 from .._typing import override
 
+# The facts (and their types); the constants are the paths and markers they share.
+__all__ = ["CombinedFact", "SectionSpec"]
+
 MARKER = "@@lockdown-section "
 
 

@@ -5,6 +5,9 @@ from pyinfra.api import FactBase
 
 from .._typing import override
 
+# The facts (and their types); the constants are the paths and markers they share.
+__all__ = ["DpkgState"]
+
 MAX_AUDIT_LINES = 20
 
 

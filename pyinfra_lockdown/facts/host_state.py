@@ -27,6 +27,9 @@ from .postfix import (
 )
 from .ufw import SshConnection, SshdConfig, UfwConfig
 
+# The facts (and their types); the constants are the paths and markers they share.
+__all__ = ["HostState", "LockdownState", "Section"]
+
 Section = dict[str, Any]
 
 

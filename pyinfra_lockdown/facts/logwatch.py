@@ -12,6 +12,9 @@ from pyinfra.api.exceptions import FactProcessError
 
 from .._typing import override
 
+# The facts (and their types); the constants are the paths and markers they share.
+__all__ = ["LogwatchState"]
+
 LOGWATCH_PACKAGES = ("logwatch", "libdate-manip-perl")
 LOGWATCH_CONF = "/etc/logwatch/conf/logwatch.conf"
 POSTFIX_SERVICE_CONF = "/etc/logwatch/conf/services/postfix.conf"

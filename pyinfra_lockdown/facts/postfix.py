@@ -26,6 +26,13 @@ from pyinfra.api.exceptions import FactProcessError
 
 from .._typing import override
 
+# The facts (and their types); the constants are the paths and markers they share.
+__all__ = [
+    "PostfixMainCf", "PostfixMasterServices", "PostfixMapTypes", "MapFileState",
+    "SecretFileState", "PostfixStatus", "SmtpListeners", "PostfixParameters",
+    "PostfixDefaults", "MailLogFiles",
+]
+
 POSTCONF = "/usr/sbin/postconf"
 POSTFIX = "/usr/sbin/postfix"
 MAIN_CF = "/etc/postfix/main.cf"
@@ -438,7 +445,7 @@ class SecretFileState(FactBase[dict[str, Any]]):
     + path: the source file, e.g. ``/etc/postfix/sasl_passwd``
 
     The stamp (``<path>.lockdown-stamp``, root 0600) holds a salted scrypt key of the content
-    (``operations/secret_stamp.py``) and the map's inode, size and mtime when lockdown wrote
+    (``secret_stamp.py``) and the map's inode, size and mtime when lockdown wrote
     it. The host compares that identity with the map's own: only a still-valid stamp's key is
     printed, and checking a guess against it costs a deliberate scrypt.
     """

@@ -17,6 +17,9 @@ from pyinfra.api.exceptions import FactProcessError
 
 from .._typing import override
 
+# The facts (and their types); the constants are the paths and markers they share.
+__all__ = ["UfwConfig", "SshdConfig", "SshConnection"]
+
 UFW_NOT_INSTALLED = "ufw: not installed"
 UFW_UNREADABLE = "ufw: cannot read /etc/ufw/user.rules (run as root)"
 SSHD_NOT_INSTALLED = "sshd: not installed"

@@ -9,6 +9,9 @@ from .._typing import Commands
 from ..facts.logwatch import LOGWATCH_CONF, POSTFIX_SERVICE_CONF, LogwatchState
 from ..facts.postfix import LOGWATCH_MAILLOG_CONF, MAIL_LOG_ROTATE_SERVICE, MAIL_LOG_ROTATE_TIMER
 
+# The operations; the other public names are helpers the package's deploys and audit share.
+__all__ = ["conf_file"]
+
 # Content over stdin into a temp file beside the target, then renamed: never half-written.
 _WRITE_SCRIPT = (
     'set -e; d=$(dirname "$1"); mkdir -p "$d"; t=$(mktemp "$d/.lockdown.XXXXXX"); '

@@ -13,6 +13,9 @@ from pyinfra.api import QuoteString, StringCommand, operation
 from .._typing import Commands, Current
 from ..facts.packages import InstalledDebs
 
+# The operations; the other public names are helpers the package's deploys and audit share.
+__all__ = ["installed"]
+
 # Preseeded so that installing postfix never asks and never writes a main.cf of its own:
 # lockdown writes every setting it relies on.
 POSTFIX_PRESEED = "postfix postfix/main_mailer_type select No configuration"
@@ -24,14 +27,14 @@ def _fail(message: str, status: str = "100") -> str:
     return f"{{ echo {quote('lockdown: ' + message)} >&2; exit {status}; }}"
 
 
-def repair_command() -> str:
+def _repair_command() -> str:
     return (f"DEBIAN_FRONTEND=noninteractive {REPAIR} || " + _fail(
         f"dpkg was interrupted on this host and `{REPAIR}` could not finish it (output above). "
         f"Run `sudo {REPAIR}` and `sudo apt-get -f install` on the host, then run the deploy again",
         "1"))
 
 
-def update_command(missing: list[str]) -> str:
+def _update_command(missing: list[str]) -> str:
     # apt-get update exits 0 when a source cannot be fetched ("W: Failed to fetch"): the
     # install would then fail with a misleading "Unable to locate package".
     names = " ".join(missing)
@@ -46,7 +49,7 @@ def update_command(missing: list[str]) -> str:
     )
 
 
-def install_command(missing: list[str]) -> str:
+def _install_command(missing: list[str]) -> str:
     names = " ".join(quote(p) for p in missing)
     return (
         f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {names} || "
@@ -80,9 +83,9 @@ def installed(packages: list[str], update: bool = True, current: Current = None,
         host.noop(f"packages installed: {', '.join(packages)}{note}")
         return
     if interrupted:  # apt refuses to install anything until dpkg has finished its last run
-        yield repair_command()
+        yield _repair_command()
     if "postfix" in missing:
         yield StringCommand("echo", QuoteString(POSTFIX_PRESEED), "| debconf-set-selections")
     if update:
-        yield update_command(missing)
-    yield install_command(missing)
+        yield _update_command(missing)
+    yield _install_command(missing)

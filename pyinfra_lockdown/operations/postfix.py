@@ -32,6 +32,7 @@ from pyinfra.api import (
     operation,
 )
 
+from .. import secret_stamp
 from .._typing import Commands, Current
 from ..facts.postfix import (
     APPLY_ACTIONS,
@@ -50,8 +51,13 @@ from ..facts.postfix import (
     SecretFileState,
     normalize_value,
 )
-from . import secret_stamp
-from .secret_stamp import new_stamp, stamp_matches
+from ..secret_stamp import new_stamp, stamp_matches
+
+# The operations; the other public names are helpers the package's deploys and audit share.
+__all__ = [
+    "main_cf", "master_service", "map_file", "sasl_password_map", "note_pending", "reload",
+    "running",
+]
 
 # Parameters a `postfix reload` does not apply: Postfix must be stopped and started
 # (maillog_file: master itself logs through postlogd only after a start).
@@ -476,7 +482,7 @@ def sasl_password_map(path: str, content: HiddenValue | str, db_type: str | None
     + current: a ``facts.postfix.SecretFileState`` value for ``path``; read when ``None``
 
     Writes like ``map_file``, but decides "is the map current?" from the stamp next to it
-    (``operations/secret_stamp.py``: a salted scrypt key, rewritten with the map; a map
+    (``secret_stamp.py``: a salted scrypt key, rewritten with the map; a map
     edited by hand since is rewritten), never from a digest of the secret. Then compiles the
     map with ``postmap``, forced when the content changed, so the deploy calls one operation.
 

@@ -31,7 +31,7 @@ from ..facts.ufw import (
     UfwConfig,
     ufw_active,
 )
-from .ufw_rules import (
+from ..ufw_rules import (
     LOG_LEVELS,
     POLICIES,
     POLICY_DIRECTIONS,
@@ -42,6 +42,9 @@ from .ufw_rules import (
     normalize_rule,
     rule_arguments,
 )
+
+# The operations; the other public names are helpers the package's deploys and audit share.
+__all__ = ["default_policy", "logging", "ipv6", "enable", "enable_under_deadman", "rules"]
 
 UFW_DEFAULTS_FILE = "/etc/default/ufw"
 UFW_BIN = "/usr/sbin/ufw"
@@ -57,9 +60,9 @@ def default_policy(direction: str, policy: str, current: Current = None) -> Comm
     + policy: ``allow``, ``deny`` or ``reject``
     + current: the UfwConfig value, read from the host when None
     """
-    require_choice("direction", direction, POLICY_DIRECTIONS)
-    require_choice("policy", policy, POLICIES)
-    config = read_config(current)
+    _require_choice("direction", direction, POLICY_DIRECTIONS)
+    _require_choice("policy", policy, POLICIES)
+    config = _read_config(current)
 
     if config and config["defaults"].get(direction) == policy:
         host.noop(f"ufw default {direction} policy is {policy}")
@@ -75,8 +78,8 @@ def logging(level: str, current: Current = None) -> Commands:
     + level: ``off``, ``low``, ``medium``, ``high`` or ``full``
     + current: the UfwConfig value, read from the host when None
     """
-    require_choice("level", level, LOG_LEVELS)
-    config = read_config(current)
+    _require_choice("level", level, LOG_LEVELS)
+    config = _read_config(current)
 
     if config and config["logging"] == level:
         host.noop(f"ufw logging is {level}")
@@ -98,7 +101,7 @@ def ipv6(enabled: bool, current: Current = None) -> Commands:
     """
     if not isinstance(enabled, bool):
         raise OperationValueError(f"enabled: {enabled!r} must be True or False")
-    config = read_config(current)
+    config = _read_config(current)
     value = "yes" if enabled else "no"
 
     if config and config["ipv6"] == enabled:
@@ -128,15 +131,15 @@ def enable(current: Current = None) -> Commands:
 
     + current: the UfwConfig value, read from the host when None
     """
-    config = read_config(current)
+    config = _read_config(current)
 
     if ufw_active(config):
         host.noop("ufw is enabled and its rules are loaded in the kernel")
         return
-    yield activate_command(config)
+    yield _activate_command(config)
 
 
-def activate_command(config: dict[str, Any] | None) -> StringCommand:
+def _activate_command(config: dict[str, Any] | None) -> StringCommand:
     if config and config["enabled"]:
         return StringCommand("sh", "-c", QuoteString(RELOAD_INTO_KERNEL))
     return StringCommand("ufw", "--force", "enable")
@@ -183,14 +186,14 @@ def enable_under_deadman(seconds: int, check: Callable[..., Any],
     """
     if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
         raise OperationValueError(f"seconds: {seconds!r} must be a whole number >= 1")
-    config = read_config(current)
+    config = _read_config(current)
 
     if not deadman_needed(config):
         host.noop("ufw is enabled and no dead-man switch is left: nothing to guard")
         return
-    yield StringCommand("sh", "-c", QuoteString(deadman_arm_script(seconds)))
+    yield StringCommand("sh", "-c", QuoteString(_deadman_arm_script(seconds)))
     if not ufw_active(config):
-        yield activate_command(config)
+        yield _activate_command(config)
     yield FunctionCommand(check, (), dict(check_kwargs or {}))
     yield StringCommand("sh", "-c", QuoteString(DEADMAN_DISARM_SCRIPT))
 
@@ -214,7 +217,7 @@ LEGACY_UNIT_FILES = (f"{DEADMAN_UNIT_DIR}/{DEADMAN_UNIT}.timer "
                      f"{DEADMAN_UNIT_DIR}/{DEADMAN_UNIT}.service")
 
 
-def deadman_arm_script(seconds: int) -> str:
+def _deadman_arm_script(seconds: int) -> str:
     """One command: replace a pending timer, install the boot unit once, write the marker,
     start the transient timer. No daemon-reload unless an older lockdown's unit files are
     there (removed once)."""
@@ -278,28 +281,28 @@ def rules(
       current IPV6 setting. Pass the desired setting when ``ufw.ipv6`` runs before this.
     + current: the UfwConfig value, read from the host when None
     """
-    require_choice("prune", prune, PRUNE_MODES)
-    config = read_config(current)
+    _require_choice("prune", prune, PRUNE_MODES)
+    config = _read_config(current)
     manage_v6 = ipv6 if ipv6 is not None else bool(config["ipv6"]) if config else True
     wanted = checked_rules(declared, prune, tag, manage_v6)
     existing = [dict(rule) for rule in config["rules"]] if config else []
     existing = [rule for rule in existing if manage_v6 or not rule["v6"]]
 
     to_add = rules_to_add(wanted, existing)
-    to_delete = rules_to_delete(wanted, existing, prune, tag)
+    to_delete = _rules_to_delete(wanted, existing, prune, tag)
     if not to_add and not to_delete:
         host.noop(f"ufw rules are up to date ({len(wanted)} declared)")
         return
-    for rule, both_families in merge_families(to_add):
-        yield ufw_command(rule_arguments(rule, both_families=both_families))
-    for rule, both_families in merge_families(to_delete):
-        yield ufw_command(rule_arguments(rule, delete=True, both_families=both_families))
+    for rule, both_families in _merge_families(to_add):
+        yield _ufw_command(rule_arguments(rule, both_families=both_families))
+    for rule, both_families in _merge_families(to_delete):
+        yield _ufw_command(rule_arguments(rule, delete=True, both_families=both_families))
 
 
 # ---------------------------------------------------------------- helpers
 
 
-def read_config(current: Current) -> dict[str, Any] | None:
+def _read_config(current: Current) -> dict[str, Any] | None:
     """The UfwConfig value: the deploy's ``current`` read when given, else a fresh read."""
     return current if current is not None else host.get_fact(UfwConfig)
 
@@ -309,12 +312,12 @@ def deadman_needed(config: dict[str, Any] | None) -> bool:
     return config is None or not ufw_active(config) or any((config.get("deadman") or {}).values())
 
 
-def require_choice(field: str, value: Any, choices: Iterable[str]) -> None:
+def _require_choice(field: str, value: Any, choices: Iterable[str]) -> None:
     if value not in choices:
         raise OperationValueError(f"{field}: {value!r} is not one of {', '.join(choices)}")
 
 
-def checked_rule(spec: dict) -> dict:
+def _checked_rule(spec: dict) -> dict:
     try:
         return normalize_rule(dict(spec))
     except (ValueError, TypeError) as error:
@@ -326,7 +329,7 @@ def checked_rules(declared: list[dict[str, Any]], prune: str, tag: str,
     """Validate, de-duplicate and check the declared rules against prune/tag/IPv6."""
     wanted: list[dict] = []
     for spec in declared:
-        rule = checked_rule(spec)
+        rule = _checked_rule(spec)
         if rule["v6"] and not manage_v6:
             raise OperationValueError(f"IPv6 rule declared while ufw IPv6 is off: {describe(rule)}")
         if prune == "tagged" and not is_tagged(rule, tag):
@@ -346,7 +349,7 @@ def rules_to_add(wanted: list[dict], existing: list[dict]) -> list[dict]:
     return [rule for rule in wanted if rule not in existing]
 
 
-def rules_to_delete(wanted: list[dict], existing: list[dict], prune: str, tag: str) -> list[dict]:
+def _rules_to_delete(wanted: list[dict], existing: list[dict], prune: str, tag: str) -> list[dict]:
     if prune == "off":
         return []
     wanted_identities = {identity(rule) for rule in wanted}
@@ -357,7 +360,7 @@ def rules_to_delete(wanted: list[dict], existing: list[dict], prune: str, tag: s
     ]
 
 
-def merge_families(rules: list[dict]) -> list[tuple[dict, bool]]:
+def _merge_families(rules: list[dict]) -> list[tuple[dict, bool]]:
     """
     Pair a v4 rule and its v6 twin (same everything, source and destination "any") into one
     ``from any`` command, as ufw itself writes them; everything else stays per family.
@@ -375,7 +378,7 @@ def merge_families(rules: list[dict]) -> list[tuple[dict, bool]]:
     return merged
 
 
-def ufw_command(arguments: list[str]) -> StringCommand:
+def _ufw_command(arguments: list[str]) -> StringCommand:
     return StringCommand("ufw", *(QuoteString(argument) for argument in arguments))
 
 

@@ -20,7 +20,7 @@ def test_other_forms_and_encodings_are_leaks():
 
 
 def test_a_salted_scrypt_stamp_and_unrelated_digests_are_not():
-    from pyinfra_lockdown.operations.secret_stamp import new_stamp
+    from pyinfra_lockdown.secret_stamp import new_stamp
 
     stamp = new_stamp(f"{RELAYHOST} {LOGIN}:{PASSWORD}\n")
     assert leaks(f"stamp: valid {stamp} " + hashlib.sha256(b"aliases").hexdigest(), SEARCHED) == []

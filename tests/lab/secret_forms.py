@@ -6,7 +6,7 @@ from it fast enough to check a guess against (issue 14 item 7).
 The forms are what a relay secret looks like in lockdown (the password, ``login:password``,
 the SASL map line with and without its newline) and on the wire (AUTH PLAIN / LOGIN base64);
 each is hashed with every fast digest hashlib offers, in hex and base64. A salted scrypt key
-(the map's stamp, operations/secret_stamp.py) is by design not among them.
+(the map's stamp, secret_stamp.py) is by design not among them.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyinfra_lockdown.operations import secret_stamp
+from pyinfra_lockdown import secret_stamp
 
 
 @pytest.fixture(autouse=True)

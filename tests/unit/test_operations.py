@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from pyinfra_testing.operations import make_operation_tests
 
-from pyinfra_lockdown.operations import secret_stamp
+from pyinfra_lockdown import secret_stamp
 
 FIXTURES = Path(__file__).parent / "operations"
 FIXED_SALT = "5a" * 16  # the salt of the stamps in the sasl_password_map fixtures' stdin

@@ -7,8 +7,9 @@ from pyinfra.api.exceptions import FactProcessError
 from pyinfra.context import ctx_host, ctx_state
 from pyinfra_testing.util import FakeState, create_host
 
+from pyinfra_lockdown import secret_stamp
 from pyinfra_lockdown.facts import postfix as postfix_facts
-from pyinfra_lockdown.operations import postfix, secret_stamp
+from pyinfra_lockdown.operations import postfix
 
 SECRET = "FAKE-s3cret-never-printed"
 CONTENT = f"[smtp.mailgun.org]:587 postmaster@mg.example.org:{SECRET}"
@@ -39,7 +40,7 @@ def test_postfix_secret_only_in_stdin(op, content):
         assert SECRET not in command.get_raw_value()
         assert SECRET not in command.get_masked_value()
     stdin = commands[0].connector_arguments["_stdin"]
-    if op is postfix.sasl_password_map:  # the stamp's line first (operations/secret_stamp.py)
+    if op is postfix.sasl_password_map:  # the stamp's line first (secret_stamp.py)
         stamp, _, stdin = stdin.partition("\n")
         assert secret_stamp.stamp_matches(stamp, CONTENT + "\n")
     assert stdin == CONTENT + "\n"

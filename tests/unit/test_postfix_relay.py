@@ -78,7 +78,7 @@ def _found(relayhost: str, stamp: str | None) -> dict:
 
 def test_a_relay_switch_bridges_with_the_old_relayhosts_own_line_never_the_new_secret():
     from pyinfra_lockdown.mail import _relay_switch_bridge
-    from pyinfra_lockdown.operations.secret_stamp import new_stamp
+    from pyinfra_lockdown.secret_stamp import new_stamp
 
     old = relay(relay_provider="custom", relay_host="relay.old.example")
     settings = relay()
@@ -106,7 +106,7 @@ def test_a_drifted_relayhost_gets_no_bridge_when_the_map_is_current(request):
     """`postconf -e relayhost=[192.0.2.9]:25` by hand: the repair rewrites main.cf alone (the
     bridge once wrote the real credentials under the drifted key too: 7 operations)."""
     from pyinfra_lockdown.mail import _relay_switch_bridge
-    from pyinfra_lockdown.operations.secret_stamp import new_stamp
+    from pyinfra_lockdown.secret_stamp import new_stamp
     from tests.security_ledger import record
 
     settings = relay()

@@ -9,8 +9,9 @@ import pytest
 from pyinfra.context import ctx_host, ctx_state
 from pyinfra_testing.util import FakeState, create_host
 
+from pyinfra_lockdown import secret_stamp
 from pyinfra_lockdown.audit_checks import expected_state, sasl_map_check
-from pyinfra_lockdown.operations import postfix, secret_stamp
+from pyinfra_lockdown.operations import postfix
 from pyinfra_lockdown.settings import audit_settings
 
 HOSTS = 50

@@ -5,9 +5,9 @@ from pyinfra.api.exceptions import FactProcessError
 from pyinfra.context import ctx_host, ctx_state
 from pyinfra_testing.util import FakeState, create_host, get_command_string
 
-from pyinfra_lockdown.facts.ufw import SshdConfig, SshConnection, UfwConfig
+from pyinfra_lockdown.facts.ufw import SshConnection, SshdConfig, UfwConfig
 from pyinfra_lockdown.operations import ufw
-from pyinfra_lockdown.operations.ufw_rules import (
+from pyinfra_lockdown.ufw_rules import (
     lockout_reason,
     normalize_rule,
     parse_service,
