@@ -9,6 +9,7 @@ from pyinfra.operations import python
 from . import _pyinfra
 from .facts.host_state import LockdownState
 from .facts.ufw import DEADMAN_UNIT
+from .egress import egress_rules
 from .operations import packages, ufw
 from .operations.ufw_rules import lockout_reason, parse_service
 from .plan import apt_update_wanted, host_state, if_needed, installs_with_update
@@ -30,9 +31,14 @@ def firewall_rules(settings: FirewallSettings, ssh_ports) -> list[dict]:
     return rules
 
 
+def declared_rules(settings: FirewallSettings, ssh_ports: list[int]) -> list[dict]:
+    """Every rule the deploy keeps: the services let in, then the outgoing mail rules."""
+    return firewall_rules(settings, ssh_ports) + egress_rules(settings)
+
+
 def check_rules_syntax(settings: FirewallSettings) -> None:
     """Validate every item before any host is read (sshd's real ports come later)."""
-    firewall_rules(settings, ssh_ports=(22,))
+    declared_rules(settings, ssh_ports=[22])
 
 
 def sshd_ports(found: dict) -> list[int]:
@@ -89,7 +95,7 @@ def firewall(settings: FirewallSettings | None = None):
     found = host_state(current_host)
     if found is None:  # this host failed its state read; the others go on
         return
-    rules = firewall_rules(settings, sshd_ports(found))
+    rules = declared_rules(settings, sshd_ports(found))
     guard_against_lockout(settings, rules, found)
     update = apt_update_wanted(current_host, settings.apt_update)
     install = if_needed(packages.installed, name="Install ufw", packages=PACKAGES,
