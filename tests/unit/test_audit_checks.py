@@ -80,8 +80,9 @@ def test_bad_host_data_still_raises_naming_the_key():
     ("ufw__enabled", False, "ufw.enabled ufw.mail_egress"),
     ("ufw__ipv6", False, "ufw.ipv6"),
     ("ufw__defaults__incoming", "allow", "ufw.defaults"),
-    ("ufw__rules", [], "ufw.rules ufw.ssh_allowed ufw.mail_egress"),
-    ("ufw__rules", STATE["ufw"]["rules"][:2], "ufw.rules ufw.mail_egress"),  # egress rules gone
+    ("ufw__rules", [], "ufw.mail_egress ufw.rules ufw.ssh_allowed"),
+    ("ufw__rules", [r for r in STATE["ufw"]["rules"] if r["direction"] == "in"],
+     "ufw.mail_egress ufw.rules"),  # the outgoing rules gone
     ("ufw__kernel_problems", ["IPv4: ufw's chains are not loaded in the kernel"], "ufw.kernel"),
     ("ufw__deadman__pending", True, "ufw.deadman"),
     ("ufw__deadman__fired", True, "ufw.deadman"),
