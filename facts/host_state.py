@@ -21,6 +21,7 @@ from .postfix import (
     SmtpListeners,
 )
 from .ufw import SshConnection, SshdConfig, UfwConfig
+from .ufw_output import UfwOutputKernel
 
 
 class LockdownState(CombinedFact):
@@ -28,8 +29,8 @@ class LockdownState(CombinedFact):
     Returns a dict of the granular facts' values, keyed by section:
 
     packages, dpkg, main_cf, master, parameters, defaults, status, listeners, sasl_map,
-    aliases_map, senders_map, tls_policy_map, canary_routes_map, mail_log_files, ufw, sshd,
-    ssh_connection, logwatch (facts.logwatch)
+    aliases_map, senders_map, tls_policy_map, canary_routes_map, mail_log_files, ufw,
+    ufw_output (facts.ufw_output), sshd, ssh_connection, logwatch (facts.logwatch)
     """
 
     @staticmethod
@@ -51,6 +52,7 @@ class LockdownState(CombinedFact):
             "canary_routes_map": (MapFileState, {"path": CANARY_ROUTES_MAP}),
             "mail_log_files": (MailLogFiles, {}),
             "ufw": (UfwConfig, {}),
+            "ufw_output": (UfwOutputKernel, {}),
             "sshd": (SshdConfig, {}),
             "ssh_connection": (SshConnection, {}),
             "logwatch": (LogwatchState, {}),

@@ -18,6 +18,7 @@ from .facts.postfix import COMPILED_MAP_SUFFIX, SMTP_PORTS
 from .egress import blocked_ports, egress_findings
 from .firewall import declared_rules, sshd_ports
 from .facts.logwatch import LOGWATCH_PACKAGES
+from .facts.ufw_output import with_output_kernel
 from .logwatch import MAIL_TO, logwatch_conf, postfix_override, postfix_source
 from .mail import (
     TLS_FLOOR_PARAMETERS, aliases_map, main_cf_settings, public_inet_services, sasl_map_line,
@@ -369,7 +370,7 @@ def relay_check(exp: Expected, last: dict | None, index: int = 0,
 
 def ufw_checks(exp: Expected, state: dict) -> list[Check]:
     fw = exp.firewall
-    ufw = state.get("ufw")
+    ufw = with_output_kernel(state.get("ufw"), state.get("ufw_output"))
     ids = ("ufw.installed", "ufw.enabled", "ufw.kernel", "ufw.defaults", "ufw.ipv6",
            "ufw.logging", "ufw.rules", "ufw.ssh_allowed", "ufw.mail_egress", "ufw.deadman")
     if ufw is None:

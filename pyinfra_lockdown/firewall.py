@@ -9,6 +9,7 @@ from pyinfra.operations import python
 from . import _pyinfra
 from .facts.host_state import LockdownState
 from .facts.ufw import DEADMAN_UNIT
+from .facts.ufw_output import with_output_kernel
 from .egress import egress_rules
 from .operations import packages, ufw
 from .operations.ufw_rules import lockout_reason, parse_service
@@ -102,7 +103,7 @@ def firewall(settings: FirewallSettings | None = None):
                         update=update, current=found["packages"], dpkg=found["dpkg"])
     installs_with_update(current_host, install, update)
     if "ufw" in found["packages"]:
-        configure(settings, rules, found["ufw"])
+        configure(settings, rules, with_output_kernel(found["ufw"], found.get("ufw_output")))
         return
     # ufw's own configuration (its release's defaults) exists only once it is installed: the
     # one extra read after the install (the operations would otherwise each read it).
@@ -111,7 +112,8 @@ def firewall(settings: FirewallSettings | None = None):
 
 
 def _configure_after_install(settings: FirewallSettings, rules: list[dict]) -> None:
-    configure(settings, rules, current_host.get_fact(LockdownState, _sudo=True)["ufw"])
+    found = current_host.get_fact(LockdownState, _sudo=True)
+    configure(settings, rules, with_output_kernel(found["ufw"], found.get("ufw_output")))
 
 
 def configure(settings: FirewallSettings, rules: list[dict], current: dict | None) -> None:

@@ -84,6 +84,8 @@ def test_bad_host_data_still_raises_naming_the_key():
     ("ufw__rules", [r for r in STATE["ufw"]["rules"] if r["direction"] == "in"],
      "ufw.mail_egress ufw.rules"),  # the outgoing rules gone
     ("ufw__kernel_problems", ["IPv4: ufw's chains are not loaded in the kernel"], "ufw.kernel"),
+    ("ufw_output__v6__loaded", 0, "ufw.kernel"),  # ip6tables -F ufw6-user-output
+    ("ufw_output", {}, "ufw.kernel"),  # the outgoing side could not be read
     ("ufw__deadman__pending", True, "ufw.deadman"),
     ("ufw__deadman__fired", True, "ufw.deadman"),
     ("ufw__deadman__armed", True, "ufw.deadman"),

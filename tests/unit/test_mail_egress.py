@@ -12,6 +12,8 @@ import pytest
 
 from pyinfra_lockdown.audit_checks import FAIL, NA, PASS, egress_check
 from pyinfra_lockdown.egress import EGRESS_COMMENT, blocked_ports, egress_rules, outbound_verdict
+from pyinfra_lockdown.facts.ufw import ufw_active
+from pyinfra_lockdown.facts.ufw_output import output_problems, with_output_kernel
 from pyinfra_lockdown.firewall import check_rules_syntax, declared_rules
 from pyinfra_lockdown.operations.ufw import rules_to_add, rules_to_delete
 from pyinfra_lockdown.operations.ufw_rules import normalize_rule, rule_arguments
@@ -212,3 +214,43 @@ def test_a_stricter_default_outgoing_still_passes_when_rules_hold():
     ufw["defaults"] = {**ufw["defaults"], "outgoing": "deny"}
     assert outbound_verdict(ufw["rules"], 2525, False, "deny") == (False, None)
     assert verdict(ufw).verdict == PASS
+
+
+# --- the kernel's copy of the outgoing rules (facts/ufw_output.py) ---------------------------
+
+OUTPUT_FACTS = Path(__file__).parent / "facts" / "ufw_output.UfwOutputKernel"
+
+
+def captured_output(case: str) -> dict:
+    return json.loads((OUTPUT_FACTS / f"{case}.json").read_text())["fact"]
+
+
+@pytest.mark.parametrize("release", sorted(CAPTURED))
+def test_the_converged_kernel_runs_the_outgoing_rules(release):
+    output = captured_output(f"{release}_mail_relay_only")
+    assert output_problems(CAPTURED[release], output) == []
+    assert ufw_active(with_output_kernel(CAPTURED[release], output))
+
+
+@pytest.mark.parametrize("case, problem", [
+    ("debian13_user_output_flushed", "IPv4: 0 of the 4 outgoing user rule lines are loaded"),
+    ("debian12_v6_output_jump_removed", "IPv6: outgoing traffic does not pass ufw's user rules"),
+])
+def test_a_kernel_drift_of_the_outgoing_side_makes_ufw_inactive_for_the_deploy(case, problem):
+    """ufw.enable then reloads ufw into the kernel (the lab test shows the repair)."""
+    release = case.split("_")[0]
+    merged = with_output_kernel(CAPTURED[release], captured_output(case))
+    assert [p for p in merged["kernel_problems"] if p.startswith(problem)], merged
+    assert not ufw_active(merged)
+    assert CAPTURED[release]["kernel_problems"] == []  # the fact's own value is not changed
+
+
+def test_disabled_or_missing_ufw_has_no_outgoing_problems():
+    assert output_problems({**CAPTURED["debian12"], "enabled": False}, {}) == []
+    assert with_output_kernel(None, {}) is None
+
+
+def test_ipv6_off_looks_at_ipv4_only():
+    config = {**CAPTURED["debian12"], "ipv6": False}
+    output = {"v4": captured_output("debian12_mail_relay_only")["v4"]}
+    assert output_problems(config, output) == []
