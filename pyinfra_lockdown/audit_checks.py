@@ -448,7 +448,8 @@ def rules_check(exp: Expected, state: dict) -> Check:
         problems.append("hand-made rules are kept by firewall_prune=" + fw.prune +
                         ": declare them, or converge once with firewall_prune=all")
     return Check("ufw.rules", _verdict(not problems),
-                 f"exactly the {len(wanted)} declared rules ({', '.join(map(str, fw.allowed))})",
+                 f"exactly the {len(wanted)} declared rules ({', '.join(map(str, fw.allowed))}"
+                 f"{', mail egress' if fw.mail_relay_ports is not None else ''})",
                  "; ".join(problems) if problems else f"{len(existing)} rules as declared",
                  {"missing": [describe(r) for r in missing],
                   "unexpected": [describe(r) for r in unexpected]})

@@ -7,10 +7,10 @@ from pyinfra.api import deploy
 from pyinfra.operations import python
 
 from . import _pyinfra
+from .egress import egress_rules
 from .facts.host_state import LockdownState
 from .facts.ufw import DEADMAN_UNIT
 from .facts.ufw_output import with_output_kernel
-from .egress import egress_rules
 from .operations import packages, ufw
 from .operations.ufw_rules import lockout_reason, parse_service
 from .plan import apt_update_wanted, host_state, if_needed, installs_with_update

@@ -4,9 +4,10 @@ A program on the converged box that is not Postfix (run as www-data: the comprom
 opens TCP to an outside lab address that speaks SMTP: the second stand-in (10.77.0.3, an "MX
 host" listening on 25, 465 and 587) and the relay stand-in's IPv6 address. 25 and 465 are
 refused at once (ufw's reject), while the canary and a test mail still arrive at the relay
-stand-in; deleting one rule is seen by the audit and repaired by the next converge; the rules
-survive a reboot; turning the key off opens 25 again (the same connection then gets the
-banner: the test can fail). A fallback on another SMTP port keeps that port open.
+stand-in; deleting one rule, or flushing the kernel's copy, is seen by the audit and repaired
+by the next converge; the rules survive a reboot; turning the key off opens 25 again (the same
+connection then gets the banner: the test can fail). A fallback on another SMTP port keeps that
+port open.
 """
 from __future__ import annotations
 
@@ -19,7 +20,12 @@ from lab import addresses as A
 from lab.relay_names import SECOND_RELAY_NAME
 from lab.standin import second
 from tests.lab.deploy_helpers import (
-    audit_checks, canaries, converge, new_credentials, send_mail, wait_for_mail,
+    audit_checks,
+    canaries,
+    converge,
+    new_credentials,
+    send_mail,
+    wait_for_mail,
 )
 from tests.security_ledger import record
 
@@ -83,7 +89,7 @@ def test_direct_smtp_is_refused_while_relayed_mail_arrives_and_the_audit_guards_
         arrived = wait_for_mail(standin, 1)
         assert [m for m in arrived if "Subject: through the relay" in m["data"]], arrived
 
-        again, totals = converge(lab, [box], env)
+        _, totals = converge(lab, [box], env)
         assert totals["success"] == 0 and totals["error"] == 0, totals
 
         checks = audit_checks(lab, box, env, tmp_path)
@@ -99,7 +105,7 @@ def test_direct_smtp_is_refused_while_relayed_mail_arrives_and_the_audit_guards_
         assert "port 25 open outward over IPv6" in drifted["ufw.mail_egress"]["found"]
         assert "Run the firewall deploy" in drifted["ufw.mail_egress"]["found"]
         assert drifted["ufw.rules"]["verdict"] == "FAIL"
-        repair, totals = converge(lab, [box], env)
+        _, totals = converge(lab, [box], env)
         assert totals["success"] == 1, json.dumps(totals)  # the rules operation only
         assert refused_everywhere(box, CLOSED) == {}
 
@@ -107,6 +113,17 @@ def test_direct_smtp_is_refused_while_relayed_mail_arrives_and_the_audit_guards_
         lab.restart_box(box)
         assert refused_everywhere(box, CLOSED) == {}
         assert audit_checks(lab, box, env, tmp_path)["ufw.mail_egress"]["verdict"] == "PASS"
+
+        # the kernel's copy flushed while user.rules still lists the rules (ufw status shows
+        # them): ufw.kernel names it, the next converge reloads ufw into the kernel
+        assert box.root("iptables -F ufw-user-output").returncode == 0
+        assert direct_smtp(box, A.SECOND_RELAY_V4, 25)[:2] == (True, "220")
+        flushed = audit_checks(lab, box, env, tmp_path)
+        assert flushed["ufw.kernel"]["verdict"] == "FAIL", flushed["ufw.kernel"]
+        assert "outgoing user rule lines are loaded" in flushed["ufw.kernel"]["found"]
+        converge(lab, [box], env)
+        assert refused_everywhere(box, CLOSED) == {}
+        assert audit_checks(lab, box, env, tmp_path)["ufw.kernel"]["verdict"] == "PASS"
 
         # off: outgoing SMTP is the default outgoing policy's again (allow)
         converge(lab, [box], env, data=OFF)

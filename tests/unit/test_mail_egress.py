@@ -9,14 +9,14 @@ import json
 from pathlib import Path
 
 import pytest
+from pyinfra_lockdown.facts.ufw import ufw_active
+from pyinfra_lockdown.facts.ufw_output import output_problems, with_output_kernel
+from pyinfra_lockdown.operations.ufw import rules_to_add, rules_to_delete
+from pyinfra_lockdown.operations.ufw_rules import normalize_rule, rule_arguments
 
 from pyinfra_lockdown.audit_checks import FAIL, NA, PASS, egress_check
 from pyinfra_lockdown.egress import EGRESS_COMMENT, blocked_ports, egress_rules, outbound_verdict
-from pyinfra_lockdown.facts.ufw import ufw_active
-from pyinfra_lockdown.facts.ufw_output import output_problems, with_output_kernel
 from pyinfra_lockdown.firewall import check_rules_syntax, declared_rules
-from pyinfra_lockdown.operations.ufw import rules_to_add, rules_to_delete
-from pyinfra_lockdown.operations.ufw_rules import normalize_rule, rule_arguments
 from pyinfra_lockdown.settings import SettingsError, firewall_settings
 
 FACTS = Path(__file__).parent / "facts" / "ufw.UfwConfig"
