@@ -760,8 +760,8 @@ def check_relay_ports(ports: tuple[int, ...], where: Mapping[int, str] | None = 
                             "MX host listens on: ufw cannot let Postfix reach the relay on 25 "
                             "and refuse everyone else's 25 (the relay's address comes from DNS "
                             "and changes)", f"Use the relay's submission port (587, 2525 or "
-                            f"465) in {named}, or set firewall_mail_relay_only: false to let "
-                            "mail leave directly again")
+                            f"465) in {named}, or set firewall_mail_relay_only: false (outgoing "
+                            "SMTP is then open towards every host)")
 
 
 def audit_settings(data, environ=os.environ) -> AuditSettings:
