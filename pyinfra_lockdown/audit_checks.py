@@ -15,11 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .egress import blocked_ports, egress_findings
 from .facts.audit_state import AuditHostState
 from .facts.logwatch import LOGWATCH_PACKAGES
 from .facts.postfix import COMPILED_MAP_SUFFIX, SMTP_PORTS
+from .facts.ufw_output import with_output_kernel
 from .fallback import relay_label
-from .firewall import firewall_rules, sshd_ports
+from .firewall import declared_rules, sshd_ports
 from .logwatch import MAIL_TO, logwatch_conf, postfix_override, postfix_source
 from .mail import (
     TLS_FLOOR_PARAMETERS,
@@ -398,9 +400,9 @@ def relay_check(exp: Expected, last: dict | None, index: int = 0,
 
 def ufw_checks(exp: Expected, state: AuditHostState) -> list[Check]:
     fw = exp.firewall
-    ufw = state.get("ufw")
+    ufw = with_output_kernel(state.get("ufw"), state.get("ufw_output"))
     ids = ("ufw.installed", "ufw.enabled", "ufw.kernel", "ufw.defaults", "ufw.ipv6",
-           "ufw.logging", "ufw.rules", "ufw.ssh_allowed", "ufw.deadman")
+           "ufw.logging", "ufw.rules", "ufw.ssh_allowed", "ufw.mail_egress", "ufw.deadman")
     if ufw is None:
         return [Check(ids[0], FAIL, "ufw installed", "not installed")] + [
             Check(i, FAIL, "", "ufw not installed") for i in ids[1:]]
@@ -420,6 +422,7 @@ def ufw_checks(exp: Expected, state: AuditHostState) -> list[Check]:
                         fw.logging, _show(ufw.get("logging"))))
     checks += _safely("ufw.rules", rules_check, exp, state)
     checks += _safely("ufw.ssh_allowed", ssh_check, exp, state)
+    checks += _safely("ufw.mail_egress", egress_check, fw, ufw)
     checks += _safely("ufw.deadman", deadman_check, ufw)
     return checks
 
@@ -461,7 +464,7 @@ def rules_check(exp: Expected, state: AuditHostState) -> Check:
     fw, ufw = exp.firewall, state["ufw"] or {}
     ssh_ports = sshd_ports(state)
     try:
-        wanted = checked_rules(firewall_rules(fw, ssh_ports), fw.prune, "lockdown", fw.ipv6)
+        wanted = checked_rules(declared_rules(fw, ssh_ports), fw.prune, "lockdown", fw.ipv6)
     except Exception as error:  # bad host data: the deploy would refuse it too
         return Check("ufw.rules", FAIL, "declared rules", f"cannot compute: {error}")
     existing = [dict(rule) for rule in ufw.get("rules") or []]
@@ -475,7 +478,8 @@ def rules_check(exp: Expected, state: AuditHostState) -> Check:
         problems.append("hand-made rules are kept by firewall_prune=" + fw.prune +
                         ": declare them, or converge once with firewall_prune=all")
     return Check("ufw.rules", _verdict(not problems),
-                 f"exactly the {len(wanted)} declared rules ({', '.join(map(str, fw.allowed))})",
+                 f"exactly the {len(wanted)} declared rules ({', '.join(map(str, fw.allowed))}"
+                 f"{', mail egress' if fw.mail_relay_ports is not None else ''})",
                  "; ".join(problems) if problems else f"{len(existing)} rules as declared",
                  {"missing": [describe(r) for r in missing],
                   "unexpected": [describe(r) for r in unexpected]})
@@ -495,6 +499,27 @@ def ssh_check(exp: Expected, state: AuditHostState) -> Check:
     return Check("ufw.ssh_allowed", _verdict(not blocked),
                  f"sshd ports {ports} allowed over IPv{'4+6' if len(families) == 2 else '4'}",
                  f"blocked over {', '.join(blocked)}" if blocked else "allowed")
+
+
+def egress_check(fw: FirewallSettings, ufw: dict) -> Check:
+    """Mail leaves only through the relay: the SMTP ports other than the relays' closed
+    outward, the relays' open, by the rules ufw has (its order, its default outgoing)."""
+    if fw.mail_relay_ports is None:
+        return Check("ufw.mail_egress", NA, "outgoing SMTP not restricted",
+                     "firewall_mail_relay_only: false")
+    relays = ", ".join(map(str, fw.mail_relay_ports))
+    closed = ", ".join(map(str, blocked_ports(fw.mail_relay_ports))) or "none"
+    expected = f"tcp {closed} rejected outward, the relays' {relays} open"
+    if not ufw.get("enabled"):
+        return Check("ufw.mail_egress", FAIL, expected, "ufw disabled: every port open "
+                     "outward; run the firewall deploy")
+    default = (ufw.get("defaults") or {}).get("outgoing") or "allow"
+    problems = egress_findings(fw, ufw.get("rules") or [], default, bool(ufw.get("ipv6")))
+    found = ("; ".join(problems) + ". Run the firewall deploy (lockdown's rules go back; a "
+             "hand-made rule before them: delete it or set firewall_prune: all)"
+             if problems else "as expected")
+    return Check("ufw.mail_egress", _verdict(not problems), expected, found,
+                 {"relay_ports": list(fw.mail_relay_ports), "problems": problems})
 
 
 # --- relay noise and the outside view --------------------------------------------------------

@@ -10,8 +10,10 @@ from pyinfra.api import Host, State, deploy
 from pyinfra.operations import python
 
 from . import _pyinfra
+from .egress import egress_rules
 from .facts.host_state import HostState, LockdownState
 from .facts.ufw import DEADMAN_UNIT
+from .facts.ufw_output import with_output_kernel
 from .operations import packages, ufw
 from .plan import apt_update_wanted, host_state, if_needed, installs_with_update
 from .settings import FirewallSettings, SettingsError, data_defaults, firewall_settings
@@ -33,9 +35,14 @@ def firewall_rules(settings: FirewallSettings, ssh_ports: Iterable[int]) -> list
     return rules
 
 
+def declared_rules(settings: FirewallSettings, ssh_ports: list[int]) -> list[dict]:
+    """Every rule the deploy keeps: the services let in, then the outgoing mail rules."""
+    return firewall_rules(settings, ssh_ports) + egress_rules(settings)
+
+
 def check_rules_syntax(settings: FirewallSettings) -> None:
     """Validate every item before any host is read (sshd's real ports come later)."""
-    firewall_rules(settings, ssh_ports=(22,))
+    declared_rules(settings, ssh_ports=[22])
 
 
 def sshd_ports(found: HostState) -> list[int]:
@@ -93,14 +100,14 @@ def firewall(settings: FirewallSettings | None = None) -> None:
     found = host_state(current_host)
     if found is None:  # this host failed its state read; the others go on
         return
-    rules = firewall_rules(settings, sshd_ports(found))
+    rules = declared_rules(settings, sshd_ports(found))
     guard_against_lockout(settings, rules, found)
     update = apt_update_wanted(current_host, settings.apt_update)
     install = if_needed(packages.installed, name="Install ufw", packages=PACKAGES,
                         update=update, current=found["packages"], dpkg=found["dpkg"])
     installs_with_update(current_host, install, update)
     if "ufw" in found["packages"]:
-        configure(settings, rules, found["ufw"])
+        configure(settings, rules, with_output_kernel(found["ufw"], found.get("ufw_output")))
         return
     # ufw's own configuration (its release's defaults) exists only once it is installed: the
     # one extra read after the install (the operations would otherwise each read it).
@@ -109,7 +116,8 @@ def firewall(settings: FirewallSettings | None = None) -> None:
 
 
 def _configure_after_install(settings: FirewallSettings, rules: list[dict]) -> None:
-    configure(settings, rules, current_host.get_fact(LockdownState, _sudo=True)["ufw"])
+    found = current_host.get_fact(LockdownState, _sudo=True)
+    configure(settings, rules, with_output_kernel(found["ufw"], found.get("ufw_output")))
 
 
 def configure(settings: FirewallSettings, rules: list[dict], current: dict | None) -> None:

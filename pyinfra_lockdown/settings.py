@@ -57,6 +57,10 @@ from .value_checks import (  # the checks KEYS names; SettingsError is part of t
 )
 
 IMPLICIT_TLS_PORT = 465  # custom relays: wrappermode on this port unless relay_tls_wrappermode says
+# The ports mail reaches another host on: MX delivery (25), implicit TLS (465) and
+# submission (587). firewall_mail_relay_only closes them outward except the relays' own.
+SMTP_PORTS = (25, 465, 587)
+MX_PORT = 25
 
 # --- the keys --------------------------------------------------------------------------------
 
@@ -142,6 +146,12 @@ KEYS = (
         "firewall"),
     Key("firewall_logging", "low", choice(*LOG_LEVELS), "ufw's log level", "firewall"),
     Key("firewall_ipv6", True, boolean, "manage IPv6 rules too (ufw's IPV6=yes)", "firewall"),
+    Key("firewall_mail_relay_only", True, boolean, "mail leaves only through the relay: ufw "
+        f"rejects (and logs) outgoing TCP to {', '.join(map(str, SMTP_PORTS))} except the ports of "
+        "the relay and of each fallback, so a compromised program cannot hand mail to the "
+        "recipients' MX hosts itself; a relay on port 25 is refused (ufw could not tell it from "
+        "any MX host: use its submission port). `false`: outgoing SMTP is left to "
+        "`firewall_default_outgoing`", "firewall"),
     Key("firewall_prune", "tagged", choice(*PRUNE_MODES), "remove undeclared rules: `tagged` "
         "(only lockdown's), `all` (hand-made too) or `off`; never `ufw reset`", "firewall"),
     Key("firewall_deadman", True, boolean, "on the first enable, schedule `ufw disable`, cancelled "
@@ -251,6 +261,9 @@ class FirewallSettings:
     deadman_seconds: int = 120
     deadman_check_port: int | None = None
     apt_update: bool = True
+    # The ports of the relay and its fallbacks when mail may leave only through them
+    # (firewall_mail_relay_only); None: outgoing SMTP is not restricted.
+    mail_relay_ports: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -360,15 +373,13 @@ def _fallbacks(data: Any, environ: Mapping[str, str], require_credentials: bool,
     found = []
     for index, item in enumerate(_value(data, "relay_fallbacks"), 1):
         where = f"relay_fallbacks[{index}]"
-        fields = {FALLBACK_FIELDS[name]: value for name, value in item.items()}
-        fields.setdefault("relay_provider", CUSTOM)
+        fields = _fallback_fields(item)
         try:
             name, preset, host, port_number, implicit, level = _endpoint(fields)
             credentials = _fallback_credentials(index, fields, environ, require_credentials)
             _check_login(preset, credentials, "credentials")
         except SettingsError as error:
-            short = {top: short for short, top in FALLBACK_FIELDS.items()}.get(error.key, error.key)
-            raise SettingsError(f"{where}.{short}", error.problem, error.fix) from None
+            raise _in_fallback(index, error) from None
         relay = FallbackRelay(host=host, port=port_number, tls_level=level, wrappermode=implicit,
                               provider=name, credentials=credentials)
         if relay.relayhost.lower() in seen:
@@ -383,6 +394,19 @@ def _fallbacks(data: Any, environ: Mapping[str, str], require_credentials: bool,
         seen.add(relay.relayhost.lower())
         found.append(relay)
     return tuple(found)
+
+
+def _fallback_fields(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A fallback's fields under the top-level keys they mirror (provider: custom)."""
+    fields = {FALLBACK_FIELDS[name]: value for name, value in item.items()}
+    fields.setdefault("relay_provider", CUSTOM)
+    return fields
+
+
+def _in_fallback(index: int, error: SettingsError) -> SettingsError:
+    """``error`` of a mirrored top-level key, named as the field of fallback ``index``."""
+    short = {top: short for short, top in FALLBACK_FIELDS.items()}.get(error.key, error.key)
+    return SettingsError(f"relay_fallbacks[{index}].{short}", error.problem, error.fix)
 
 
 def _fallback_credentials(index: int, fields: dict, environ: Mapping[str, str],
@@ -502,7 +526,44 @@ def firewall_settings(data: Any) -> FirewallSettings:
         deadman_seconds=_value(data, "firewall_deadman_seconds"),
         deadman_check_port=_value(data, "firewall_deadman_check_port"),
         apt_update=_value(data, "apt_update"),
+        mail_relay_ports=mail_relay_ports(data),
     )
+
+
+def mail_relay_ports(data: Any) -> tuple[int, ...] | None:
+    """The ports of the relay and of each fallback (in order, no repeats) when
+    ``firewall_mail_relay_only`` is on, else None. Needs no credentials and no
+    ``mail_root_forward``: the firewall alone reads it."""
+    if not _value(data, "firewall_mail_relay_only"):
+        return None
+    ports = [_endpoint(data)[3]]
+    for index, item in enumerate(_value(data, "relay_fallbacks"), 1):
+        try:
+            ports.append(_endpoint(_fallback_fields(item))[3])
+        except SettingsError as error:
+            raise _in_fallback(index, error) from None
+    where = {ports[0]: "relay_port"}
+    for index, number in enumerate(ports[1:], 1):
+        where.setdefault(number, f"relay_fallbacks[{index}].port")
+    check_relay_ports(tuple(where), where)
+    return tuple(where)
+
+
+def check_relay_ports(ports: tuple[int, ...], where: Mapping[int, str] | None = None) -> None:
+    """Refuse a relay on port 25 while mail may leave only through the relays: ufw matches
+    ports and addresses, and 25 to the relay is 25 to every MX host (see docs/design.md)."""
+    for number in ports:
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 65535:
+            raise SettingsError("firewall_mail_relay_only", f"relay port {number!r} is not a "
+                                "port number")
+    if MX_PORT in ports:
+        named = (where or {}).get(MX_PORT, "relay_port")
+        raise SettingsError("firewall_mail_relay_only", f"{named} is {MX_PORT}, the port every "
+                            "MX host listens on: ufw cannot let Postfix reach the relay on 25 "
+                            "and refuse everyone else's 25 (the relay's address comes from DNS "
+                            "and changes)", f"Use the relay's submission port (587, 2525 or "
+                            f"465) in {named}, or set firewall_mail_relay_only: false (outgoing "
+                            "SMTP is then open towards every host)")
 
 
 def audit_settings(data: Any, environ: Mapping[str, str] = os.environ) -> AuditSettings:

@@ -26,6 +26,7 @@ from .postfix import (
     SmtpListeners,
 )
 from .ufw import SshConnection, SshdConfig, UfwConfig
+from .ufw_output import UfwOutputKernel
 
 # The facts (and their types); the constants are the paths and markers they share.
 __all__ = ["HostState", "LockdownState", "Section"]
@@ -52,6 +53,7 @@ class HostState(TypedDict):
     canary_routes_map: Section
     mail_log_files: Section  # MailLogFiles
     ufw: Section | None  # UfwConfig
+    ufw_output: dict[str, dict[str, int]]  # UfwOutputKernel
     sshd: Section | None  # SshdConfig
     ssh_connection: Section | None  # SshConnection
     logwatch: Section  # LogwatchState
@@ -62,8 +64,8 @@ class LockdownState(CombinedFact[HostState]):
     Returns a dict of the granular facts' values, keyed by section:
 
     packages, dpkg, main_cf, master, parameters, defaults, status, listeners, sasl_map,
-    aliases_map, senders_map, tls_policy_map, canary_routes_map, mail_log_files, ufw, sshd,
-    ssh_connection, logwatch (facts.logwatch)
+    aliases_map, senders_map, tls_policy_map, canary_routes_map, mail_log_files, ufw,
+    ufw_output (facts.ufw_output), sshd, ssh_connection, logwatch (facts.logwatch)
     """
 
     @staticmethod
@@ -86,6 +88,7 @@ class LockdownState(CombinedFact[HostState]):
             "canary_routes_map": (MapFileState, {"path": CANARY_ROUTES_MAP}),
             "mail_log_files": (MailLogFiles, {}),
             "ufw": (UfwConfig, {}),
+            "ufw_output": (UfwOutputKernel, {}),
             "sshd": (SshdConfig, {}),
             "ssh_connection": (SshConnection, {}),
             "logwatch": (LogwatchState, {}),

@@ -87,6 +87,10 @@ CASES = [
          data={"firewall_deadman_check_port": 99999}),
     Case("firewall deploy alone, bad policy", "firewall_default_incoming",
          data={"firewall_default_incoming": "open"}, deploy="deploys/firewall.py"),
+    Case("mail relay only not a boolean", "firewall_mail_relay_only",
+         data={"firewall_mail_relay_only": "maybe"}),
+    Case("relay on port 25 while mail may leave only through it", "firewall_mail_relay_only",
+         data={"relay_port": 25}, deploy="deploys/firewall.py"),
     # --- credentials in the environment ---
     Case("no credentials at all", LOGIN_KEY, env=NO_ENV),
     Case("password empty", LOGIN_KEY, env={"LOCKDOWN_RELAY_PASSWORD": ""}),

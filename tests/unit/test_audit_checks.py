@@ -77,11 +77,15 @@ def test_bad_host_data_still_raises_naming_the_key():
     ("main_cf__settings__inet_interfaces", "all", "postfix.loopback_only"),
     ("sasl_map__mode", 644, "postfix.sasl_map"),
     ("sasl_map__mtime_ns", 10**19, "postfix.sasl_map"),
-    ("ufw__enabled", False, "ufw.enabled"),
+    ("ufw__enabled", False, "ufw.enabled ufw.mail_egress"),
     ("ufw__ipv6", False, "ufw.ipv6"),
     ("ufw__defaults__incoming", "allow", "ufw.defaults"),
-    ("ufw__rules", [], "ufw.rules ufw.ssh_allowed"),
+    ("ufw__rules", [], "ufw.mail_egress ufw.rules ufw.ssh_allowed"),
+    ("ufw__rules", [r for r in STATE["ufw"]["rules"] if r["direction"] == "in"],
+     "ufw.mail_egress ufw.rules"),  # the outgoing rules gone
     ("ufw__kernel_problems", ["IPv4: ufw's chains are not loaded in the kernel"], "ufw.kernel"),
+    ("ufw_output__v6__loaded", 0, "ufw.kernel"),  # ip6tables -F ufw6-user-output
+    ("ufw_output", {}, "ufw.kernel"),  # the outgoing side could not be read
     ("ufw__deadman__pending", True, "ufw.deadman"),
     ("ufw__deadman__fired", True, "ufw.deadman"),
     ("ufw__deadman__armed", True, "ufw.deadman"),
