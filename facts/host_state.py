@@ -1,6 +1,7 @@
 """Everything lockdown's deploys and audit decide on, read with ONE remote command per host."""
 from .combined import CombinedFact
 from .dpkg import DpkgState
+from .exposure import HostExposure
 from .logwatch import LogwatchState
 from .packages import InstalledDebs
 from .postfix import (
@@ -29,7 +30,8 @@ class LockdownState(CombinedFact):
 
     packages, dpkg, main_cf, master, parameters, defaults, status, listeners, sasl_map,
     aliases_map, senders_map, tls_policy_map, canary_routes_map, mail_log_files, ufw, sshd,
-    ssh_connection, logwatch (facts.logwatch)
+    ssh_connection, logwatch (facts.logwatch), exposure (facts.exposure: listeners beyond
+    loopback, published ports, the DOCKER-USER guard)
     """
 
     @staticmethod
@@ -54,6 +56,7 @@ class LockdownState(CombinedFact):
             "sshd": (SshdConfig, {}),
             "ssh_connection": (SshConnection, {}),
             "logwatch": (LogwatchState, {}),
+            "exposure": (HostExposure, {}),
         }
 
     def command(self, sasl_map=SASL_PASSWORD_MAP, aliases_map=ALIASES_MAP,

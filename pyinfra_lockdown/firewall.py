@@ -8,8 +8,8 @@ from pyinfra.operations import python
 
 from . import _pyinfra
 from .facts.host_state import LockdownState
-from .facts.ufw import DEADMAN_UNIT
-from .operations import packages, ufw
+from .facts.ufw import DEADMAN_UNIT, ufw_active
+from .operations import docker_guard, packages, ufw
 from .operations.ufw_rules import lockout_reason, parse_service
 from .plan import apt_update_wanted, host_state, if_needed, installs_with_update
 from .settings import FirewallSettings, SettingsError, data_defaults, firewall_settings
@@ -96,7 +96,7 @@ def firewall(settings: FirewallSettings | None = None):
                         update=update, current=found["packages"], dpkg=found["dpkg"])
     installs_with_update(current_host, install, update)
     if "ufw" in found["packages"]:
-        configure(settings, rules, found["ufw"])
+        configure(settings, rules, found["ufw"], found.get("exposure"))
         return
     # ufw's own configuration (its release's defaults) exists only once it is installed: the
     # one extra read after the install (the operations would otherwise each read it).
@@ -105,11 +105,14 @@ def firewall(settings: FirewallSettings | None = None):
 
 
 def _configure_after_install(settings: FirewallSettings, rules: list[dict]) -> None:
-    configure(settings, rules, current_host.get_fact(LockdownState, _sudo=True)["ufw"])
+    found = current_host.get_fact(LockdownState, _sudo=True)
+    configure(settings, rules, found["ufw"], found.get("exposure"))
 
 
-def configure(settings: FirewallSettings, rules: list[dict], current: dict | None) -> None:
-    """ufw's rules, policies and enable, decided from ``current`` (the UfwConfig read)."""
+def configure(settings: FirewallSettings, rules: list[dict], current: dict | None,
+              exposure: dict | None = None) -> None:
+    """ufw's rules, policies, DOCKER-USER guard and enable, decided from ``current`` (the
+    UfwConfig read) and ``exposure`` (the HostExposure read)."""
     # Only the FIRST enable is guarded (an active ufw keeps established sessions and the
     # lockout guard checks every later change) - or a re-run while the timer of a failed
     # check is still pending: checked again, else it would disable ufw after this run.
@@ -126,6 +129,10 @@ def configure(settings: FirewallSettings, rules: list[dict], current: dict | Non
                   direction=direction, policy=policy, current=current)
     if_needed(ufw.logging, name=f"ufw logging {settings.logging}", level=settings.logging,
               current=current)
+    if_needed(docker_guard.docker_user_guard,
+              name="DOCKER-USER guard: ports Docker publishes obey the declared rules",
+              rules=rules, families=FAMILIES_V4_V6 if settings.ipv6 else FAMILIES_V4,
+              ufw_active=ufw_active(current), current=exposure)
     if not deadman:
         if_needed(ufw.enable, name="ufw enabled", current=current)
         return
