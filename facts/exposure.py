@@ -179,3 +179,65 @@ def parse_nat_rule(rule: str, family: int) -> dict | None:
             "ports": "any" if values["dport"] is None or negated_port else values["dport"],
             "chain": values["chain"], "to": values["to"] or "",
             "docker": values["chain"].startswith("DOCKER"), "rule": rule.strip()}
+
+
+# Runs on a probe host (the inventory's `probes` group): a TCP connect to each address:port
+# given, all at once (a thread each), with one timeout. One JSON object per line.
+_PORT_PROBE_SCRIPT = r'''
+import json, socket, sys, threading
+timeout = float(sys.argv[1])
+results = []
+for target in sys.argv[2:]:
+    address, _, port = target.rpartition(":")
+    results.append({"address": address.strip("[]"), "port": int(port), "open": False,
+                    "error": None, "relay": None})
+def one(r):
+    try:
+        socket.create_connection((r["address"], r["port"]), timeout=timeout).close()
+        r["open"] = True
+    except OSError as e:
+        r["error"] = type(e).__name__ + ": " + str(e)
+threads = [threading.Thread(target=one, args=(r,)) for r in results]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+for r in results:
+    print(json.dumps(r))
+'''
+
+
+class PortProbe(FactBase):
+    """
+    From this host (a probe host), which ``address:port`` targets accept a TCP connection?
+    Needs python3 on the probe host; ``None`` without it.
+
+    .. code:: python
+
+        [{"address": "198.51.100.7", "port": 8088, "open": True, "error": None, "relay": None}]
+
+    + targets: ``address:port`` strings (IPv6 addresses in brackets)
+    + timeout: the connect timeout, one for all
+    """
+
+    def command(self, targets: tuple[str, ...] = (), timeout: float = 0.4) -> str:
+        import shlex
+
+        quoted = " ".join(shlex.quote(str(t)) for t in targets)
+        return (
+            "if command -v python3 >/dev/null 2>&1; then echo 'python3: yes'; "
+            f"python3 -c {shlex.quote(_PORT_PROBE_SCRIPT)} {float(timeout)} {quoted}; "
+            "else echo 'python3: missing'; fi"
+        )
+
+    def process(self, output: list[str]) -> list[dict] | None:
+        import json
+
+        if not output or output[0] not in ("python3: yes", "python3: missing"):
+            raise FactProcessError(f"PortProbe: unexpected output {output[:1]!r}")
+        if output[0] == "python3: missing":
+            return None
+        try:
+            return [json.loads(line) for line in output[1:]]
+        except ValueError as error:
+            raise FactProcessError(f"PortProbe: {error}") from None

@@ -20,8 +20,9 @@ from pyinfra import state as current_state
 from pyinfra.api import deploy
 from pyinfra.operations import python
 
-from .audit_checks import expected_state, host_checks
-from .audit_probe import probe_from_host, start_probe
+from .audit_checks import Check, Expected, _safely, expected_state, host_checks
+from .audit_exposure import findings, guard_check
+from .audit_probe import probe_addresses, probe_from_host, start_probe
 from .audit_report import PROBES_GROUP, audit_run, report_step
 from .facts.audit_state import AuditState
 from .mail import sasl_map_line
@@ -64,7 +65,8 @@ def audit(settings: AuditSettings | None = None):
     if probe is not None:
         run.probes[current_host.name] = probe
     try:
-        checks = host_checks(expected, found, probe=None)
+        checks = host_checks(expected, found, probe=None) + exposure_state(
+            run, current_host, settings, expected, found)
     except Exception as error:  # noqa: BLE001 - one host's odd state never stops the fleet
         run.record(current_host.name, error=f"cannot check: {type(error).__name__}: {error}",
                    address=current_host.data.get("ssh_hostname"))
@@ -73,3 +75,16 @@ def audit(settings: AuditSettings | None = None):
     if run.claim_report_step():
         python.call(name="report (local, reads only)", function=report_step)
 
+
+
+def exposure_state(run, host, settings: AuditSettings, expected: Expected,
+                   found: dict) -> list[Check]:
+    """The DOCKER-USER guard's check now; the host's exposed ports wait in the run for the
+    report step, which probes them for all hosts at once."""
+    exposed = _safely("outside.ports", findings, expected, found)
+    if exposed and isinstance(exposed[0], Check):  # could not be computed: a FAIL, now
+        return _safely("ufw.docker_user", guard_check, expected, found) + exposed
+    addresses = probe_addresses(host, settings.probe_addresses)
+    with run.lock:
+        run.exposed[host.name] = (exposed[0], settings.probe, addresses)
+    return _safely("ufw.docker_user", guard_check, expected, found)
