@@ -12,6 +12,10 @@ is written in docs/design.md ("Docker: published ports obey the declared rules")
 from __future__ import annotations
 
 import shlex
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .boxes import Box
 
 CONTAINER_NETNS = "ldctr"
 CONTAINER_ADDRESS = "172.17.0.2"
@@ -27,7 +31,8 @@ def docker_rules(host_port: int) -> str:
         "-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER",
         "-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER",
         "-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE",
-        f"-A POSTROUTING -s {ip}/32 -d {ip}/32 -p tcp -m tcp --dport {CONTAINER_PORT} -j MASQUERADE",
+        f"-A POSTROUTING -s {ip}/32 -d {ip}/32 -p tcp -m tcp --dport {CONTAINER_PORT} "
+        "-j MASQUERADE",
         "-A DOCKER -i docker0 -j RETURN",
         f"-A DOCKER ! -i docker0 -p tcp -m tcp --dport {host_port} -j DNAT "
         f"--to-destination {ip}:{CONTAINER_PORT}",
@@ -106,7 +111,7 @@ def forwarding_on(netns: str) -> list[str]:
     return ["nsenter", f"--net=/run/netns/{netns}", "sysctl", "-qw", "net.ipv4.ip_forward=1"]
 
 
-def publish_like_docker(box, host_port: int) -> None:
+def publish_like_docker(box: Box, host_port: int) -> None:
     """Forwarding on, then ``publish_script`` as root in ``box`` (a lab Box)."""
     from . import waiting
     from .errors import LabError

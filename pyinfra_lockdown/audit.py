@@ -18,12 +18,13 @@ from __future__ import annotations
 from pyinfra import host as current_host
 from pyinfra import state as current_state
 from pyinfra.api import deploy
+from pyinfra.api.host import Host
 from pyinfra.operations import python
 
 from .audit_checks import Check, Expected, _safely, expected_state, host_checks
 from .audit_exposure import findings, guard_check
 from .audit_probe import probe_addresses, probe_from_host, start_probe
-from .audit_report import PROBES_GROUP, audit_run, report_step
+from .audit_report import PROBES_GROUP, AuditRun, audit_run, report_step
 from .facts.audit_state import AuditState
 from .mail import sasl_map_line
 from .operations.postfix import prefetch_secret_stamp
@@ -77,7 +78,7 @@ def audit(settings: AuditSettings | None = None):
 
 
 
-def exposure_state(run, host, settings: AuditSettings, expected: Expected,
+def exposure_state(run: AuditRun, host: Host, settings: AuditSettings, expected: Expected,
                    found: dict) -> list[Check]:
     """The DOCKER-USER guard's check now; the host's exposed ports wait in the run for the
     report step, which probes them for all hosts at once."""

@@ -8,6 +8,9 @@ Two sources, both stored in the run's ``AuditRun.probes[target] = {"via", "resul
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
 import gevent
 
 from .audit_report import audit_run
@@ -16,12 +19,18 @@ from .facts.exposure import PortProbe
 from .facts.postfix import SMTP_PORTS
 from .settings import AUDIT_PROBE_OFF, BY_NAME, AuditSettings
 
+if TYPE_CHECKING:
+    from pyinfra.api.host import Host
+
+    from .audit_report import AuditRun
+
 
 def probe_addresses(host, configured: list[str] | None) -> list[str]:
     return configured or [host.data.get("ssh_hostname") or host.name]
 
 
-def _run_probe(probe, addresses: list[str], ports=SMTP_PORTS) -> dict:
+def _run_probe(probe: Callable[[list[str], Any], dict], addresses: list[str],
+               ports: Iterable[int] = SMTP_PORTS) -> dict:
     try:
         return probe(addresses, ports)
     except Exception as error:  # a broken probe is reported as such, not as a crash
@@ -67,11 +76,12 @@ def _target(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def _probe_group(probe_host, targets: list[tuple[str, str, int]]) -> dict[str, dict]:
+def _probe_group(probe_host: Host, targets: list[tuple[str, str, int]]) -> dict[str, dict]:
     """One PortProbe read on a probe host for every (host name, address, port)."""
     try:
-        results = probe_host.get_fact(PortProbe, targets=tuple(_target(a, p) for _, a, p in targets),
-                                      timeout=PROBE_CONNECT_TIMEOUT)
+        results = probe_host.get_fact(
+            PortProbe, targets=tuple(_target(a, p) for _, a, p in targets),
+            timeout=PROBE_CONNECT_TIMEOUT)
         error = None if results is not None else f"python3 missing on {probe_host.name}"
     except Exception as exc:
         results, error = None, f"{probe_host.name}: {type(exc).__name__}: {exc}"
@@ -85,7 +95,7 @@ def _probe_group(probe_host, targets: list[tuple[str, str, int]]) -> dict[str, d
     return by_host
 
 
-def probe_exposed(run) -> None:
+def probe_exposed(run: AuditRun) -> None:
     """Report step, before the report: every host's undeclared TCP ports (known only once
     every host was read) tried from outside, all hosts and ports at once, one timeout. A
     host's own probe function gets its addresses and ports; the others go to the first host

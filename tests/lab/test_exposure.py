@@ -9,9 +9,9 @@ outside and the audit passes; a declared port stays reachable through the guard.
 import json
 
 import pytest
+from pyinfra_lockdown.facts.exposure import GUARD_BEGIN, GUARD_END
 
 from lab.docker_style import publish_like_docker, stray_listener_script
-from pyinfra_lockdown.facts.exposure import GUARD_BEGIN, GUARD_END
 from tests.lab.deploy_helpers import converge, new_credentials, report_path
 from tests.lab.test_audit import assert_report_is_the_end
 from tests.lab.test_firewall import cli_data

@@ -11,22 +11,30 @@ from typing import Any
 
 import gevent
 import pytest
+from pyinfra_lockdown.facts.exposure import PortProbe, parse_nat_rule, parse_ss_line
 
 from pyinfra_lockdown.audit_checks import FAIL, NA, PASS, expected_state
 from pyinfra_lockdown.audit_exposure import Findings, exposure_checks, findings, guard_check
 from pyinfra_lockdown.audit_probe import probe_exposed
 from pyinfra_lockdown.audit_report import AuditRun, build_report, host_entry, render_table
 from pyinfra_lockdown.exposure import (
-    Exposure, block_digest, declared, exposures, guard_active, guard_block, guard_rules,
-    ports_to_probe, undeclared,
+    Exposure,
+    block_digest,
+    declared,
+    exposures,
+    guard_active,
+    guard_block,
+    guard_rules,
+    ports_to_probe,
+    undeclared,
 )
-from pyinfra_lockdown.facts.exposure import PortProbe, parse_nat_rule, parse_ss_line
 from pyinfra_lockdown.firewall import firewall_rules
 from pyinfra_lockdown.settings import audit_settings, firewall_settings
 
 FIXTURES = Path(__file__).parent / "facts" / "exposure.HostExposure"
 RELEASES = ("debian12", "debian13")
-DATA = {"relay_host": "10.77.0.1", "relay_tls_level": "encrypt", "mail_root_forward": "admin@lab.test"}
+DATA = {"relay_host": "10.77.0.1", "relay_tls_level": "encrypt",
+        "mail_root_forward": "admin@lab.test"}
 
 
 def captured(case: str) -> dict[str, Any]:
@@ -73,8 +81,10 @@ def test_a_hostile_process_name_is_kept_as_text_and_never_shifts_the_fields() ->
 
 def test_udp_and_interface_bound_listeners() -> None:
     dhcp = parse_ss_line('udp UNCONN 0 0 0.0.0.0%eth0:68 0.0.0.0:* users:(("dhclient",pid=4,fd=7))')
-    assert dhcp is not None and (dhcp["proto"], dhcp["port"], dhcp["interface"]) == ("udp", 68, "eth0")
-    six = parse_ss_line('udp UNCONN 0 0 [fe80::1]%eth0:546 [::]:* users:(("systemd-networkd",pid=2,fd=9))')
+    assert dhcp is not None
+    assert (dhcp["proto"], dhcp["port"], dhcp["interface"]) == ("udp", 68, "eth0")
+    six = parse_ss_line('udp UNCONN 0 0 [fe80::1]%eth0:546 [::]:* '
+                        'users:(("systemd-networkd",pid=2,fd=9))')
     assert six is not None and six["address"] == "fe80::1"
 
 
@@ -157,7 +167,8 @@ def test_guard_rules_let_declared_published_ports_in_per_family_and_drop_the_res
     assert any("-s 198.51.100.0/24 -p tcp -m conntrack --ctstate DNAT --ctorigdstport 5432"
                in line for line in v4)
     assert not any("198.51.100.0/24" in line for line in v6)
-    assert any("-p udp -m conntrack --ctstate DNAT --ctorigdstport 6000:6001" in line for line in v6)
+    assert any("-p udp -m conntrack --ctstate DNAT --ctorigdstport 6000:6001" in line
+               for line in v6)
     assert v4[0].startswith("-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED")
     assert v4[-2:] == [f"-A DOCKER-USER -o {b} -m comment --comment lockdown-guard -j DROP"
                        for b in ("docker0", "br-+")]
@@ -198,7 +209,8 @@ def test_without_a_probe_docker_without_guard_fails_and_a_listener_is_not_judged
     assert checks["outside.8088/tcp"].verdict == FAIL
     assert "no DOCKER-USER guard" in checks["outside.8088/tcp"].found
     assert checks["outside.9099/tcp"].verdict == NA
-    guarded = findings(EXPECTED, state(captured("debian12_docker_published_guarded_stray_listener")))
+    guarded = findings(EXPECTED,
+                       state(captured("debian12_docker_published_guarded_stray_listener")))
     by_id = {c.id: c for c in exposure_checks(guarded, None)}
     assert by_id["outside.8088/tcp"].verdict == PASS and "guard" in by_id["outside.8088/tcp"].found
 
