@@ -66,7 +66,9 @@ def probe_from_host(probe_host, state, group: str) -> None:
         results, error = None, f"{probe_host.name}: {type(exc).__name__}: {exc}"
     run = audit_run(state)
     with run.lock:
-        run.probe_hosts.append(probe_host)
+        # the Host itself: ``probe_host`` may be pyinfra's context proxy, which would be
+        # whichever host is current when the report step runs
+        run.probe_hosts.append(state.inventory.get_host(probe_host.name))
         for target in targets:
             mine = [r for r in results or [] if by_address.get(r["address"]) == target.name]
             run.probes[target.name] = {"via": probe_host.name, "results": mine, "error": error}
@@ -99,19 +101,23 @@ def probe_exposed(run: AuditRun) -> None:
     """Report step, before the report: every host's undeclared TCP ports (known only once
     every host was read) tried from outside, all hosts and ports at once, one timeout. A
     host's own probe function gets its addresses and ports; the others go to the first host
-    of the probes group in one command."""
+    of the probes group in one command (as for 25/465/587, the group probes every other host
+    of the run, ``audit_probe: off`` or not)."""
     jobs, group_targets = [], []
     for name, (found, probe, addresses) in sorted(run.exposed.items()):
         ports = found.probe_ports
-        if not ports or probe == AUDIT_PROBE_OFF:
+        if not ports:
             continue
-        if probe is not None:
+        if callable(probe):
             jobs.append((name, gevent.spawn(_run_probe, probe, addresses, ports)))
         elif run.probe_hosts:
             group_targets += [(name, address, port) for address in addresses for port in ports]
-    group = gevent.spawn(_probe_group, run.probe_hosts[0], group_targets) if group_targets else None
-    gevent.joinall([job for _, job in jobs] + ([group] if group else []))
+    # The probe host's command runs in this greenlet (pyinfra's context lives here, a new
+    # greenlet has none) while the probe functions' greenlets run.
+    if group_targets:
+        run.exposure_probes.update(_probe_group(run.probe_hosts[0], group_targets))
+    gevent.joinall([job for _, job in jobs])
     for name, job in jobs:
-        run.exposure_probes[name] = job.value
-    if group is not None:
-        run.exposure_probes.update(group.value)
+        run.exposure_probes[name] = job.value if job.successful() else {
+            "via": "audit_probe", "results": [], "error": f"{type(job.exception).__name__}: "
+                                                           f"{job.exception}"}

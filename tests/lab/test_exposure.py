@@ -13,7 +13,7 @@ from pyinfra_lockdown.facts.exposure import GUARD_BEGIN, GUARD_END
 
 from lab.docker_style import publish_like_docker, stray_listener_script
 from tests.lab.deploy_helpers import converge, new_credentials, report_path
-from tests.lab.test_audit import assert_report_is_the_end
+from tests.lab.test_audit import assert_report_is_the_end, audit_from_probe_host
 from tests.lab.test_firewall import cli_data
 
 pytestmark = pytest.mark.lab
@@ -110,3 +110,22 @@ def test_exposed_ports_fail_by_name_filtered_pass_and_the_fix_closes_them(lab, b
                            firewall_allowed=["ssh", f"{PUBLISHED}/tcp"])
     assert_report_is_the_end(result, clean=True)
     assert f"outside.{PUBLISHED}/tcp" not in checks
+
+
+def test_a_probes_group_host_probes_the_exposed_ports_in_one_command(lab, two_boxes, standin):
+    """Production's outside view: the `probes` group's host tries the target's undeclared
+    ports (PortProbe, one command for the run) after every host was read."""
+    target, probe = two_boxes
+    env = new_credentials(standin)
+    converge(lab, [target], env)
+    start_listener(target, STRAY, "stray-db")
+    start_listener(target, FILTERED, "quiet-db")
+    assert target.root(f"ufw allow {STRAY}/tcp").returncode == 0
+
+    result, checks = audit_from_probe_host(lab, target, probe, env)
+    assert_report_is_the_end(result, clean=False)
+    stray, quiet = checks[f"outside.{STRAY}/tcp"], checks[f"outside.{FILTERED}/tcp"]
+    assert stray["verdict"] == "FAIL" and f"{target.ipv4}:{STRAY}" in stray["found"]
+    assert stray["value"]["via"] == probe.name and "stray-db" in stray["found"]
+    assert quiet["verdict"] == "PASS" and f"via {probe.name}" in quiet["found"]
+    assert checks["outside.smtp"]["verdict"] == "PASS"

@@ -254,7 +254,7 @@ def test_every_hosts_ports_are_probed_at_once_with_one_timeout() -> None:
     for index in range(5):
         run.exposed[f"box{index}"] = (no_guard_findings(), slow_probe, [f"10.0.0.{index}"])
     run.exposed["clean"] = (Findings(), slow_probe, ["10.0.0.9"])  # nothing to probe
-    run.exposed["off"] = (no_guard_findings(), "off", ["10.0.0.8"])
+    run.exposed["off"] = (no_guard_findings(), "off", ["10.0.0.8"])  # no probes group: none
     started = time.monotonic()
     probe_exposed(run)
     assert time.monotonic() - started < 0.6  # five hosts: one timeout, not five
