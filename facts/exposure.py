@@ -34,12 +34,13 @@ def _family_reads() -> str:
     for family, save in _FAMILIES:
         parts.append(
             f"if command -v {save} >/dev/null 2>&1; then "
-            f"nat=$({save} -t nat 2>/dev/null); flt=$({save} -t filter 2>/dev/null); "
-            "printf '%s\\n' \"$nat\" | grep -E '^-A .* -j (DNAT|REDIRECT)( |$)' "
+            # one save of every table: DNAT/REDIRECT exist only in nat, DOCKER-USER in filter
+            f"all=$({save} 2>/dev/null); "
+            "printf '%s\\n' \"$all\" | grep -E '^-A .* -j (DNAT|REDIRECT)( |$)' "
             f"| sed 's/^/{NAT_LINE}{family} /'; "
-            f"echo \"{GUARD_LINE}{family} kernel: $(printf '%s\\n' \"$flt\" | grep -c "
-            f"'^-A DOCKER-USER .*--comment {GUARD_COMMENT}') jump: $(printf '%s\\n' \"$flt\" | "
-            "grep -c '^-A FORWARD -j DOCKER-USER$') chain: $(printf '%s\\n' \"$flt\" | "
+            f"echo \"{GUARD_LINE}{family} kernel: $(printf '%s\\n' \"$all\" | grep -c "
+            f"'^-A DOCKER-USER .*--comment {GUARD_COMMENT}') jump: $(printf '%s\\n' \"$all\" | "
+            "grep -c '^-A FORWARD -j DOCKER-USER$') chain: $(printf '%s\\n' \"$all\" | "
             "grep -c '^:DOCKER-USER ')\"; fi; "
             f"f={AFTER_RULES[family]}; "
             f"if [ ! -e \"$f\" ]; then echo '{FILE_LINE}{family} missing'; "
