@@ -19,9 +19,12 @@ from ..exposure import guard_block, guard_problems
 from ..facts.exposure import AFTER_RULES, GUARD_BEGIN, GUARD_END, HostExposure
 from .decide import operation
 
-# Rewrites one after.rules: without the old block, the new one (stdin) appended; same owner
-# and mode (ufw ships them root 0640), renamed over the file.
+# Rewrites one after.rules: the block first tried by the kernel's own parser (`--test`: a
+# block the running iptables cannot load never reaches the file ufw loads at boot), then the
+# file without the old block, the new one appended; same owner and mode (ufw ships them root
+# 0640), renamed over the file.
 _REWRITE = (
+    "printf %s {block} | {restore} --test --noflush && "
     'f={path}; t=$(mktemp "$f.lockdown.XXXXXX") && '
     "awk -v b={begin} -v e={end} "
     "'index($0, b) == 1 {{ skip = 1 }} !skip {{ print }} index($0, e) == 1 {{ skip = 0 }}' "
@@ -54,6 +57,7 @@ def docker_user_guard(rules: list[dict], families: tuple[int, ...], ufw_active: 
         raise_missing(missing)
     commands = [
         _REWRITE.format(path=shlex.quote(AFTER_RULES[family]), begin=shlex.quote(GUARD_BEGIN),
+                        restore="iptables-restore" if family == 4 else "ip6tables-restore",
                         end=shlex.quote(GUARD_END),
                         block=shlex.quote(guard_block(rules, family)))
         for family in families
