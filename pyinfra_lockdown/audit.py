@@ -77,7 +77,6 @@ def audit(settings: AuditSettings | None = None):
         python.call(name="report (local, reads only)", function=report_step)
 
 
-
 def exposure_state(run: AuditRun, host: Host, settings: AuditSettings, expected: Expected,
                    found: dict) -> list[Check]:
     """The DOCKER-USER guard's check now; the host's exposed ports wait in the run for the
