@@ -11,7 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .audit_checks import FAIL, NA, PASS, Check, Expected, _join
-from .exposure import Exposure, exposures, guard_active, guard_problems, ports_to_probe, undeclared
+from .exposure import (
+    Exposure,
+    exposures,
+    guard_active,
+    guard_problems,
+    guard_source_rules,
+    ports_to_probe,
+    undeclared,
+)
 from .facts.postfix import SMTP_PORTS
 from .facts.ufw import ufw_active
 from .firewall import FAMILIES_V4, FAMILIES_V4_V6, firewall_rules, sshd_ports
@@ -44,10 +52,11 @@ def findings(exp: Expected, state: dict) -> Findings:
     families = FAMILIES_V4_V6 if fw.ipv6 else FAMILIES_V4
     incoming = ((ufw or {}).get("defaults") or {}).get("incoming")
     items = undeclared(found, rules, SMTP_PORTS)
+    guarded = guard_source_rules(fw)
     return Findings(
         items=items,
         declared=[e.label for e in exposures(found, SMTP_PORTS) if e not in items],
-        guard={family: guard_active(found, family, rules) for family in families},
+        guard={family: guard_active(found, family, guarded) for family in families},
         filtering=ufw_active(ufw) and incoming in ("deny", "reject"),
         problem=None if found.get("ss") else "ss is missing: listeners unknown",
     )
@@ -59,9 +68,9 @@ def guard_check(exp: Expected, state: dict) -> Check:
     expected = "DOCKER-USER guard in ufw's after rules and loaded (published ports obey the rules)"
     if ufw is None:
         return Check("ufw.docker_user", FAIL, expected, "ufw not installed")
-    rules = firewall_rules(fw, sshd_ports(state))
     families = FAMILIES_V4_V6 if fw.ipv6 else FAMILIES_V4
-    problems = guard_problems(state.get("exposure"), rules, families, ufw_active(ufw))
+    problems = guard_problems(state.get("exposure"), guard_source_rules(fw), families,
+                              ufw_active(ufw))
     if problems:
         return Check("ufw.docker_user", FAIL, expected,
                      "; ".join(problems) + ": converge to restore it", {"problems": problems})

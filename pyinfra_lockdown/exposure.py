@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .facts.exposure import GUARD_BEGIN, GUARD_COMMENT, GUARD_END
+from .operations.ufw_rules import parse_service
+from .settings import FirewallSettings
 
 # Docker's default bridge and its user-defined bridges (br-<network id>): traffic from them
 # is the containers' own (to the host's published ports, to each other, out to the internet).
@@ -93,6 +95,24 @@ def ports_to_probe(items: list[Exposure]) -> list[int]:
 
 
 # --- the DOCKER-USER guard -------------------------------------------------------------------
+
+def _names_ssh(item: object) -> bool:
+    if isinstance(item, dict):
+        item = item.get("service", item.get("port"))
+    return str(item).strip().lower().partition("/")[0] == "ssh"
+
+
+def guard_source_rules(settings: FirewallSettings) -> list[dict]:
+    """The declared rules the guard lets published ports in for: every ``firewall_allowed``
+    item but ``ssh`` (sshd's ports are never Docker's; leaving them out keeps the guard, and
+    a ufw reload, out of every move of sshd)."""
+    families = (4, 6) if settings.ipv6 else (4,)
+    rules: list[dict] = []
+    for item in settings.allowed:
+        if not _names_ssh(item):
+            rules += parse_service(item, ssh_ports=(22,), families=families)
+    return rules
+
 
 def guard_rules(rules: list[dict], family: int) -> list[str]:
     """iptables-restore lines of DOCKER-USER: connections Docker published (DNAT) from

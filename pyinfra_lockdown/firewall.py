@@ -7,6 +7,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import python
 
 from . import _pyinfra
+from .exposure import guard_source_rules
 from .facts.host_state import LockdownState
 from .facts.ufw import DEADMAN_UNIT, ufw_active
 from .operations import docker_guard, packages, ufw
@@ -131,7 +132,8 @@ def configure(settings: FirewallSettings, rules: list[dict], current: dict | Non
               current=current)
     if_needed(docker_guard.docker_user_guard,
               name="DOCKER-USER guard: ports Docker publishes obey the declared rules",
-              rules=rules, families=FAMILIES_V4_V6 if settings.ipv6 else FAMILIES_V4,
+              rules=guard_source_rules(settings),
+              families=FAMILIES_V4_V6 if settings.ipv6 else FAMILIES_V4,
               ufw_active=ufw_active(current), current=exposure)
     if not deadman:
         if_needed(ufw.enable, name="ufw enabled", current=current)

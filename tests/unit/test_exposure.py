@@ -25,6 +25,7 @@ from pyinfra_lockdown.exposure import (
     guard_active,
     guard_block,
     guard_rules,
+    guard_source_rules,
     ports_to_probe,
     undeclared,
 )
@@ -44,6 +45,12 @@ def captured(case: str) -> dict[str, Any]:
 def ssh_rules(*extra: Any, ipv6: bool = True) -> list[dict]:
     return firewall_rules(firewall_settings({"firewall_allowed": ["ssh", *extra],
                                              "firewall_ipv6": ipv6}), [22])
+
+
+def guarded(*extra: Any, ipv6: bool = True) -> list[dict]:
+    """The rules the guard is built from (firewall_allowed without ssh)."""
+    return guard_source_rules(firewall_settings({"firewall_allowed": ["ssh", *extra],
+                                                 "firewall_ipv6": ipv6}))
 
 
 def state(exposure: dict, incoming: str = "deny", enabled: bool = True) -> dict:
@@ -141,7 +148,7 @@ def test_the_docker_published_port_and_the_stray_listener_are_undeclared(release
     assert ports_to_probe(items) == [8088, 9099]
     assert items[0].published[0]["to"] == "172.17.0.2:80" and items[1].listeners
     assert undeclared(found, ssh_rules("8088/tcp", "9099/tcp")) == []
-    assert not guard_active(found, 4, ssh_rules())
+    assert not guard_active(found, 4, guarded())
 
 
 @pytest.mark.parametrize("release", RELEASES)
@@ -152,9 +159,9 @@ def test_the_guard_block_digest_is_what_the_host_prints(release: str) -> None:
         found = captured(f"{release}_{case}")
         for family in (4, 6):
             assert found["guard"][f"v{family}"]["file"] == block_digest(
-                guard_block(ssh_rules(), family))
+                guard_block(guarded(), family))
         # loaded in the kernel; the jump to it is Docker's (none on the box without Docker)
-        assert guard_active(found, 4, ssh_rules()) == (case != "converged")
+        assert guard_active(found, 4, guarded()) == (case != "converged")
         checks = guard_check(EXPECTED, state(found))
         assert checks.verdict == PASS, checks
     unguarded = guard_check(EXPECTED, state(captured(f"{release}_docker_published_no_guard")))
@@ -162,8 +169,9 @@ def test_the_guard_block_digest_is_what_the_host_prints(release: str) -> None:
 
 
 def test_guard_rules_let_declared_published_ports_in_per_family_and_drop_the_rest() -> None:
-    rules = ssh_rules({"port": 5432, "from": "198.51.100.0/24"}, "6000:6001/udp")
+    rules = guarded({"port": 5432, "from": "198.51.100.0/24"}, "6000:6001/udp")
     v4, v6 = guard_rules(rules, 4), guard_rules(rules, 6)
+    assert not any("--ctorigdstport 22 " in line for line in v4 + v6)  # ssh: never Docker's
     assert any("-s 198.51.100.0/24 -p tcp -m conntrack --ctstate DNAT --ctorigdstport 5432"
                in line for line in v4)
     assert not any("198.51.100.0/24" in line for line in v6)
