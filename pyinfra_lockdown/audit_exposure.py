@@ -126,7 +126,9 @@ def exposure_checks(found: Findings, probe: dict | None) -> list[Check]:
     for item in found.items:
         check_id = f"outside.{item.label}"
         who = _who(item)
-        bypass = [r for r in item.published if not found.guard.get(r["family"], False)]
+        # the guard covers what Docker publishes (DNAT into its bridges), nothing else
+        bypass = [r for r in item.published
+                  if r["docker"] and not found.guard.get(r["family"], False)]
         answered = sorted({_join(r["address"], r["port"]) for r in results
                            if r.get("port") == item.port and r.get("open")})
         probed = sorted({r["address"] for r in results if r.get("port") == item.port})
@@ -149,7 +151,8 @@ def exposure_checks(found: Findings, probe: dict | None) -> list[Check]:
                 checks.append(Check(check_id, PASS, EXPECTED, f"filtered from outside on "
                                     f"{', '.join(probed)} (via {probe.get('via')}): {who}",
                                     value))
-        elif item.published and not item.listeners and not bypass:
+        elif (item.published and all(r["docker"] for r in item.published)
+              and not item.listeners and not bypass):
             checks.append(Check(check_id, PASS, EXPECTED, "dropped by lockdown's DOCKER-USER "
                                 f"guard (not probed: {NO_PROBE if probe is None else 'UDP'}): "
                                 f"{who}", value))

@@ -286,3 +286,13 @@ def test_exposure_entries_are_one_per_port_and_protocol() -> None:
                                           "-j DNAT --to-destination 172.17.0.2:80", 4)]}
     (item,) = exposures(found)
     assert isinstance(item, Exposure) and item.listeners and item.published
+
+
+def test_a_nat_rule_that_is_not_dockers_is_judged_by_the_probe_not_the_guard() -> None:
+    redirect = {"ss": True, "listeners": [], "guard": {}, "published": [parse_nat_rule(
+        "-A PREROUTING -p tcp -m tcp --dport 8443 -j REDIRECT --to-ports 22", 4)]}
+    found = findings(EXPECTED, state(redirect))
+    (unprobed,) = exposure_checks(found, None)
+    assert unprobed.verdict == NA and "not probed" in unprobed.found
+    (opened,) = exposure_checks(found, probe_of([("10.77.0.11", 8443, True)]))
+    assert opened.verdict == FAIL and "nat rule" in opened.found
