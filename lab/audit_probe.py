@@ -10,6 +10,7 @@ from __future__ import annotations
 import gevent
 
 from pyinfra_lockdown.facts.audit import PROBE_CONNECT_TIMEOUT
+from pyinfra_lockdown.facts.postfix import SMTP_PORTS
 
 from .probe import smtp_relay_attempt, tcp_open
 
@@ -26,7 +27,9 @@ def lab_prober(addresses: list[str], ports) -> dict:
         result = tcp_open(address, port, timeout=CONNECT_TIMEOUT)
         if result["error"] and not any(word in result["error"] for word in _CLOSED):
             raise RuntimeError(f"{address}:{port}: {result['error']} (not in the lab namespace?)")
-        relay = smtp_relay_attempt(address, port, timeout=5) if result["open"] else None
+        # a relay attempt on the SMTP ports only (the audit also probes any exposed port)
+        relay = (smtp_relay_attempt(address, port, timeout=5)
+                 if result["open"] and port in SMTP_PORTS else None)
         return {"address": address, "port": port, "open": result["open"],
                 "error": result["error"], "relay": relay}
 

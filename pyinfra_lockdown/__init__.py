@@ -22,7 +22,8 @@ Layers (each imports only those below it; docs/design.md):
     remote/        the scripts sent to hosts (read as text, never imported by the others)
     leaves         import nothing of lockdown; any layer may use them: ufw_rules (the rule
                    domain), secret_stamp (the SASL map's stamp), providers, relay_causes,
-                   renamed, text, value_checks, _typing, _pyinfra (what goes beyond
+                   renamed, text, value_checks, exposure (what a host
+                   exposes, the DOCKER-USER guard's block), _typing, _pyinfra (what goes beyond
                    pyinfra's API)
 
 The public API is what ``__all__`` lists, here and in each facts/ and operations/ module.

@@ -20,12 +20,14 @@ from typing import cast
 from pyinfra import host as current_host
 from pyinfra import state as current_state
 from pyinfra.api import deploy
+from pyinfra.api.host import Host
 from pyinfra.operations import python
 
 from ._pyinfra import name_lost_connections
-from .audit_checks import expected_state, host_checks
-from .audit_probe import probe_from_host, start_probe
-from .audit_report import PROBES_GROUP, audit_run, report_step
+from .audit_checks import Check, Expected, _safely, cannot_check, expected_state, host_checks
+from .audit_exposure import findings, guard_check
+from .audit_probe import probe_addresses, probe_from_host, start_probe
+from .audit_report import PROBES_GROUP, AuditRun, audit_run, report_step
 from .facts.audit_state import AuditHostState, AuditState
 from .mail import sasl_map_line
 from .operations.postfix import prefetch_secret_stamp
@@ -69,7 +71,8 @@ def audit(settings: AuditSettings | None = None) -> None:
     if probe is not None:
         run.probes[current_host.name] = probe
     try:
-        checks = host_checks(expected, found, probe=None)
+        checks = host_checks(expected, found, probe=None) + exposure_state(
+            run, current_host, settings, expected, found)
     except Exception as error:  # noqa: BLE001 - one host's odd state never stops the fleet
         run.record(current_host.name, error=f"cannot check: {type(error).__name__}: {error}",
                    address=current_host.data.get("ssh_hostname"))
@@ -78,3 +81,17 @@ def audit(settings: AuditSettings | None = None) -> None:
     if run.claim_report_step():
         python.call(name="report (local, reads only)", function=report_step)
 
+
+def exposure_state(run: AuditRun, host: Host, settings: AuditSettings, expected: Expected,
+                   found: AuditHostState) -> list[Check]:
+    """The DOCKER-USER guard's check now; the host's exposed ports wait in the run for the
+    report step, which probes them for all hosts at once."""
+    guard = _safely("ufw.docker_user", guard_check, expected, found)
+    try:
+        exposed = findings(expected, found)
+    except Exception as error:  # noqa: BLE001 - host text lockdown cannot parse is a finding
+        return guard + [cannot_check("outside.ports", error)]
+    addresses = probe_addresses(host, settings.probe_addresses)
+    with run.lock:
+        run.exposed[host.name] = (exposed, settings.probe, addresses)
+    return guard

@@ -614,9 +614,14 @@ def _safely(check_id: str, compute: Callable[..., Check | list[Check]], *args: A
     try:
         result = compute(*args)
     except Exception as error:  # noqa: BLE001 - any parse error of host text is a finding
-        return [Check(check_id, FAIL, "a state lockdown can read",
-                      f"cannot check: {type(error).__name__}: {error}")]
+        return [cannot_check(check_id, error)]
     return result if isinstance(result, list) else [result]
+
+
+def cannot_check(check_id: str, error: Exception) -> Check:
+    """The failing check of a value on the host that lockdown could not parse."""
+    return Check(check_id, FAIL, "a state lockdown can read",
+                 f"cannot check: {type(error).__name__}: {error}")
 
 
 def host_checks(exp: Expected, state: AuditHostState, probe: dict | None = None) -> list[Check]:

@@ -19,6 +19,7 @@ import weakref
 from pyinfra.api import Host, State
 
 from .audit_checks import Check, outside_check, summary
+from .audit_exposure import exposure_checks
 from .text import printable
 
 PROBES_GROUP = "probes"
@@ -29,6 +30,11 @@ class AuditRun:
         self.lock = threading.Lock()
         self.hosts: dict[str, dict] = {}  # name -> {"checks": [Check], "error": str|None}
         self.probes: dict[str, dict] = {}  # target name -> probe result
+        # issue 25: name -> (Findings, its probe (a function, or None for the probes group),
+        # addresses), and name -> the probe result of its undeclared ports
+        self.exposed: dict[str, tuple] = {}
+        self.exposure_probes: dict[str, dict] = {}
+        self.probe_hosts: list = []  # the probes group's hosts that read their probe
         self.json_path: str | None = None
         self.started = time.monotonic()
         self.printed = False
@@ -134,12 +140,16 @@ def write_json(report: dict, json_path: str) -> None:
         raise
 
 
-def _final_checks(name: str, entry: dict, probes: dict) -> dict:
-    """Put the outside view (known only once every probe host ran) in place of its N/A."""
+def _final_checks(name: str, entry: dict, run: AuditRun) -> dict:
+    """Put the outside view (known only once every probe host ran) in place of its N/A, and
+    the checks of the host's exposed ports (probed once every host was read)."""
     if entry.get("error"):
         return entry
     checks = [c for c in entry["checks"] if c.id != "outside.smtp"]
-    return {**entry, "checks": checks + [outside_check(probes.get(name))]}
+    exposure = []
+    if name in run.exposed:
+        exposure = exposure_checks(run.exposed[name][0], run.exposure_probes.get(name))
+    return {**entry, "checks": checks + [outside_check(run.probes.get(name))] + exposure}
 
 
 def _unreachable(state: State, run: AuditRun) -> dict[str, str]:
@@ -156,7 +166,10 @@ def report_step(state: State, host: Host) -> bool:
     run = audit_run(state)
     with run.lock:
         if not run.printed:
-            run.hosts = {n: _final_checks(n, e, run.probes) for n, e in run.hosts.items()}
+            from .audit_probe import probe_exposed  # audit_probe imports this module
+
+            probe_exposed(run)
+            run.hosts = {n: _final_checks(n, e, run) for n, e in run.hosts.items()}
             run.report = build_report(run.hosts, _unreachable(state, run))
             emit(run.report, run.json_path or None)
             run.printed = True

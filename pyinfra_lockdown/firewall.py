@@ -12,9 +12,9 @@ from pyinfra.operations import python
 from . import _pyinfra
 from .egress import egress_rules
 from .facts.host_state import HostState, LockdownState
-from .facts.ufw import DEADMAN_UNIT
+from .facts.ufw import DEADMAN_UNIT, ufw_active
 from .facts.ufw_output import with_output_kernel
-from .operations import packages, ufw
+from .operations import docker_guard, packages, ufw
 from .plan import apt_update_wanted, host_state, if_needed, installs_with_update
 from .settings import FirewallSettings, SettingsError, data_defaults, firewall_settings
 from .ufw_rules import lockout_reason, parse_service
@@ -38,6 +38,24 @@ def firewall_rules(settings: FirewallSettings, ssh_ports: Iterable[int]) -> list
 def declared_rules(settings: FirewallSettings, ssh_ports: list[int]) -> list[dict]:
     """Every rule the deploy keeps: the services let in, then the outgoing mail rules."""
     return firewall_rules(settings, ssh_ports) + egress_rules(settings)
+
+
+def _names_ssh(item: object) -> bool:
+    if isinstance(item, dict):
+        item = item.get("service", item.get("port"))
+    return str(item).strip().lower().partition("/")[0] == "ssh"
+
+
+def guard_source_rules(settings: FirewallSettings) -> list[dict]:
+    """The declared rules the guard lets published ports in for: every ``firewall_allowed``
+    item but ``ssh`` (sshd's ports are never Docker's; leaving them out keeps the guard, and
+    a ufw reload, out of every move of sshd)."""
+    families = (4, 6) if settings.ipv6 else (4,)
+    rules: list[dict] = []
+    for item in settings.allowed:
+        if not _names_ssh(item):
+            rules += parse_service(item, ssh_ports=(22,), families=families)
+    return rules
 
 
 def check_rules_syntax(settings: FirewallSettings) -> None:
@@ -107,7 +125,8 @@ def firewall(settings: FirewallSettings | None = None) -> None:
                         update=update, current=found["packages"], dpkg=found["dpkg"])
     installs_with_update(current_host, install, update)
     if "ufw" in found["packages"]:
-        configure(settings, rules, with_output_kernel(found["ufw"], found.get("ufw_output")))
+        configure(settings, rules, with_output_kernel(found["ufw"], found.get("ufw_output")),
+                  found.get("exposure"))
         return
     # ufw's own configuration (its release's defaults) exists only once it is installed: the
     # one extra read after the install (the operations would otherwise each read it).
@@ -117,11 +136,14 @@ def firewall(settings: FirewallSettings | None = None) -> None:
 
 def _configure_after_install(settings: FirewallSettings, rules: list[dict]) -> None:
     found = current_host.get_fact(LockdownState, _sudo=True)
-    configure(settings, rules, with_output_kernel(found["ufw"], found.get("ufw_output")))
+    configure(settings, rules, with_output_kernel(found["ufw"], found.get("ufw_output")),
+              found.get("exposure"))
 
 
-def configure(settings: FirewallSettings, rules: list[dict], current: dict | None) -> None:
-    """ufw's rules, policies and enable, decided from ``current`` (the UfwConfig read)."""
+def configure(settings: FirewallSettings, rules: list[dict], current: dict | None,
+              exposure: dict | None = None) -> None:
+    """ufw's rules, policies, DOCKER-USER guard and enable, decided from ``current`` (the
+    UfwConfig read) and ``exposure`` (the HostExposure read)."""
     # Only the FIRST enable is guarded (an active ufw keeps established sessions and the
     # lockout guard checks every later change) - or a re-run while the timer of a failed
     # check is still pending: checked again, else it would disable ufw after this run.
@@ -138,6 +160,11 @@ def configure(settings: FirewallSettings, rules: list[dict], current: dict | Non
                   direction=direction, policy=policy, current=current)
     if_needed(ufw.logging, name=f"ufw logging {settings.logging}", level=settings.logging,
               current=current)
+    if_needed(docker_guard.docker_user_guard,
+              name="DOCKER-USER guard: ports Docker publishes obey the declared rules",
+              rules=guard_source_rules(settings),
+              families=FAMILIES_V4_V6 if settings.ipv6 else FAMILIES_V4,
+              ufw_active=ufw_active(current), current=exposure)
     if not deadman:
         if_needed(ufw.enable, name="ufw enabled", current=current)
         return

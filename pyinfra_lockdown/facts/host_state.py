@@ -6,6 +6,7 @@ from typing import Any, TypedDict
 from .._typing import override
 from .combined import CombinedFact, SectionSpec
 from .dpkg import DpkgState
+from .exposure import HostExposure
 from .logwatch import LogwatchState
 from .packages import InstalledDebs
 from .postfix import (
@@ -57,6 +58,7 @@ class HostState(TypedDict):
     sshd: Section | None  # SshdConfig
     ssh_connection: Section | None  # SshConnection
     logwatch: Section  # LogwatchState
+    exposure: Section  # HostExposure
 
 
 class LockdownState(CombinedFact[HostState]):
@@ -65,7 +67,8 @@ class LockdownState(CombinedFact[HostState]):
 
     packages, dpkg, main_cf, master, parameters, defaults, status, listeners, sasl_map,
     aliases_map, senders_map, tls_policy_map, canary_routes_map, mail_log_files, ufw,
-    ufw_output (facts.ufw_output), sshd, ssh_connection, logwatch (facts.logwatch)
+    ufw_output (facts.ufw_output), sshd, ssh_connection, logwatch (facts.logwatch), exposure
+    (facts.exposure: listeners beyond loopback, published ports, the DOCKER-USER guard)
     """
 
     @staticmethod
@@ -92,6 +95,7 @@ class LockdownState(CombinedFact[HostState]):
             "sshd": (SshdConfig, {}),
             "ssh_connection": (SshConnection, {}),
             "logwatch": (LogwatchState, {}),
+            "exposure": (HostExposure, {}),
         }
 
     @override

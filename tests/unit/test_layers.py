@@ -8,7 +8,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pyinfra_lockdown"
 LEAVES = {"ufw_rules", "secret_stamp", "providers", "relay_causes", "renamed", "text",
-          "_typing", "_pyinfra", "remote", "value_checks"}
+          "_typing", "_pyinfra", "remote", "value_checks", "exposure"}
 INTERFACE = {"value_checks", "credentials"}  # settings.py's own parts (credentials: leaves only)
 
 
