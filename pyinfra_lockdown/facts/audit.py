@@ -356,13 +356,18 @@ class SmtpProbe(FactBase[list[dict[str, Any]] | None]):
 
     @override
     def process(self, output: list[str]) -> list[dict[str, Any]] | None:
-        import json
+        return probe_results(output, "SmtpProbe")
 
-        if not output or output[0] not in ("python3: yes", "python3: missing"):
-            raise FactProcessError(f"SmtpProbe: unexpected output {output[:1]!r}")
-        if output[0] == "python3: missing":
-            return None
-        try:
-            return [json.loads(line) for line in output[1:]]
-        except ValueError as error:
-            raise FactProcessError(f"SmtpProbe: {error}") from None
+
+def probe_results(output: list[str], fact: str) -> list[dict[str, Any]] | None:
+    """remote/probe.py's JSON lines after the python3 line; ``None`` without python3."""
+    import json
+
+    if not output or output[0] not in ("python3: yes", "python3: missing"):
+        raise FactProcessError(f"{fact}: unexpected output {output[:1]!r}")
+    if output[0] == "python3: missing":
+        return None
+    try:
+        return [json.loads(line) for line in output[1:]]
+    except ValueError as error:
+        raise FactProcessError(f"{fact}: {error}") from None

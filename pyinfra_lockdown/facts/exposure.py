@@ -13,11 +13,17 @@ and protocols come from the kernel's socket table and rule matches).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pyinfra.api import FactBase
 from pyinfra.api.exceptions import FactProcessError
 
+from .._typing import override
 from ..exposure import GUARD_BEGIN, GUARD_COMMENT, GUARD_END
+from ..remote import script
+from .audit import probe_results
+
+__all__ = ["HostExposure", "PortProbe"]
 
 AFTER_RULES = {4: "/etc/ufw/after.rules", 6: "/etc/ufw/after6.rules"}
 
@@ -50,7 +56,7 @@ def _family_reads() -> str:
     return "; ".join(parts)
 
 
-class HostExposure(FactBase):
+class HostExposure(FactBase[dict[str, Any]]):
     """
     Listeners beyond loopback (TCP and UDP, with their processes), the nat table's DNAT and
     REDIRECT rules (IPv4 and IPv6), and lockdown's DOCKER-USER guard:
@@ -72,6 +78,7 @@ class HostExposure(FactBase):
     /etc/ufw/after(6).rules, ``None`` without one, ``"missing"`` without the file.
     """
 
+    @override
     def command(self) -> str:
         return (
             "if command -v ss >/dev/null 2>&1; then echo 'ss: present'; "
@@ -79,7 +86,8 @@ class HostExposure(FactBase):
             + _family_reads()
         )
 
-    def process(self, output: list[str]) -> dict:
+    @override
+    def process(self, output: list[str]) -> dict[str, Any]:
         result: dict = {"listeners": [], "published": [], "guard": {}, "ss": None}
         for line in output:
             if line in ("ss: present", "ss: missing"):
@@ -182,33 +190,7 @@ def parse_nat_rule(rule: str, family: int) -> dict | None:
             "docker": values["chain"].startswith("DOCKER"), "rule": rule.strip()}
 
 
-# Runs on a probe host (the inventory's `probes` group): a TCP connect to each address:port
-# given, all at once (a thread each), with one timeout. One JSON object per line.
-_PORT_PROBE_SCRIPT = r'''
-import json, socket, sys, threading
-timeout = float(sys.argv[1])
-results = []
-for target in sys.argv[2:]:
-    address, _, port = target.rpartition(":")
-    results.append({"address": address.strip("[]"), "port": int(port), "open": False,
-                    "error": None, "relay": None})
-def one(r):
-    try:
-        socket.create_connection((r["address"], r["port"]), timeout=timeout).close()
-        r["open"] = True
-    except OSError as e:
-        r["error"] = type(e).__name__ + ": " + str(e)
-threads = [threading.Thread(target=one, args=(r,)) for r in results]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-for r in results:
-    print(json.dumps(r))
-'''
-
-
-class PortProbe(FactBase):
+class PortProbe(FactBase[list[dict[str, Any]] | None]):
     """
     From this host (a probe host), which ``address:port`` targets accept a TCP connection?
     Needs python3 on the probe host; ``None`` without it.
@@ -221,24 +203,17 @@ class PortProbe(FactBase):
     + timeout: the connect timeout, one for all
     """
 
+    @override
     def command(self, targets: tuple[str, ...] = (), timeout: float = 0.4) -> str:
         import shlex
 
         quoted = " ".join(shlex.quote(str(t)) for t in targets)
         return (
             "if command -v python3 >/dev/null 2>&1; then echo 'python3: yes'; "
-            f"python3 -c {shlex.quote(_PORT_PROBE_SCRIPT)} {float(timeout)} {quoted}; "
+            f"python3 -c {shlex.quote(script('probe.py'))} {float(timeout)} targets {quoted}; "
             "else echo 'python3: missing'; fi"
         )
 
-    def process(self, output: list[str]) -> list[dict] | None:
-        import json
-
-        if not output or output[0] not in ("python3: yes", "python3: missing"):
-            raise FactProcessError(f"PortProbe: unexpected output {output[:1]!r}")
-        if output[0] == "python3: missing":
-            return None
-        try:
-            return [json.loads(line) for line in output[1:]]
-        except ValueError as error:
-            raise FactProcessError(f"PortProbe: {error}") from None
+    @override
+    def process(self, output: list[str]) -> list[dict[str, Any]] | None:
+        return probe_results(output, "PortProbe")

@@ -18,6 +18,8 @@ from .._typing import Commands, Current
 from ..exposure import GUARD_BEGIN, GUARD_END, guard_block, guard_problems
 from ..facts.exposure import AFTER_RULES, HostExposure
 
+__all__ = ["docker_user_guard"]
+
 # Rewrites one after.rules: the block first tried by the kernel's own parser (`--test`: a
 # block the running iptables cannot load never reaches the file ufw loads at boot), then the
 # file without the old block, the new one appended; same owner and mode (ufw ships them root
