@@ -22,8 +22,6 @@ from .settings import BY_NAME, AuditSettings
 from .value_checks import AUDIT_PROBE_OFF
 
 if TYPE_CHECKING:
-    from pyinfra.api.host import Host
-
     from .audit_report import AuditRun
 
 

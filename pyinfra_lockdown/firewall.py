@@ -125,8 +125,7 @@ def firewall(settings: FirewallSettings | None = None) -> None:
                         update=update, current=found["packages"], dpkg=found["dpkg"])
     installs_with_update(current_host, install, update)
     if "ufw" in found["packages"]:
-        configure(settings, rules, with_output_kernel(found["ufw"], found.get("ufw_output")),
-                  found.get("exposure"))
+        configure(settings, rules, found)
         return
     # ufw's own configuration (its release's defaults) exists only once it is installed: the
     # one extra read after the install (the operations would otherwise each read it).
@@ -135,15 +134,13 @@ def firewall(settings: FirewallSettings | None = None) -> None:
 
 
 def _configure_after_install(settings: FirewallSettings, rules: list[dict]) -> None:
-    found = current_host.get_fact(LockdownState, _sudo=True)
-    configure(settings, rules, with_output_kernel(found["ufw"], found.get("ufw_output")),
-              found.get("exposure"))
+    configure(settings, rules, current_host.get_fact(LockdownState, _sudo=True))
 
 
-def configure(settings: FirewallSettings, rules: list[dict], current: dict | None,
-              exposure: dict | None = None) -> None:
-    """ufw's rules, policies, DOCKER-USER guard and enable, decided from ``current`` (the
-    UfwConfig read) and ``exposure`` (the HostExposure read)."""
+def configure(settings: FirewallSettings, rules: list[dict], found: HostState) -> None:
+    """ufw's rules, policies, DOCKER-USER guard and enable, decided from the state read
+    (ufw's configuration with the kernel's outgoing rules, and the HostExposure section)."""
+    current = with_output_kernel(found["ufw"], found.get("ufw_output"))
     # Only the FIRST enable is guarded (an active ufw keeps established sessions and the
     # lockout guard checks every later change) - or a re-run while the timer of a failed
     # check is still pending: checked again, else it would disable ufw after this run.
@@ -164,7 +161,7 @@ def configure(settings: FirewallSettings, rules: list[dict], current: dict | Non
               name="DOCKER-USER guard: ports Docker publishes obey the declared rules",
               rules=guard_source_rules(settings),
               families=FAMILIES_V4_V6 if settings.ipv6 else FAMILIES_V4,
-              ufw_active=ufw_active(current), current=exposure)
+              ufw_active=ufw_active(current), current=found.get("exposure"))
     if not deadman:
         if_needed(ufw.enable, name="ufw enabled", current=current)
         return
