@@ -17,9 +17,22 @@ from pyinfra.api.exceptions import FactProcessError
 from .._typing import override
 
 # The facts (and their types); the constants are the paths and markers they share.
-__all__ = ["CombinedFact", "SectionSpec"]
+__all__ = ["CombinedFact", "SectionSpec", "awk_over_saved"]
 
 MARKER = "@@lockdown-section "
+# The shell variable naming the combined read's directory of shared outputs (awk_over_saved).
+SHARED_DIR = "ld_shared"
+SHARED_COMMANDS = ("iptables-save", "ip6tables-save")
+
+
+def awk_over_saved(command: str, awk: str, before: str = "") -> str:
+    """Shell text running ``awk`` (the program and its options) over the files ``before``,
+    then ``command``'s output (one of SHARED_COMMANDS, or a shell variable holding one):
+    inside the combined read, the copy it saved once for every section that names the command
+    in ``shared_reads``, read as a file (no process more); in a fact read alone, the command
+    run now into a pipe. On a state read every process counts (~1 ms of CPU each)."""
+    return (f'if [ -n "${{{SHARED_DIR}:-}}" ]; then {awk} {before} "${SHARED_DIR}/{command}"; '
+            f"else {command} 2>/dev/null | {awk} {before} -; fi")
 
 
 SectionSpec = tuple[type[FactBase[Any]], dict[str, Any]]  # a granular fact and its arguments
@@ -39,16 +52,32 @@ class CombinedFact(FactBase[T]):
         # The sections run at once, each into its own file of a fresh root-only directory, and
         # are printed in order after `wait`: the read takes as long as its slowest section,
         # not their sum (most of them wait on fork/exec, D-Bus or postconf's parsing, not CPU).
-        runs, prints = [], []
+        # Each section's file starts with its marker line, so one `cat` prints them all.
+        # Commands several sections read (one iptables-save per family) run once, first, into
+        # the directory; the sections reading them start when they are done, the others at once.
+        runs: list[str] = []
+        after_shared: list[str] = []
+        files: list[str] = []
+        shared: list[str] = []
         for index, (key, (fact_cls, fact_kwargs)) in enumerate(self.sections(**kwargs).items()):
             text = _command_text(fact_cls, fact_kwargs)
-            runs.append(f'( {text} ) >"$d/{index}" &')
-            prints.append(f'echo {shlex.quote(MARKER + key)}; cat "$d/{index}"')
+            run = f'( echo {shlex.quote(MARKER + key)}; {text} ) >"$d/{index}" &'
+            reads = getattr(fact_cls, "shared_reads", ())
+            shared += [command for command in reads if command not in shared]
+            (after_shared if reads else runs).append(run)
+            files.append(f'"$d/{index}"')
+        if shared:
+            if any(command not in SHARED_COMMANDS for command in shared):
+                raise ValueError(f"shared_reads must be among {SHARED_COMMANDS}: {shared}")
+            saves = " ".join(f'( {command} 2>/dev/null ) >"${SHARED_DIR}/{command}" &'
+                             for command in shared)
+            runs.insert(0, f'{SHARED_DIR}="$d/shared"; mkdir "${SHARED_DIR}" || exit 1; '
+                        f'{{ {saves} wait; {" ".join(after_shared)} wait; }} &')
         # A section that fails leaves its lines empty (-> that fact's default), never the read;
         # no directory for the sections fails the read (defaults would misreport the host).
         return (
             'd=$(mktemp -d) || exit 1; trap \'rm -rf "$d"\' EXIT; '
-            + " ".join(runs) + " wait; " + "; ".join(prints) + "; true"
+            + " ".join(runs) + " wait; cat " + " ".join(files) + "; true"
         )
 
     @override

@@ -22,6 +22,7 @@ from .._typing import override
 from ..exposure import GUARD_BEGIN, GUARD_COMMENT, GUARD_END
 from ..remote import script
 from .audit import probe_results
+from .combined import SHARED_COMMANDS, awk_over_saved
 
 __all__ = ["HostExposure", "PortProbe"]
 
@@ -34,24 +35,29 @@ FILE_LINE = "guard-file"  # guard-file4 / guard-file6 + <sha256 of the block | n
 _FAMILIES = ((4, "iptables-save"), (6, "ip6tables-save"))
 
 
+# Over the kernel's save of every table: DNAT/REDIRECT exist only in nat, DOCKER-USER in filter.
+_SAVE_AWK = (
+    '/^-A .* -j (DNAT|REDIRECT)( |$)/ { print nat $0 } '
+    'index($0, "-A DOCKER-USER ") == 1 && index($0, "--comment " g) { k++ } '
+    '$0 == "-A FORWARD -j DOCKER-USER" { j++ } index($0, ":DOCKER-USER ") == 1 { c++ } '
+    'END { printf "%s kernel: %d jump: %d chain: %d\\n", guard, k, j, c }'
+)
+# sha256 of no input: the file has no managed block (sed printed nothing)
+_EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
 def _family_reads() -> str:
     parts = []
     for family, save in _FAMILIES:
+        awk = (f"awk -v nat='{NAT_LINE}{family} ' -v guard='{GUARD_LINE}{family}' "
+               f"-v g='{GUARD_COMMENT}' '{_SAVE_AWK}'")
         parts.append(
-            f"if command -v {save} >/dev/null 2>&1; then "
-            # one save of every table: DNAT/REDIRECT exist only in nat, DOCKER-USER in filter
-            f"all=$({save} 2>/dev/null); "
-            "printf '%s\\n' \"$all\" | grep -E '^-A .* -j (DNAT|REDIRECT)( |$)' "
-            f"| sed 's/^/{NAT_LINE}{family} /'; "
-            f"echo \"{GUARD_LINE}{family} kernel: $(printf '%s\\n' \"$all\" | grep -c "
-            f"'^-A DOCKER-USER .*--comment {GUARD_COMMENT}') jump: $(printf '%s\\n' \"$all\" | "
-            "grep -c '^-A FORWARD -j DOCKER-USER$') chain: $(printf '%s\\n' \"$all\" | "
-            "grep -c '^:DOCKER-USER ')\"; fi; "
+            f"if command -v {save} >/dev/null 2>&1; then {awk_over_saved(save, awk)}; fi; "
             f"f={AFTER_RULES[family]}; "
             f"if [ ! -e \"$f\" ]; then echo '{FILE_LINE}{family} missing'; "
-            f"elif grep -q '^{GUARD_BEGIN}' \"$f\"; then echo \"{FILE_LINE}{family} $(sed -n "
-            f"'/^{GUARD_BEGIN}/,/^{GUARD_END}/p' \"$f\" | sha256sum | cut -c1-64)\"; "
-            f"else echo '{FILE_LINE}{family} none'; fi"
+            f"else h=$(sed -n '/^{GUARD_BEGIN}/,/^{GUARD_END}/p' \"$f\" | sha256sum); "
+            f"case \"${{h%% *}}\" in {_EMPTY_SHA256}) echo '{FILE_LINE}{family} none';; "
+            f"*) echo \"{FILE_LINE}{family} ${{h%% *}}\";; esac; fi"
         )
     return "; ".join(parts)
 
@@ -77,6 +83,8 @@ class HostExposure(FactBase[dict[str, Any]]):
     connections, source NAT). ``guard[f]["file"]``: the sha256 of the managed block of
     /etc/ufw/after(6).rules, ``None`` without one, ``"missing"`` without the file.
     """
+
+    shared_reads = SHARED_COMMANDS  # one save per family, shared in the combined read
 
     @override
     def command(self) -> str:

@@ -16,6 +16,7 @@ from pyinfra.api import FactBase
 from pyinfra.api.exceptions import FactProcessError
 
 from .._typing import override
+from .combined import SHARED_COMMANDS, awk_over_saved
 
 # The facts (and their types); the constants are the paths and markers they share.
 __all__ = ["UfwConfig", "SshdConfig", "SshConnection"]
@@ -47,6 +48,21 @@ DEADMAN = "ufw dead-man: "  # + armed | pending | fired
 KERNEL = "ufw kernel: "  # + v4 policy=DROP before-input=1 user-input=2 user-rules=2
 KERNEL_LINE = re.compile(r"^v(?P<family>[46]) policy=(?P<policy>\S+) before-input=(?P<jump>\d+) "
                          r"user-input=(?P<loaded>\d+) user-rules=(?P<declared>\d+)$")
+# Over user.rules (``r``: how many user input rules it declares), then the kernel's save of
+# every table (its filter table: INPUT's policy, the jump to ufw's chains, the rules loaded).
+_KERNEL_AWK = (
+    'FILENAME == r { if (index($0, "-A " c "-user-input ") == 1) n++; next } '
+    '/^\\*/ {t = $1} t != "*filter" {next} $1 == ":INPUT" {p = $2} '
+    '$0 == "-A INPUT -j " c "-before-input" {j++} $1 == "-A" && $2 == c "-user-input" {u++} '
+    f'END {{printf "{KERNEL}v%s policy=%s before-input=%d user-input=%d user-rules=%d\\n", '
+    'f, p ? p : "none", j, u, n}'
+)
+# Each setting from the one file ufw reads it from; the rules from user.rules and user6.rules.
+SETTING_FILES = {"ENABLED": "/etc/ufw/ufw.conf", "LOGLEVEL": "/etc/ufw/ufw.conf",
+                 "IPV6": "/etc/default/ufw", "DEFAULT_INPUT_POLICY": "/etc/default/ufw",
+                 "DEFAULT_OUTPUT_POLICY": "/etc/default/ufw",
+                 "DEFAULT_FORWARD_POLICY": "/etc/default/ufw"}
+RULES_FILES = ("/etc/ufw/user.rules", "/etc/ufw/user6.rules")
 SETTING_LINE = re.compile(r"^(?P<path>/[^:]+):(?P<key>[A-Z0-9_]+)=(?P<value>.*)$")
 
 
@@ -89,15 +105,17 @@ class UfwConfig(FactBase[dict[str, Any] | None]):
     ``None`` when ufw is not installed.
     """
 
+    shared_reads = SHARED_COMMANDS  # one save per family, shared in the combined read
+
     @override
     def command(self) -> str:
         return (
             "if ! command -v ufw >/dev/null 2>&1 && [ ! -x /usr/sbin/ufw ]; "
             f"then echo '{UFW_NOT_INSTALLED}'; "
             f"elif [ ! -r /etc/ufw/user.rules ]; then echo '{UFW_UNREADABLE}'; "
-            "else grep -H -E '^(ENABLED|LOGLEVEL)=' /etc/ufw/ufw.conf; "
-            "grep -H -E '^(IPV6|DEFAULT_(INPUT|OUTPUT|FORWARD)_POLICY)=' /etc/default/ufw; "
-            f"grep -H '^{TUPLE_MARKER}' /etc/ufw/user.rules /etc/ufw/user6.rules; "
+            # one grep: each file's lines are only taken for its own keys (process)
+            f"else grep -H -E '^({'|'.join(SETTING_FILES)})=|^{TUPLE_MARKER}' "
+            f"{' '.join(dict.fromkeys(SETTING_FILES.values()))} {' '.join(RULES_FILES)}; "
             f"[ -e {DEADMAN_ARMED_FILE} ] && echo '{DEADMAN}armed'; "
             f"[ -e {DEADMAN_FIRED_FILE} ] && echo '{DEADMAN}fired'; "
             f"systemctl is-active --quiet {DEADMAN_TIMER} 2>/dev/null && echo '{DEADMAN}pending'; "
@@ -105,13 +123,10 @@ class UfwConfig(FactBase[dict[str, Any] | None]):
             "for f in 4 6; do [ $f = 6 ] && [ ! -d /proc/sys/net/ipv6 ] && continue; "
             "if [ $f = 4 ]; then s=iptables-save c=ufw r=/etc/ufw/user.rules; "
             "else s=ip6tables-save c=ufw6 r=/etc/ufw/user6.rules; fi; "
-            'n=$(grep -c "^-A $c-user-input " $r 2>/dev/null); '
-            '$s -t filter 2>/dev/null | awk -v f=$f -v c=$c -v n="${n:-0}" '
-            "'$1 == \":INPUT\" {p = $2} $0 == \"-A INPUT -j \" c \"-before-input\" {j++} "
-            "$1 == \"-A\" && $2 == c \"-user-input\" {u++} "
-            f"END {{printf \"{KERNEL}v%s policy=%s before-input=%d "
-            "user-input=%d user-rules=%d\\n\", "
-            "f, p ? p : \"none\", j, u, n}'; done; fi; "
+            '[ -r "$r" ] || r=/dev/null; '
+            + awk_over_saved("$s", "awk -v f=$f -v c=$c -v r=\"$r\" '" + _KERNEL_AWK + "'",
+                             before='"$r"')
+            + "; done; fi; "
             "true; fi"
         )
 
@@ -137,8 +152,9 @@ class UfwConfig(FactBase[dict[str, Any] | None]):
                 family, counts = parse_kernel_line(line[len(KERNEL):])
                 config["kernel"][family] = counts
             elif content.startswith(TUPLE_MARKER):
-                v6 = path.endswith("user6.rules")
-                config["rules"].append(parse_tuple(content[len(TUPLE_MARKER) :], v6))
+                if path in RULES_FILES:
+                    v6 = path == RULES_FILES[1]
+                    config["rules"].append(parse_tuple(content[len(TUPLE_MARKER) :], v6))
             else:
                 apply_setting(config, line)
         config["kernel_problems"] = kernel_problems(config) if config["enabled"] else []
@@ -190,6 +206,8 @@ def apply_setting(config: dict, line: str) -> None:
     if not match:
         raise FactProcessError(f"unexpected ufw config line: {line!r}")
     key, value = match["key"], match["value"].strip().strip("\"'")
+    if SETTING_FILES.get(key) != match["path"]:
+        return  # a key ufw does not read from that file
     if key == "ENABLED":
         config["enabled"] = value.lower() == "yes"
     elif key == "LOGLEVEL":

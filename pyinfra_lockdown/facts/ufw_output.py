@@ -15,24 +15,33 @@ from pyinfra.api import FactBase
 from pyinfra.api.exceptions import FactProcessError
 
 from .._typing import override
+from .combined import SHARED_COMMANDS, awk_over_saved
 
 OUTPUT = "ufw output: "  # + v4 before-output=1 user-output-jump=1 user-output=4 user-rules=4
 OUTPUT_LINE = re.compile(r"^v(?P<family>[46]) before-output=(?P<jump>\d+) "
                          r"user-output-jump=(?P<user_jump>\d+) user-output=(?P<loaded>\d+) "
                          r"user-rules=(?P<declared>\d+)$")
 
+# Over user.rules (``r``: how many user output rules it declares), then the kernel's save of
+# every table (its filter table: OUTPUT's jumps down to ufw's user output chain, its rules).
+_OUTPUT_AWK = (
+    'FILENAME == r { if (index($0, "-A " c "-user-output ") == 1) n++; next } '
+    '/^\\*/ {t = $1} t != "*filter" {next} $0 == "-A OUTPUT -j " c "-before-output" {j++} '
+    '$0 == "-A " c "-before-output -j " c "-user-output" {k++} '
+    '$1 == "-A" && $2 == c "-user-output" {u++} '
+    f'END {{printf "{OUTPUT}v%s before-output=%d user-output-jump=%d user-output=%d '
+    'user-rules=%d\\n", f, j, k, u, n}'
+)
+
 _COMMAND = (
     "if grep -q -i '^ENABLED=yes' /etc/ufw/ufw.conf 2>/dev/null; then "
     "for f in 4 6; do [ $f = 6 ] && [ ! -d /proc/sys/net/ipv6 ] && continue; "
     "if [ $f = 4 ]; then s=iptables-save c=ufw r=/etc/ufw/user.rules; "
     "else s=ip6tables-save c=ufw6 r=/etc/ufw/user6.rules; fi; "
-    'n=$(grep -c "^-A $c-user-output " $r 2>/dev/null); '
-    '$s -t filter 2>/dev/null | awk -v f=$f -v c=$c -v n="${n:-0}" '
-    "'$0 == \"-A OUTPUT -j \" c \"-before-output\" {j++} "
-    "$0 == \"-A \" c \"-before-output -j \" c \"-user-output\" {k++} "
-    "$1 == \"-A\" && $2 == c \"-user-output\" {u++} "
-    f"END {{printf \"{OUTPUT}v%s before-output=%d user-output-jump=%d user-output=%d "
-    "user-rules=%d\\n\", f, j, k, u, n}'; done; fi; true"
+    '[ -r "$r" ] || r=/dev/null; '
+    + awk_over_saved("$s", "awk -v f=$f -v c=$c -v r=\"$r\" '" + _OUTPUT_AWK + "'",
+                     before='"$r"')
+    + "; done; fi; true"
 )
 
 
@@ -50,6 +59,7 @@ class UfwOutputKernel(FactBase[dict[str, dict[str, int]]]):
     """
 
     default = dict
+    shared_reads = SHARED_COMMANDS  # one save per family, shared in the combined read
 
     @override
     def command(self) -> str:
