@@ -115,7 +115,7 @@ def standin(lab):
 TIER_TIMEOUTS = {"lab": 900, "vagrant": 2700}
 # The tiers that need no lab and run at unit speed: tests/unit (the product) and tests/harness
 # (the lab's, the bench's and this test machinery's own logic). Neither is grouped nor waits
-# for the machine; they are handed out last.
+# for the machine; they are handed out right after the whole-machine group (see below).
 UNIT_SPEED_TIERS = ("unit", "harness")
 
 
@@ -166,9 +166,11 @@ def pytest_xdist_make_scheduler(config, log):
 # - the `quiet_machine` tests (timing-sensitive, mostly waiting) are handed out one by one, so
 #   that several run at once, beside each other only.
 # Handed out in phases: the whole-machine group first (at the start nothing is in flight, so it
-# waits for no test), then the quiet tests (they start together once it is done), then the
-# Vagrant VM (long: started early, no long tail at the end), then the other lab tests; in a
-# phase the larger groups first.
+# waits for no test), then the unit and harness tiers (they take no part in the machine's
+# sharing: the other workers run them while the first whole-machine test sets up its boxes,
+# instead of idling at the gate and running them at the end), then the quiet tests (they start
+# together once the whole-machine group is done), then the Vagrant VM (long: started early, no
+# long tail at the end), then the other lab tests; in a phase the larger groups first.
 def _xdist_group(item) -> str | None:
     marked = item.get_closest_marker("xdist_group")
     if marked is not None:
@@ -188,15 +190,18 @@ def _uses_module_fixture(item) -> bool:
                if defs and name in info.names_closure)
 
 
-SCHEDULE_PHASES = (machine_share.ALONE, machine_share.QUIET, "vagrant", "lab")
+UNIT_SPEED = "unit-speed"
+SCHEDULE_PHASES = (machine_share.ALONE, UNIT_SPEED, machine_share.QUIET, "vagrant", "lab")
 
 
 def _schedule_rank(item) -> int:
-    """The phase a test is handed out in (see above); unit, harness and package tests come last."""
+    """The phase a test is handed out in (see above); package tests come last."""
     tier = _tier(item.nodeid)
     if tier in ("lab", "vagrant"):
         mode = machine_share.mode_of(item)
         return SCHEDULE_PHASES.index(tier if mode == machine_share.SHARED else mode)
+    if tier in UNIT_SPEED_TIERS:
+        return SCHEDULE_PHASES.index(UNIT_SPEED)
     return len(SCHEDULE_PHASES)
 
 
