@@ -30,9 +30,11 @@ class DpkgState(FactBase[dict[str, Any]]):
     @override
     def command(self) -> str:
         return (
-            "if [ -n \"$(ls -A /var/lib/dpkg/updates 2>/dev/null)\" ]; "
-            "then echo 'journal: pending'; fi; "
-            f"dpkg --audit 2>/dev/null | head -n {MAX_AUDIT_LINES} | sed 's/^/audit: /'"
+            # any entry, dotfiles too (the glob is the shell's: no process for it)
+            "for f in /var/lib/dpkg/updates/* /var/lib/dpkg/updates/.[!.]* "
+            "/var/lib/dpkg/updates/..?*; do [ -e \"$f\" ] && echo 'journal: pending' && break; "
+            "done; "
+            f"dpkg --audit 2>/dev/null | sed -n 's/^/audit: /p; {MAX_AUDIT_LINES}q'"
         )
 
     @override

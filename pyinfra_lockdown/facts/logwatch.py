@@ -33,11 +33,13 @@ CRON_DAEMONS = ("/usr/sbin/cron", "/usr/sbin/anacron", "/usr/sbin/crond")
 # that exists and is not empty printed as `mail_log: PATH`. Before logwatch is installed there
 # is no list to read: then /var/log/mail.log, the one Debian's dist.conf names.
 _MAIL_LOGS = (
-    "{ r=; for f in " + " ".join(MAILLOG_CONFS) + "; do [ -r \"$f\" ] && cat \"$f\" && r=1; done; "
-    "[ -n \"$r\" ] || echo 'LogFile = mail.log'; } | "
+    # awk reads the readable ones itself (no cat; without any, the stock default)
+    "r=; for f in " + " ".join(MAILLOG_CONFS) + "; do [ -r \"$f\" ] && r=\"$r $f\"; done; "
+    "{ [ -n \"$r\" ] || echo 'LogFile = mail.log'; } | "
     "awk -F= 'tolower($1) ~ /^[ \\t]*logfile[ \\t]*$/ { v = $2; "
     "gsub(/^[ \\t\"]+|[ \\t\"]+$/, \"\", v); "
-    "if (v == \"\") n = 0; else l[++n] = v } END { for (i = 1; i <= n; i++) print l[i] }' | "
+    "if (v == \"\") n = 0; else l[++n] = v } END { for (i = 1; i <= n; i++) print l[i] }' "
+    "${r:--} | "
     f"while read -r f; do case \"$f\" in /*) p=\"$f\";; *) p=\"{LOG_DIR}/$f\";; esac; "
     "[ -s \"$p\" ] && echo \"mail_log: $p\"; done"
 )
@@ -46,7 +48,7 @@ _MAIL_LOGS = (
 def _sha(label: str, path: str) -> str:
     quoted = shlex.quote(path)
     return (f"if [ -f {quoted} ]; then "
-            f"echo \"{label}: $(sha256sum < {quoted} | cut -d ' ' -f 1)\"; "
+            f"h=$(sha256sum < {quoted}); echo \"{label}: ${{h%% *}}\"; "
             f"else echo '{label}: missing'; fi")
 
 
@@ -79,14 +81,13 @@ class LogwatchState(FactBase[dict[str, Any]]):
         packages = " ".join(LOGWATCH_PACKAGES)
         stock = " ".join(STOCK_POSTFIX_CONFS)
         return "; ".join((
-            f"dpkg-query -W -f '${{Package}} ${{Version}} ${{db:Status-Status}}\\n' {packages} "
-            "2>/dev/null | sed 's/^/package: /'",
+            f"dpkg-query -W -f 'package: ${{Package}} ${{Version}} ${{db:Status-Status}}\\n' "
+            f"{packages} 2>/dev/null",
             _sha("conf", LOGWATCH_CONF),
             _sha("postfix_conf", POSTFIX_SERVICE_CONF),
             # the stock service's own lines, in logwatch's reading order (only the ones we use)
-            f"for f in {stock}; do [ -r \"$f\" ] && grep -iE "
-            "'^[[:space:]]*(\\*journalctl|\\*onlyservice|logfile)[[:space:]]*=' \"$f\"; done "
-            "| sed 's/^[[:space:]]*/stock: /'",
+            f"grep -hiE '^[[:space:]]*(\\*journalctl|\\*onlyservice|logfile)[[:space:]]*=' {stock} "
+            "2>/dev/null | sed 's/^[[:space:]]*/stock: /'",
             f"[ -x {JOURNAL_SCRIPT} ] && echo 'journal_script: yes' || echo 'journal_script: no'",
             "{ command -v journalctl >/dev/null 2>&1 && [ -d /run/systemd/journal ]; } "
             "&& echo 'journal: yes' || echo 'journal: no'",

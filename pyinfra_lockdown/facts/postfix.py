@@ -405,8 +405,8 @@ class MapFileState(FactBase[dict[str, Any]]):
     @override
     def command(self, path: str = ALIASES_MAP) -> str:
         return _map_state_command(path, (
-            f'echo "source: file $({_stat_command("$p")}) '
-            "$(sha256sum < \"$p\" 2>/dev/null | cut -d ' ' -f 1)\"; "))
+            'h=$(sha256sum < "$p" 2>/dev/null); '
+            f'echo "source: file $({_stat_command("$p")}) ${{h%% *}}"; '))
 
     @override
     def process(self, output: list[str]) -> dict[str, Any]:
@@ -503,15 +503,19 @@ class PostfixStatus(FactBase[dict[str, Any]]):
         return (
             f"if [ -x {POSTFIX} ]; then echo 'postfix: installed'; "
             # What `postfix status` checks (a live master owning the pid file), 20 ms faster.
-            f"pid=$(tr -d ' ' < {MASTER_PID} 2>/dev/null); "
-            "if [ -n \"$pid\" ] && [ \"$(cat /proc/$pid/comm 2>/dev/null)\" = master ]; "
+            # (read, a builtin: each process on a state read costs ~1 ms of CPU)
+            f"pid=; comm=; {{ read -r pid < {MASTER_PID}; }} 2>/dev/null; "
+            'case "$pid" in *[!0-9]*) pid=;; esac; '
+            '[ -n "$pid" ] && { read -r comm < "/proc/$pid/comm"; } 2>/dev/null; '
+            "if [ \"$comm\" = master ]; "
             "then echo 'running: yes'; else echo 'running: no'; fi; "
             f"else echo '{NOT_INSTALLED}'; fi; "
             "if [ -d /run/systemd/system ]; then echo 'systemd: yes'; else echo 'systemd: no'; fi; "
             "if command -v systemctl >/dev/null 2>&1; then "
             'echo "unit: $(systemctl is-enabled postfix.service 2>/dev/null)"; '
             "else echo 'unit: '; fi; "
-            f'echo "pending: $(head -c 16 {APPLY_PENDING} 2>/dev/null)"'
+            f"pending=; {{ read -r pending < {APPLY_PENDING}; }} 2>/dev/null; "
+            'echo "pending: $pending"'
         )
 
     @override
@@ -692,7 +696,7 @@ class MailLogFiles(FactBase[dict[str, Any]]):
         files = " ".join(f'"{path}"' for path in (MAIL_LOG_ROTATE_SERVICE, MAIL_LOG_ROTATE_TIMER,
                                                   LOGWATCH_MAILLOG_CONF))
         return (f"for f in {files}; do if [ -f \"$f\" ]; then "
-                "echo \"file: $(sha256sum < \"$f\" | cut -d ' ' -f 1)\"; else echo 'file: -'; fi; "
+                "h=$(sha256sum < \"$f\"); echo \"file: ${h%% *}\"; else echo 'file: -'; fi; "
                 "done; "
                 "echo \"enabled: "
                 f"$(systemctl is-enabled {MAIL_LOG_ROTATE_UNIT}.timer 2>/dev/null)\"; "

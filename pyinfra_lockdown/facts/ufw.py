@@ -428,7 +428,9 @@ class SshConnection(FactBase[dict[str, Any] | None]):
             "ssh_pid=$$; ssh_env=''; "
             'while [ -z "$ssh_env" ] && [ -r /proc/$ssh_pid/environ ]; do '
             "ssh_env=$(tr '\\0' '\\n' < /proc/$ssh_pid/environ | grep -m 1 '^SSH_CONNECTION='); "
-            "ssh_pid=$(awk '/^PPid:/ {print $2}' /proc/$ssh_pid/status); "
+            # the parent's pid with read (a builtin: no process more per level)
+            "p=; while read -r k v; do [ \"$k\" = PPid: ] && p=$v && break; "
+            "done < /proc/$ssh_pid/status; ssh_pid=$p; "
             '[ -n "$ssh_pid" ] && [ "$ssh_pid" -gt 1 ] || break; done; '
             f'if [ -n "$ssh_env" ]; then echo "$ssh_env"; else echo \'{NO_SSH_CONNECTION}\'; fi'
         )
