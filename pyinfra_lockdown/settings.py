@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Callable, Mapping
+from copy import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,6 +186,29 @@ def _value(data: Any, name: str) -> Any:
     return BY_NAME[name].value(data)
 
 
+class _Merged:
+    """pyinfra's host data read once. Each ``host.data.get`` walks every layer (override,
+    host, groups, the deploy's defaults) and raises inside for a key a layer lacks; the
+    settings look up ~40 keys per host, which at a thousand hosts was ~0.4 ms of the
+    controller's CPU per host. ``HostData.dict()`` merges the same layers in the same order."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, Any]):
+        self._values = values
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return copy(self._values.get(key, default))  # a copy, as host.data gives
+
+
+def merged(data: Any) -> Any:
+    """``data`` (pyinfra's HostData, or a mapping in tests) ready for many look-ups."""
+    to_dict = getattr(data, "dict", None)
+    if callable(to_dict) and not isinstance(data, Mapping):
+        return _Merged(to_dict())
+    return data
+
+
 # --- validated settings ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -284,6 +308,7 @@ def relay_settings(data: Any, environ: Mapping[str, str] = os.environ,
     (the audit, which never needs the password): missing credentials give ``credentials=None``,
     and the sender domain is then known only from ``mail_sender_domain`` (else ``None``).
     """
+    data = merged(data)
     renamed.old_keys(data)  # warns once per run: mailgun_region is relay_region now
     name, preset, host, relay_port, wrappermode, level = _endpoint(data)
     root_forward = _value(data, "mail_root_forward")
@@ -451,6 +476,7 @@ def _check_verifiable(host: str, level: str) -> None:
 
 def logwatch_settings(data: Any) -> LogwatchSettings:
     """The logwatch part of host data (read even when off, so a bad value is still named)."""
+    data = merged(data)
     return LogwatchSettings(enabled=_value(data, "logwatch"),
                             detail=_value(data, "logwatch_detail"),
                             services=tuple(_value(data, "logwatch_services")))
@@ -514,6 +540,7 @@ def _wrappermode(data: Any, preset: Provider | None, relay_port: int) -> bool:
 def firewall_settings(data: Any) -> FirewallSettings:
     """The firewall part of host data (each ``firewall_allowed`` item is checked by
     ``firewall.firewall_rules``, which knows ufw's syntax)."""
+    data = merged(data)
     return FirewallSettings(
         allowed=_value(data, "firewall_allowed"),
         default_incoming=_value(data, "firewall_default_incoming"),
@@ -534,6 +561,7 @@ def mail_relay_ports(data: Any) -> tuple[int, ...] | None:
     """The ports of the relay and of each fallback (in order, no repeats) when
     ``firewall_mail_relay_only`` is on, else None. Needs no credentials and no
     ``mail_root_forward``: the firewall alone reads it."""
+    data = merged(data)
     if not _value(data, "firewall_mail_relay_only"):
         return None
     ports = [_endpoint(data)[3]]
@@ -568,6 +596,7 @@ def check_relay_ports(ports: tuple[int, ...], where: Mapping[int, str] | None = 
 
 def audit_settings(data: Any, environ: Mapping[str, str] = os.environ) -> AuditSettings:
     """What the audit expects of a host: the deploy's own settings (no password needed)."""
+    data = merged(data)
     return AuditSettings(
         relay=relay_settings(data, environ, require_credentials=False),
         firewall=firewall_settings(data),
@@ -581,6 +610,7 @@ def audit_settings(data: Any, environ: Mapping[str, str] = os.environ) -> AuditS
 
 def read_credentials(data: Any, environ: Mapping[str, str] = os.environ) -> Credentials:
     """Relay credentials from ``relay_credentials_file`` or the environment (credentials.py)."""
+    data = merged(data)
     return credentials.read_credentials(data, environ, _value(data, "relay_credentials_file"))
 
 
