@@ -318,10 +318,13 @@ def configure(relay: RelaySettings, found: HostState) -> None:
     if changed is None and pending is None:
         if_needed(postfix.running, name="Postfix running and enabled", current=found["status"])
         return
-    applied = _reload(found, restart, pending, changed)
+    # New credentials written before the reload: deferred mail is retried at once, by the
+    # reload's own remote command (it runs whenever the map was written: any change does).
+    applied = _reload(found, restart, pending, changed,
+                      flush=not bridge and called.get("sasl") is not None)
     # With a bridge, the one-key map waits until after the reload: Postfix processes started
     # before it still send via the old relayhost and look up its key (else: no AUTH, 530, bounce).
-    sasl = _call_step(steps, wanted, "sasl") if bridge else called.get("sasl")
+    sasl = _call_step(steps, wanted, "sasl") if bridge else None
     if sasl is not None:
         server.shell(
             name="Retry deferred mail with the new credentials",
@@ -412,14 +415,15 @@ def _log_steps(relay: RelaySettings, found: HostState) -> None:
 
 
 def _reload(found: HostState, restart: bool, pending: str | None,
-            changed: Callable[[], bool] | None) -> OperationMeta:
+            changed: Callable[[], bool] | None, flush: bool) -> OperationMeta:
     """``postfix check``, then the reload (or restart) a change of this run or an earlier one
-    owes; only ``_if`` this run changed something, unless an earlier run left it owed."""
+    owes; only ``_if`` this run changed something, unless an earlier run left it owed.
+    ``flush``: then ``postqueue -f`` (the SASL map was written)."""
     if_changed: dict[str, Any] = {} if pending or changed is None else {"_if": changed}
     return postfix.reload(
         name="postfix check, then reload (or start)"
         + (" owed by an earlier run" if pending else ""),
-        restart=restart, current=found["status"], **if_changed,
+        restart=restart, flush=flush, current=found["status"], **if_changed,
     )
 
 
