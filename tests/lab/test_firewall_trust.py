@@ -116,7 +116,7 @@ def test_a_timer_that_fired_before_the_disarm_fails_the_host_and_the_audit(
     """The slowest host of a fleet: paused after its check, longer than the delay."""
     env = new_credentials(standin)
     seconds = 20
-    run = Controller(lab, [box], f"{IN_THE_SWITCH}#3", env, {"firewall_deadman_seconds": seconds},
+    run = Controller(lab, [box], f"{IN_THE_SWITCH}#2", env, {"firewall_deadman_seconds": seconds},
                      deploy=FIREWALL)
     try:
         assert run.wait_paused() is not None, run.output()[-3000:]
