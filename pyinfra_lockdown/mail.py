@@ -13,7 +13,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import python, server
 
 from . import canary
-from ._pyinfra import name_lost_connections
+from ._pyinfra import name_lost_connections, send_at_once
 from .facts.host_state import HostState, LockdownState
 from .facts.postfix import (
     ALIASES_MAP,
@@ -267,6 +267,7 @@ def mail_relay(settings: RelaySettings | None = None) -> None:
     + settings: a ``RelaySettings``; when None it is read and validated from host data
     """
     name_lost_connections(current_host)
+    send_at_once(current_host)
     relay = settings or relay_settings(current_host.data)
     if relay.credentials is not None:
         postfix.prefetch_secret_stamp(sasl_map_line(relay))
