@@ -13,13 +13,19 @@ generator, which pyinfra keeps as ``op._inner`` (pyinfra's operations use it to 
 its error for an operation called inside another names it, pyinfra-testing runs operations
 through it): ``operation_generator``.
 
+Each deploy also turns off Nagle's algorithm on the controller's end of the host's connection
+(``send_at_once``): a remote command is a few small SSH messages, and each waited up to 40 ms
+for the host's delayed acknowledgement of the one before.
+
 It also makes a connection lost mid-run fail only that host (``name_lost_connections``, applied
 by each deploy to its host's connector; see ``LOST_CONNECTION``), checked by
 tests/lab/test_partial_failure.py.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import socket
 import types
 from collections.abc import Callable, Generator
 from typing import Any, ParamSpec
@@ -69,12 +75,33 @@ def new_ssh_connection_runs_true(state: State, host: Host, port: int | None,
     try:
         with gevent.Timeout(timeout, TimeoutError(f"no answer within {timeout:g} s")):
             connector.connect()
+            _send_at_once(connector.client)
             ok, output = connector.run_shell_command(StringCommand("true"))
     finally:
         if connector.client is not None:
             connector.client.close()
     if not ok:
         raise RuntimeError(f"`true` failed: {output.stderr or output.stdout}")
+
+
+def send_at_once(host: Host) -> None:
+    """Make the controller's end of ``host``'s SSH connection send each message at once
+    (``TCP_NODELAY``). Each remote command is a few small SSH messages in a row (open a
+    channel, exec, stdin, its end); with Nagle's algorithm the next one waits until the host
+    acknowledges the one before, and the host delays its acknowledgement up to 40 ms
+    (Linux's delayed ACK): measured on a lab box, a `sudo true` took 50 ms and one with
+    stdin 88 ms, 6.5 ms and 8-10 ms without the wait. Each deploy calls it before its state
+    read; a connection that is not paramiko's over TCP (a ProxyCommand, @local) is left alone.
+    """
+    _send_at_once(getattr(host.connector, "client", None))
+
+
+def _send_at_once(client: Any) -> None:
+    transport = client.get_transport() if client is not None else None
+    sock = getattr(transport, "sock", None)
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):  # the connection is gone: the next command says so
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 # A host whose SSH connection drops mid-run (sshd killed, reboot, link cut) makes paramiko

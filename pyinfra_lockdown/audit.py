@@ -23,7 +23,7 @@ from pyinfra.api import deploy
 from pyinfra.api.host import Host
 from pyinfra.operations import python
 
-from ._pyinfra import name_lost_connections
+from ._pyinfra import name_lost_connections, send_at_once
 from .audit_checks import Check, Expected, _safely, cannot_check, expected_state, host_checks
 from .audit_exposure import findings, guard_check
 from .audit_probe import probe_addresses, probe_from_host, start_probe
@@ -43,6 +43,7 @@ def audit(settings: AuditSettings | None = None) -> None:
     + settings: an ``AuditSettings``; when None it is read and validated from host data
     """
     name_lost_connections(current_host)
+    send_at_once(current_host)
     run = audit_run(current_state)
     if PROBES_GROUP in current_host.groups:
         probe_from_host(current_host, current_state, PROBES_GROUP)

@@ -113,6 +113,7 @@ def firewall(settings: FirewallSettings | None = None) -> None:
     + settings: a ``FirewallSettings``; when None it is read and validated from host data
     """
     _pyinfra.name_lost_connections(current_host)
+    _pyinfra.send_at_once(current_host)
     settings = settings or firewall_settings(current_host.data)
     check_rules_syntax(settings)
     found = host_state(current_host)

@@ -13,7 +13,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import python, server
 
 from . import canary
-from ._pyinfra import name_lost_connections
+from ._pyinfra import name_lost_connections, send_at_once
 from .facts.host_state import HostState, LockdownState
 from .facts.postfix import (
     ALIASES_MAP,
@@ -267,6 +267,7 @@ def mail_relay(settings: RelaySettings | None = None) -> None:
     + settings: a ``RelaySettings``; when None it is read and validated from host data
     """
     name_lost_connections(current_host)
+    send_at_once(current_host)
     relay = settings or relay_settings(current_host.data)
     if relay.credentials is not None:
         postfix.prefetch_secret_stamp(sasl_map_line(relay))
@@ -318,10 +319,13 @@ def configure(relay: RelaySettings, found: HostState) -> None:
     if changed is None and pending is None:
         if_needed(postfix.running, name="Postfix running and enabled", current=found["status"])
         return
-    applied = _reload(found, restart, pending, changed)
+    # New credentials written before the reload: deferred mail is retried at once, by the
+    # reload's own remote command (it runs whenever the map was written: any change does).
+    applied = _reload(found, restart, pending, changed,
+                      flush=not bridge and called.get("sasl") is not None)
     # With a bridge, the one-key map waits until after the reload: Postfix processes started
     # before it still send via the old relayhost and look up its key (else: no AUTH, 530, bounce).
-    sasl = _call_step(steps, wanted, "sasl") if bridge else called.get("sasl")
+    sasl = _call_step(steps, wanted, "sasl") if bridge else None
     if sasl is not None:
         server.shell(
             name="Retry deferred mail with the new credentials",
@@ -412,14 +416,15 @@ def _log_steps(relay: RelaySettings, found: HostState) -> None:
 
 
 def _reload(found: HostState, restart: bool, pending: str | None,
-            changed: Callable[[], bool] | None) -> OperationMeta:
+            changed: Callable[[], bool] | None, flush: bool) -> OperationMeta:
     """``postfix check``, then the reload (or restart) a change of this run or an earlier one
-    owes; only ``_if`` this run changed something, unless an earlier run left it owed."""
+    owes; only ``_if`` this run changed something, unless an earlier run left it owed.
+    ``flush``: then ``postqueue -f`` (the SASL map was written)."""
     if_changed: dict[str, Any] = {} if pending or changed is None else {"_if": changed}
     return postfix.reload(
         name="postfix check, then reload (or start)"
         + (" owed by an earlier run" if pending else ""),
-        restart=restart, current=found["status"], **if_changed,
+        restart=restart, flush=flush, current=found["status"], **if_changed,
     )
 
 

@@ -95,6 +95,14 @@ def _after_check(start: str) -> str:
     return f"q={QUICK_START}; touch \"$q\" && {start}; rc=$?; rm -f \"$q\"; exit $rc"
 
 
+def _chained(commands: list[str]) -> str:
+    """Shell commands as ONE remote command, each only after the one before succeeded (as
+    pyinfra runs an operation's commands); one with its own ``;`` or ``exit`` runs in a
+    subshell, so its exit status is what the chain sees."""
+    return " && ".join(f"( {command} )" if ";" in command or "||" in command else command
+                       for command in commands)
+
+
 SECRET_OWNER = ("root", "root")
 SECRET_MODE = 600
 
@@ -176,14 +184,25 @@ def _check_single_line(what: str, value: str) -> None:
         raise OperationValueError(f"{what} must be a single line")
 
 
-def _ensure_main_cf_commands() -> Commands:
-    """Create an empty root-owned 0644 main.cf unless one exists (postconf needs it)."""
-    yield StringCommand(
-        "[ -e",
-        MAIN_CF,
-        "] || install -o root -g root -m 644 /dev/null",
-        MAIN_CF,
-    )
+def _with_main_cf(command: StringCommand, exists: bool) -> StringCommand:
+    """``command`` (a postconf), first creating an empty root-owned 0644 main.cf unless one
+    exists (postconf needs it): one remote command either way."""
+    if exists:
+        return command
+    return StringCommand("[ -e", MAIN_CF, "] || install -o root -g root -m 644 /dev/null",
+                         MAIN_CF, "&&", command)
+
+
+def _one_command(commands: list[StringCommand]) -> list[StringCommand]:
+    """``commands`` as ONE remote command (``&&``: each runs only if the one before it
+    succeeded, as pyinfra runs an operation's commands), keeping the first one's connector
+    arguments (the secret maps' stdin). Each remote command is an SSH channel and a sudo."""
+    if len(commands) < 2:
+        return commands
+    bits: list[object] = [commands[0]]
+    for command in commands[1:]:
+        bits += ["&&", command]
+    return [StringCommand(*bits, **commands[0].connector_arguments)]
 
 
 def settings_requiring_restart(settings: dict[str, str], current: dict | None) -> list[str]:
@@ -234,12 +253,10 @@ def main_cf(settings: dict[str, str], current: Current = None) -> Commands:
         host.noop(f"main.cf has all {len(settings)} settings")
         return
 
-    if not current["main_cf"]:
-        yield from _ensure_main_cf_commands()
-    yield StringCommand(
+    yield _with_main_cf(StringCommand(
         "postconf", "-e", *(QuoteString(f"{key}={value}") for key, value in to_set.items()),
         "&&", COOL_MAIN_CF,
-    )
+    ), exists=current["main_cf"])
 
 
 def _normalized_entry(service: str, service_type: str, entry: str) -> str:
@@ -319,9 +336,7 @@ def master_service(
             return
         command = StringCommand("postconf", "-M", QuoteString(f"{key}={wanted_entry}"))
 
-    if not current["main_cf"]:
-        yield from _ensure_main_cf_commands()
-    yield command
+    yield _with_main_cf(command, exists=current["main_cf"])
 
 
 def _secret_text(content: HiddenValue | str) -> str:
@@ -429,7 +444,7 @@ def map_file(path: str, content: HiddenValue | str, current: Current = None) -> 
     commands, _ = _map_file_commands(path, raw, current)
     if not commands:
         host.noop(f"map source {path} is up to date")
-    yield from commands
+    yield from _one_command(commands)
 
 
 def _compiled_map_suffix(db_type: str) -> str:
@@ -484,7 +499,8 @@ def sasl_password_map(path: str, content: HiddenValue | str, db_type: str | None
     Writes like ``map_file``, but decides "is the map current?" from the stamp next to it
     (``secret_stamp.py``: a salted scrypt key, rewritten with the map; a map
     edited by hand since is rewritten), never from a digest of the secret. Then compiles the
-    map with ``postmap``, forced when the content changed, so the deploy calls one operation.
+    map with ``postmap``, forced when the content changed, so the deploy calls one operation
+    (and the host runs one remote command).
 
     **Example:**
 
@@ -513,7 +529,7 @@ def sasl_password_map(path: str, content: HiddenValue | str, db_type: str | None
     commands += _compile_map_commands(path, db_type, content_changed, current, source_private=True)
     if not commands:
         host.noop(f"SASL password map {path} and its {db_type} map are up to date")
-    yield from commands
+    yield from _one_command(commands)
 
 
 def _start_commands(status: dict) -> list[str]:
@@ -558,18 +574,20 @@ def note_pending(action: str, current: Current = None) -> Commands:
 
 
 @operation()
-def reload(restart: bool = False, current: Current = None) -> Commands:
+def reload(restart: bool = False, flush: bool = False, current: Current = None) -> Commands:
     """
     Check the configuration with ``postfix check``, then apply it: reload a running
     Postfix (restart with ``restart=True``), or enable and start a stopped one.
 
     + restart: stop and start instead of reload; needed when ``inet_interfaces`` or
       ``inet_protocols`` changed (see ``settings_requiring_restart``)
+    + flush: then ``postqueue -f``: deferred mail is retried at once (new relay credentials)
     + current: a ``facts.postfix.PostfixStatus`` value; read when ``None``
 
-    A failing ``postfix check`` fails the host with Postfix's own message before anything
-    touches the running Postfix. Meant to be called with ``_if=any_changed(...)``. Its last
-    command removes the note of ``note_pending``: only a reload that ran clears it.
+    One remote command, each step only after the one before it succeeded: a failing
+    ``postfix check`` fails the host with Postfix's own message before anything touches the
+    running Postfix. Meant to be called with ``_if=any_changed(...)``. Its last step removes
+    the note of ``note_pending``: only a reload that ran clears it.
 
     **Example:**
 
@@ -582,15 +600,15 @@ def reload(restart: bool = False, current: Current = None) -> Commands:
         )
     """
     current = _installed_or_reread(current, PostfixStatus)
-    yield POSTFIX_CHECK
     if not current["running"]:
-        yield from _start_commands(current)
+        apply = _start_commands(current)
     elif current["systemd"]:
-        yield _after_check("systemctl restart postfix.service") if restart \
-            else "systemctl reload postfix.service"
+        apply = [_after_check("systemctl restart postfix.service") if restart
+                 else "systemctl reload postfix.service"]
     else:
-        yield _after_check("postfix stop && postfix start") if restart else "postfix reload"
-    yield StringCommand("rm", "-f", APPLY_PENDING)
+        apply = [_after_check("postfix stop && postfix start") if restart else "postfix reload"]
+    yield _chained([POSTFIX_CHECK, *apply, f"rm -f {APPLY_PENDING}",
+                    *(["postqueue -f"] if flush else [])])
 
 
 @operation()
@@ -605,6 +623,4 @@ def running(current: Current = None) -> Commands:
     if not commands:
         host.noop("postfix is running" + (" and enabled" if current["systemd"] else ""))
         return
-    if not current["running"]:
-        yield POSTFIX_CHECK
-    yield from commands
+    yield _chained([POSTFIX_CHECK, *commands] if not current["running"] else commands)

@@ -171,8 +171,9 @@ def enable_under_deadman(seconds: int, check: Callable[..., Any],
        ``/var/lib/lockdown/ufw-deadman-armed``; a boot unit, installed once and enabled
        without a reload, starts the same timer at boot while that marker exists, so a
        reboot before the disarm does not cancel the switch;
-    2. the enable; 3. ``check`` (a ``python.call``-style function: a NEW SSH connection gets
-    in; False fails the host and leaves the timer armed);
+    2. the enable, in the same remote command as the arm, run only once it is armed;
+    3. ``check`` (a ``python.call``-style function: a NEW SSH connection gets in; False fails
+       the host and leaves the timer armed);
     4. disarm: stop the timer, then verify that it did not fire and that ufw is active (the
        host fails with the reason otherwise), and only then remove the marker.
 
@@ -191,9 +192,9 @@ def enable_under_deadman(seconds: int, check: Callable[..., Any],
     if not deadman_needed(config):
         host.noop("ufw is enabled and no dead-man switch is left: nothing to guard")
         return
-    yield StringCommand("sh", "-c", QuoteString(_deadman_arm_script(seconds)))
-    if not ufw_active(config):
-        yield _activate_command(config)
+    arm = StringCommand("sh", "-c", QuoteString(_deadman_arm_script(seconds)))
+    # The arm and the enable are one remote command: the enable runs only once it is armed.
+    yield arm if ufw_active(config) else StringCommand(arm, "&&", _activate_command(config))
     yield FunctionCommand(check, (), dict(check_kwargs or {}))
     yield StringCommand("sh", "-c", QuoteString(DEADMAN_DISARM_SCRIPT))
 
@@ -268,7 +269,9 @@ def rules(
     """
     Make ufw's rules match ``declared``: add what is missing, then delete what is not declared.
 
-    Adds come before deletes, so a replaced rule never leaves an open (or closed) window.
+    Adds come before deletes, so a replaced rule never leaves an open (or closed) window;
+    all of them are one remote command (each ``ufw`` call only after the one before it
+    succeeded).
     A declared rule whose ufw identity exists with another action or comment is re-added,
     which ufw turns into an in-place update. Deletes name the exact rule and family
     (``ufw delete allow proto tcp from 0.0.0.0/0 to any port 22``); never ``ufw reset``.
@@ -293,10 +296,13 @@ def rules(
     if not to_add and not to_delete:
         host.noop(f"ufw rules are up to date ({len(wanted)} declared)")
         return
-    for rule, both_families in _merge_families(to_add):
-        yield _ufw_command(rule_arguments(rule, both_families=both_families))
-    for rule, both_families in _merge_families(to_delete):
-        yield _ufw_command(rule_arguments(rule, delete=True, both_families=both_families))
+    commands = [_ufw_command(rule_arguments(rule, both_families=both_families))
+                for rule, both_families in _merge_families(to_add)]
+    commands += [_ufw_command(rule_arguments(rule, delete=True, both_families=both_families))
+                 for rule, both_families in _merge_families(to_delete)]
+    # ONE remote command, each ufw call only after the one before succeeded (as pyinfra runs
+    # an operation's commands): a first converge adds 3 rules, each an SSH channel and a sudo.
+    yield _chained(commands)
 
 
 # ---------------------------------------------------------------- helpers
@@ -376,6 +382,13 @@ def _merge_families(rules: list[dict]) -> list[tuple[dict, bool]]:
             seen.add(key)
             merged.append((rule, True))
     return merged
+
+
+def _chained(commands: list[StringCommand]) -> StringCommand:
+    bits: list[object] = [commands[0]]
+    for command in commands[1:]:
+        bits += ["&&", command]
+    return StringCommand(*bits)
 
 
 def _ufw_command(arguments: list[str]) -> StringCommand:

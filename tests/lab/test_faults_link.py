@@ -20,9 +20,10 @@ from tests.lab.faults import (
 pytestmark = [pytest.mark.lab, pytest.mark.quiet_machine]  # waits on timers: beside waiting tests only
 DEADMAN_SECONDS = 30
 DATA = {"firewall_deadman_seconds": str(DEADMAN_SECONDS)}
-# Right after `ufw --force enable`, the 2nd command of the one operation that arms the dead-man
-# switch, enables ufw, checks a new SSH connection and disarms.
-ENABLE_COMMAND = "in:ufw enabled under a dead-man switch#2"
+# Right after `ufw --force enable`, the end of the 1st command (the arm, then the enable) of the
+# one operation that arms the dead-man switch, enables ufw, checks a new SSH connection and
+# disarms.
+ENABLE_COMMAND = "in:ufw enabled under a dead-man switch#1"
 SHORT_CUT = 5
 # Longer than the dead-man check waits for its new connection (pyinfra's connect timeout,
 # 10 s, at most half the timer's delay).

@@ -17,9 +17,10 @@ from tests.lab.faults import DEFAULT_RELEASE_IN_MAKE_TEST, Controller, look_from
 pytestmark = [pytest.mark.lab, pytest.mark.quiet_machine]  # waits on timers: beside waiting tests only
 DEADMAN_SECONDS = 30
 DATA = {"firewall_deadman_seconds": str(DEADMAN_SECONDS)}
-# Right after `ufw --force enable`, the 2nd command of the one operation that arms the dead-man
-# switch, enables ufw, checks a new SSH connection and disarms.
-ENABLE_COMMAND = "in:ufw enabled under a dead-man switch#2"
+# Right after `ufw --force enable`, the end of the 1st command (the arm, then the enable) of the
+# one operation that arms the dead-man switch, enables ufw, checks a new SSH connection and
+# disarms.
+ENABLE_COMMAND = "in:ufw enabled under a dead-man switch#1"
 # SSH over IPv4 from the lab shut out (comment-less: lockdown's tagged pruning keeps it)
 SSH_FROM_THE_LAB = "from 10.77.0.0/24 to any port 22 proto tcp"
 CHECKED = ("SSH from outside after the boot (or via the dead-man timer, timed); SMTP from "

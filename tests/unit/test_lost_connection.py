@@ -122,3 +122,26 @@ def test_the_new_connection_waits_for_a_banner_as_long_as_the_check_does(given, 
     _pyinfra.new_ssh_connection_runs_true(None, host, None, 42)
     assert _Connector.made[0]["ssh_paramiko_connect_kwargs"] == expected
     assert host.data["ssh_paramiko_connect_kwargs"] == given  # the host's own data untouched
+
+
+class _SocketTransport:
+    def __init__(self, sock):
+        self.sock = sock
+
+
+def test_each_ssh_message_goes_out_at_once_on_a_tcp_connection():
+    """TCP_NODELAY on the controller's socket (``send_at_once``): without it each small SSH
+    message of a command waited for the host's delayed ACK of the one before (40 ms)."""
+    import socket
+
+    class _Host:
+        def __init__(self, sock):
+            self.connector = type("C", (), {"client": _Client(_SocketTransport(sock))})()
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+        assert tcp.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+        _pyinfra.send_at_once(_Host(tcp))
+        assert tcp.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    _pyinfra.send_at_once(_Host(object()))  # a ProxyCommand's pipe: left alone
+    _pyinfra.send_at_once(type("L", (), {"connector": object()})())  # @local: no client
+    _pyinfra.send_at_once(type("N", (), {"connector": type("C", (), {"client": None})()})())

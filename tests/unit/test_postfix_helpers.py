@@ -72,7 +72,9 @@ def test_secret_map_current_only_with_a_valid_stamp_of_this_content():
                   {**valid, "stamp": secret_stamp.new_stamp("other\n")}):
         commands = _run(postfix.sasl_password_map, path="/etc/postfix/sasl_passwd",
                         content=CONTENT, db_type="hash", current=stale)
-        assert [c.get_raw_value().split()[0] for c in commands] == ["sh", "postmap"]
+        # the write, then postmap, in one remote command
+        assert [c.get_raw_value().split()[0] for c in commands] == ["sh"]
+        assert commands[0].get_raw_value().endswith(" && postmap hash:/etc/postfix/sasl_passwd")
 
 
 @pytest.mark.parametrize(
@@ -133,8 +135,9 @@ def test_a_loose_compiled_map_is_made_private_before_postmap_writes_the_secret(r
     commands = [str(c) for c in _run(postfix.sasl_password_map, path="/etc/postfix/sasl_passwd",
                                      content=HiddenValue(CONTENT), db_type="hash",
                                      current=current)]
-    chmod = commands.index("chmod 600 /etc/postfix/sasl_passwd.db")
-    assert chmod < commands.index("postmap hash:/etc/postfix/sasl_passwd")
+    assert len(commands) == 1  # the write, the chmod and postmap: one remote command
+    chmod = commands[0].index(" && chmod 600 /etc/postfix/sasl_passwd.db && ")
+    assert chmod < commands[0].index(" && postmap hash:/etc/postfix/sasl_passwd")
     record(attack="secret in a world-readable compiled map (0644 sasl_passwd.db, then postmap)",
            where=request.node.nodeid, held=True,
            outcome="chmod 600 of the compiled map runs before postmap writes the new secret")

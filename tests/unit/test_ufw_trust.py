@@ -43,9 +43,10 @@ def test_the_switch_is_one_operation_arm_enable_check_disarm():
     result = commands(ufw.enable_under_deadman, seconds=30, check=the_check,
                       check_kwargs={"seconds": 30, "port": None}, current=config)
     assert [shown(c).split()[0:3] for c in result] == [
-        ["sh", "-c", "'if"], ["ufw", "--force", "enable"],
-        ["call", "the_check({'seconds':", "30,"], ["sh", "-c", "'systemctl"]]
-    arm, disarm = shown(result[0]), shown(result[3])
+        ["sh", "-c", "'if"], ["call", "the_check({'seconds':", "30,"], ["sh", "-c", "'systemctl"]]
+    arm, disarm = shown(result[0]), shown(result[2])
+    # the enable is the arm's own remote command, after it: only once armed
+    assert arm.endswith("' && ufw --force enable")
     assert "systemd-run" in arm and "--on-active=30s" in arm
     # no daemon-reload on the hot path: only when an older lockdown's unit files are there
     assert arm.count("daemon-reload") == 1 and "then systemctl disable --now" in arm
@@ -61,8 +62,8 @@ def test_the_switch_reloads_into_the_kernel_when_only_the_kernel_lost_the_rules(
     assert config["enabled"] and config["kernel_problems"]
     result = [shown(c) for c in commands(ufw.enable_under_deadman, seconds=30,
                                          check=the_check, current=config)]
-    assert len(result) == 4 and "ufw reload" in result[1] and "iptables -D" not in result[1]
-    assert "$t -D $rule" in result[1]
+    assert len(result) == 3 and "ufw reload" in result[0] and "iptables -D" not in result[0]
+    assert result[0].index("systemd-run") < result[0].index("$t -D $rule")  # armed first
 
 
 def test_nothing_to_guard_on_an_active_ufw_without_a_switch_left():
